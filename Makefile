@@ -1,0 +1,35 @@
+# The two commands that set up everything on a fresh Debian machine (as root):
+#   make demo   install what berth needs, make a first image from busybox-static, show it
+#   make test   install what berth and its tests need, run the whole test suite
+# Both are idempotent: they only install what is missing.
+
+VENV      := .venv
+PY        := $(VENV)/bin/python
+BERTH     := $(VENV)/bin/berth
+# /usr/bin/python3 starts in ~20 ms; a pyenv shim first on PATH can take ~170 ms per start.
+BASE_PY   := $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -v python3)
+RUN_PKGS  := crun runc conmon busybox-static iproute2 nftables iptables
+TEST_PKGS := skopeo podman docker-registry umoci golang-github-containers-common curl apache2-utils
+PYTEST_ARGS ?=
+
+.PHONY: demo test deps-run deps-test venv clean-demo
+
+deps-run:
+	@./scripts/apt-ensure $(RUN_PKGS)
+
+deps-test: deps-run
+	@./scripts/apt-ensure $(TEST_PKGS)
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(BASE_PY) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+test: deps-test venv
+	$(PY) -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
+
+demo: deps-run venv
+	@./scripts/demo

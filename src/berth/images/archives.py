@@ -1,0 +1,133 @@
+"""Images in and out of tar files: ``import`` (a rootfs), ``load`` and ``save`` (archives).
+
+Each function holds the shared ingest lock for its whole run and commits every image in a
+single transaction, so a ``load`` killed at any point leaves either the image complete or
+nothing but temp files (removed at the next start).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from berth.errors import InvalidArchive
+from berth.images.ingest import CommitResult, commit_image, discard, ingest_layer
+from berth.oci import reference
+from berth.store.store import Store
+
+
+def _rfc3339(ts: float) -> str:
+    from berth.units import rfc3339_nano
+
+    return rfc3339_nano(ts)
+
+
+def import_rootfs(store: Store, src: BinaryIO, *, ref: str | None = None,
+                  changes: list[str] = (), message: str = "",  # type: ignore[assignment]
+                  platform_os: str = "linux", architecture: str | None = None) -> CommitResult:
+    """A rootfs tarball (plain, gzip or zstd) becomes a one-layer image."""
+    from berth.oci.image_config import apply_changes, new_config
+
+    tags = [reference.parse_named_tagged(ref)] if ref else []
+    config: dict = apply_changes({}, list(changes)) if changes else {}
+    with store.ingesting():
+        layer = ingest_layer(store, src, parent=None)
+        now = _rfc3339(time.time())
+        history = [{"created": now, "created_by": "berth import", **(
+            {"comment": message} if message else {})}]
+        try:
+            cfg = new_config(diff_ids=[layer.diff_id], architecture=architecture,
+                             os=platform_os, created=now, config=config, history=history)
+        except BaseException:
+            discard([layer])
+            raise
+        return commit_image(store, [layer], cfg, tags=tags)
+
+
+@dataclass
+class LoadResult:
+    images: list[CommitResult] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = []
+        for r in self.images:
+            if r.tagged:
+                out += [f"Loaded image: {t}" for t in r.tagged]
+            else:
+                out.append(f"Loaded image ID: {r.image_id}")
+        return out
+
+
+def spool(store: Store, stream: BinaryIO) -> str:
+    """Copy a non-seekable input (stdin) to a temp file the archive reader can seek in."""
+    path = os.path.join(store.tmp, f"spool-{os.getpid()}-{os.urandom(6).hex()}")
+    with open(path, "xb") as f:
+        shutil.copyfileobj(stream, f, 1 << 20)
+    return path
+
+
+def load(store: Store, path: str) -> LoadResult:
+    """``docker load``: a docker-archive or OCI archive (or OCI layout dir) into the store."""
+    from berth.oci.archive_read import open_archive
+
+    result = LoadResult()
+    with store.ingesting(), open_archive(path) as archive:
+        if not archive.images:
+            raise InvalidArchive("no images found in the archive")
+        for img in archive.images:
+            layers = []
+            try:
+                parent = None
+                for layer in img.layers:
+                    with layer.open() as stream:
+                        ing = ingest_layer(store, stream, parent=parent,
+                                           media_type=None, expected_digest=layer.digest,
+                                           expected_size=layer.size,
+                                           expected_diff_id=layer.diff_id)
+                    layers.append(ing)
+                    parent = ing.chain_id
+            except BaseException:
+                discard(layers)
+                raise
+            tags = []
+            for t in img.repo_tags:
+                try:
+                    tags.append(reference.parse_named_tagged(t))
+                except Exception:  # noqa: BLE001 - an odd name in an archive is not fatal
+                    continue
+            result.images.append(commit_image(store, layers, img.config, tags=tags))
+    return result
+
+
+def save(store: Store, images: list[tuple[str, list[str]]], out: BinaryIO,
+         fmt: str = "docker-archive") -> None:
+    """Write images (id, familiar tags) as a docker-archive or oci-archive to ``out``."""
+    from berth.oci.archive_write import (ExportImage, ExportLayer, write_docker_archive,
+                                         write_oci_archive)
+    from berth.oci.digest import sha256_bytes
+
+    exports = []
+    for image_id, tags in images:
+        row = store.db.one("SELECT manifest_digest, manifest_media_type FROM images "
+                           "WHERE id=?", (image_id,))
+        layers = []
+        for lr in store.db.query(
+                "SELECT il.blob_digest, il.blob_size, il.media_type, l.diff_id FROM "
+                "image_layers il JOIN layers l ON l.chain_id=il.chain_id "
+                "WHERE il.image_id=? ORDER BY il.idx", (image_id,)):
+            layers.append(ExportLayer(
+                media_type=lr["media_type"], digest=lr["blob_digest"], size=lr["blob_size"],
+                diff_id=lr["diff_id"],
+                open=lambda d=lr["blob_digest"]: store.content.open(d)))
+        manifest = store.content.read(row["manifest_digest"])
+        exports.append(ExportImage(
+            config=store.content.read(image_id), config_digest=image_id, manifest=manifest,
+            manifest_digest=sha256_bytes(manifest),
+            manifest_media_type=row["manifest_media_type"], layers=layers, repo_tags=tags))
+    if fmt == "oci-archive":
+        write_oci_archive(out, exports)
+    else:
+        write_docker_archive(out, exports, store.tmp)

@@ -1,0 +1,63 @@
+"""``--filter`` for images: dangling, reference, before, since, label, until."""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Callable
+
+from berth.images.records import ImageRecord
+from berth.oci import reference
+
+IMAGE_FILTERS = {"dangling", "reference", "before", "since", "label", "until"}
+
+
+def label_matches(labels: dict[str, str], expr: str) -> bool:
+    """``key`` (present), ``key=value`` (equal) or ``key!=value`` (different or absent)."""
+    if "!=" in expr:
+        k, v = expr.split("!=", 1)
+        return labels.get(k) != v
+    k, sep, v = expr.partition("=")
+    if not sep:
+        return k in labels
+    return labels.get(k) == v
+
+
+def reference_matches(rec: ImageRecord, pattern: str) -> bool:
+    """Docker matches the pattern against ``repo`` and ``repo:tag`` in familiar form."""
+    for t in rec.tags:
+        ref = reference.parse(t)
+        fam = ref.familiar_repository
+        for cand in (fam, f"{fam}:{ref.tag}", ref.repository, str(ref)):
+            if fnmatch.fnmatchcase(cand, pattern) and (pattern.count("/") == cand.count("/")):
+                return True
+    return False
+
+
+def build_predicate(filters: dict[str, list[str]],
+                    resolve: Callable[[str], ImageRecord]) -> Callable[[ImageRecord], bool]:
+    """Compile parsed filters into one predicate (values of one key OR, keys AND)."""
+    from berth.errors import InvalidArgument
+    from berth.units import parse_timestamp
+
+    checks: list[Callable[[ImageRecord], bool]] = []
+    for v in filters.get("dangling", []):
+        if v.lower() not in ("true", "false", "1", "0"):
+            raise InvalidArgument(f"invalid filter 'dangling={v}'")
+        want = v.lower() in ("true", "1")
+        checks.append(lambda r, w=want: r.dangling == w)
+    if filters.get("reference"):
+        pats = filters["reference"]
+        checks.append(lambda r: any(reference_matches(r, p) for p in pats))
+    for v in filters.get("before", []):
+        t = resolve(v).created
+        checks.append(lambda r, t=t: r.created < t)
+    for v in filters.get("since", []):
+        t = resolve(v).created
+        checks.append(lambda r, t=t: r.created > t)
+    for v in filters.get("until", []):
+        t = parse_timestamp(v)
+        checks.append(lambda r, t=t: r.created < t)
+    labels = filters.get("label", [])
+    if labels:
+        checks.append(lambda r: all(label_matches(r.labels, e) for e in labels))
+    return lambda r: all(c(r) for c in checks)

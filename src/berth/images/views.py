@@ -1,0 +1,87 @@
+"""Docker-shaped views of images: ``image inspect`` JSON and ``history`` rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from berth.images.records import ImageRecord
+from berth.images.service import ImageService
+from berth.oci import reference
+
+
+def _familiar(names: list[str]) -> list[str]:
+    return [reference.parse(n).familiar for n in names]
+
+
+def inspect(svc: ImageService, rec: ImageRecord) -> dict[str, Any]:
+    """The object ``docker image inspect`` prints, from the stored config and rows."""
+    from berth.units import rfc3339_nano
+
+    cfg = svc.config(rec.id)
+    layers = svc.layers(rec.id)
+    diff_dirs = [svc.store.layers.diff_dir(r["chain_id"]) for r in layers]
+    last_tag = svc.db.one("SELECT MAX(tagged) AS t FROM tags WHERE image_id=?", (rec.id,))["t"]
+    return {
+        "Id": rec.id,
+        "RepoTags": _familiar(rec.tags),
+        "RepoDigests": [_familiar_digest(d) for d in rec.repo_digests],
+        "Parent": rec.parent or "",
+        "Comment": _comment(cfg),
+        "Created": cfg.get("created") or rfc3339_nano(rec.created),
+        "DockerVersion": cfg.get("docker_version", ""),
+        "Author": cfg.get("author", ""),
+        "Config": cfg.get("config") or {},
+        "Architecture": cfg.get("architecture", ""),
+        "Variant": cfg.get("variant"),
+        "Os": cfg.get("os", ""),
+        "Size": rec.size,
+        "GraphDriver": {
+            "Name": "overlay",
+            "Data": {
+                "LowerDir": ":".join(reversed(diff_dirs[:-1])) or None,
+                "UpperDir": diff_dirs[-1] if diff_dirs else None,
+            },
+        },
+        "RootFS": {"Type": "layers", "Layers": [r["diff_id"] for r in layers]},
+        "Metadata": {"LastTagTime": rfc3339_nano(last_tag) if last_tag else
+                     "0001-01-01T00:00:00Z"},
+        "Descriptor": {"mediaType": rec.manifest_media_type, "digest": rec.manifest_digest,
+                       "size": svc.store.content.size(rec.manifest_digest)},
+    }
+
+
+def _familiar_digest(d: str) -> str:
+    repo, _, digest = d.partition("@")
+    return f"{reference.parse(repo).familiar_repository}@{digest}"
+
+
+def _comment(cfg: dict[str, Any]) -> str:
+    hist = cfg.get("history") or []
+    return (hist[-1].get("comment") or "") if hist else ""
+
+
+def history(svc: ImageService, rec: ImageRecord) -> list[dict[str, Any]]:
+    """``docker history`` rows, newest first; only the top row carries the image ID."""
+    from berth.units import parse_timestamp
+
+    cfg = svc.config(rec.id)
+    sizes = [r["size"] for r in svc.layers(rec.id)]
+    hist = cfg.get("history") or [{"created": cfg.get("created", "")} for _ in sizes]
+    rows = []
+    li = 0
+    for h in hist:
+        empty = bool(h.get("empty_layer"))
+        size = 0 if empty or li >= len(sizes) else sizes[li]
+        if not empty:
+            li += 1
+        try:
+            created = parse_timestamp(h["created"]) if h.get("created") else 0.0
+        except Exception:  # noqa: BLE001 - a malformed time in a foreign image
+            created = 0.0
+        rows.append({"ID": "<missing>", "Created": created, "CreatedBy": h.get("created_by", ""),
+                     "Size": size, "Comment": h.get("comment", ""), "Tags": []})
+    rows.reverse()
+    if rows:
+        rows[0]["ID"] = rec.id
+        rows[0]["Tags"] = _familiar(rec.tags)
+    return rows

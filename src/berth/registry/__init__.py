@@ -1,0 +1,1 @@
+"""Registry: the OCI distribution client (push/pull/login) and server (``berth registry``)."""

@@ -1,0 +1,101 @@
+"""A blob's HTTP body as a readable stream, bounded by its descriptor and cancellable.
+
+Layer bytes go from the socket straight into :func:`berth.images.ingest.ingest_layer`
+(hash, store and unpack in one pass), which wants a file-like ``read(n)``. This adapter
+gives it one over httpx's raw chunk iterator, and on the way
+
+* refuses to read past the size the manifest announced, so a hostile registry cannot fill
+  the disk before the digest check at the end would catch it;
+* reports every chunk to the progress callback;
+* stops promptly when a sibling download failed (``cancel`` is set), so a failed pull does
+  not keep downloading the other layers;
+* turns a dropped connection into a :class:`RegistryUnreachable` with a plain message.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Callable, Iterator
+
+from berth.errors import BerthError, DigestMismatch, RegistryUnreachable
+
+if TYPE_CHECKING:  # pragma: no cover
+    import httpx
+
+
+class Cancelled(BerthError):
+    """Another transfer of the same operation failed; this one stopped on purpose."""
+
+
+class BodyReader:
+    """``read(n)`` over a streamed response; exact reads (fewer bytes only at EOF)."""
+
+    def __init__(self, resp: "httpx.Response", *, limit: int, what: str,
+                 on_bytes: Callable[[int], None] | None = None,
+                 cancel: threading.Event | None = None) -> None:
+        self._resp = resp
+        self._it: Iterator[bytes] = resp.iter_raw()
+        self._limit = limit
+        self._what = what
+        self._on_bytes = on_bytes
+        self._cancel = cancel
+        self._pending = b""
+        self._eof = False
+        self.received = 0
+
+    def _next(self) -> bytes:
+        if self._eof:
+            return b""
+        if self._cancel is not None and self._cancel.is_set():
+            raise Cancelled("cancelled")
+        import httpx
+
+        try:
+            chunk = next(self._it, b"")
+        except httpx.TransportError as e:
+            from berth.registry.client.transport import describe
+
+            raise RegistryUnreachable(
+                f"error reading {self._what}: connection lost: {describe(e)}") from None
+        if not chunk:
+            self._eof = True
+            return b""
+        self.received += len(chunk)
+        if self.received > self._limit:
+            raise DigestMismatch(f"{self._what}: registry sent more than the "
+                                 f"{self._limit} bytes its descriptor announces")
+        if self._on_bytes is not None:
+            self._on_bytes(len(chunk))
+        return chunk
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            parts = [self._pending]
+            while chunk := self._next():
+                parts.append(chunk)
+            self._pending = b""
+            return b"".join(parts)
+        if not self._pending:
+            self._pending = self._next()
+        if len(self._pending) >= n:
+            data, self._pending = self._pending[:n], self._pending[n:]
+            return data
+        parts = [self._pending]
+        have = len(self._pending)
+        while have < n:
+            chunk = self._next()
+            if not chunk:
+                break
+            parts.append(chunk)
+            have += len(chunk)
+        joined = b"".join(parts)
+        data, self._pending = joined[:n], joined[n:]
+        return data
+
+    def readinto(self, buf) -> int:  # type: ignore[no-untyped-def]
+        data = self.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._resp.close()

@@ -1,0 +1,148 @@
+"""Registry credentials in Docker's own file, so ``docker login`` and ``berth login`` share them.
+
+The file is ``$DOCKER_CONFIG/config.json`` (default ``~/.docker/config.json``) and its
+``auths`` map holds, per server, ``{"auth": base64("user:password")}``. Docker Hub is keyed
+``https://index.docker.io/v1/`` for historical reasons; every other registry by
+``host[:port]``. Other keys in the file (``credsStore``, ``psFormat``, ...) are kept as they
+are when we rewrite it. Credential helpers (``credsStore``/``credHelpers``) are not run:
+berth reads and writes only the inline ``auths`` entries.
+
+Writes are atomic (temp file, fsync, rename) and the file is mode 0600, because it holds
+passwords in a reversible encoding.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from berth.errors import InvalidArgument
+
+DOCKER_HUB_KEY = "https://index.docker.io/v1/"
+_HUB_ALIASES = {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str
+
+
+def config_path() -> str:
+    """Where the credentials file lives; ``DOCKER_CONFIG`` names its directory."""
+    base = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+    return os.path.join(base, "config.json")
+
+
+def normalize_server(server: str | None) -> str:
+    """The registry domain a user meant: strips a scheme and path; Hub aliases → docker.io."""
+    if not server:
+        return "docker.io"
+    s = server.strip()
+    for prefix in ("https://", "http://"):
+        if s.startswith(prefix):
+            s = s[len(prefix):]
+    s = s.split("/", 1)[0]
+    if not s:
+        raise InvalidArgument(f"invalid registry address: {server!r}")
+    return "docker.io" if s.lower() in _HUB_ALIASES else s
+
+
+def server_key(domain: str) -> str:
+    """The ``auths`` key Docker uses for a registry domain."""
+    return DOCKER_HUB_KEY if domain == "docker.io" else domain
+
+
+def _read() -> dict[str, Any]:
+    try:
+        with open(config_path(), encoding="utf-8") as f:
+            doc = json.load(f)
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise InvalidArgument(f"cannot read {config_path()}: {e}") from None
+    return doc if isinstance(doc, dict) else {}
+
+
+def _write(doc: dict[str, Any]) -> None:
+    path = config_path()
+    d = os.path.dirname(path)
+    os.makedirs(d, mode=0o700, exist_ok=True)
+    tmp = os.path.join(d, f".config.json.{os.getpid()}.{os.urandom(4).hex()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent="\t")
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _candidates(domain: str) -> list[str]:
+    """Keys an entry for ``domain`` may have been written under (by Docker or by hand)."""
+    if domain == "docker.io":
+        return [DOCKER_HUB_KEY, "index.docker.io", "docker.io", "https://index.docker.io"]
+    return [domain, f"https://{domain}", f"http://{domain}", f"https://{domain}/v2/",
+            f"https://{domain}/v1/"]
+
+
+def load(domain: str) -> Credentials | None:
+    """Stored credentials for a registry domain, or None."""
+    auths = _read().get("auths") or {}
+    if not isinstance(auths, dict):
+        return None
+    for key in _candidates(domain):
+        entry = auths.get(key)
+        if not isinstance(entry, dict):
+            continue
+        if entry.get("username") and entry.get("password"):
+            return Credentials(str(entry["username"]), str(entry["password"]))
+        encoded = entry.get("auth")
+        if isinstance(encoded, str) and encoded:
+            try:
+                user, sep, pw = base64.b64decode(encoded).decode("utf-8").partition(":")
+            except (ValueError, UnicodeDecodeError):
+                continue
+            if sep:
+                return Credentials(user, pw)
+    return None
+
+
+def save(domain: str, creds: Credentials) -> None:
+    """Store credentials for ``domain`` (replacing any entry under an alias key)."""
+    doc = _read()
+    auths = doc.get("auths")
+    if not isinstance(auths, dict):
+        auths = {}
+    for key in _candidates(domain):
+        auths.pop(key, None)
+    token = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
+    auths[server_key(domain)] = {"auth": token}
+    doc["auths"] = auths
+    _write(doc)
+
+
+def erase(domain: str) -> bool:
+    """Forget ``domain``'s credentials; False when there were none."""
+    doc = _read()
+    auths = doc.get("auths")
+    if not isinstance(auths, dict):
+        return False
+    found = False
+    for key in _candidates(domain):
+        if key in auths:
+            del auths[key]
+            found = True
+    if found:
+        _write(doc)
+    return found

@@ -1,0 +1,181 @@
+"""SQLite metadata: the one source of truth for images, tags, layers and containers.
+
+WAL mode lets readers run while one writer commits; every write transaction starts with
+``BEGIN IMMEDIATE`` so two berth processes queue on the busy timeout instead of failing
+with "database is locked" when a deferred read would have had to upgrade to a write.
+Schema changes are append-only migrations numbered by ``PRAGMA user_version``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+BUSY_TIMEOUT_MS = 60_000
+
+# Append-only: never edit a migration that has shipped; add a new one.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE layers (
+        chain_id   TEXT PRIMARY KEY,
+        diff_id    TEXT NOT NULL,
+        parent     TEXT REFERENCES layers(chain_id),
+        link       TEXT NOT NULL UNIQUE,
+        size       INTEGER NOT NULL,
+        created    REAL NOT NULL
+    );
+    CREATE TABLE images (
+        id                  TEXT PRIMARY KEY,
+        manifest_digest     TEXT NOT NULL,
+        manifest_media_type TEXT NOT NULL,
+        created             REAL NOT NULL,
+        added               REAL NOT NULL,
+        size                INTEGER NOT NULL,
+        labels              TEXT NOT NULL DEFAULT '{}',
+        parent              TEXT,
+        top_layer           TEXT REFERENCES layers(chain_id)
+    );
+    CREATE TABLE image_layers (
+        image_id    TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        idx         INTEGER NOT NULL,
+        chain_id    TEXT NOT NULL REFERENCES layers(chain_id),
+        blob_digest TEXT NOT NULL,
+        blob_size   INTEGER NOT NULL,
+        media_type  TEXT NOT NULL,
+        PRIMARY KEY (image_id, idx)
+    );
+    CREATE INDEX image_layers_chain ON image_layers(chain_id);
+    CREATE INDEX image_layers_blob ON image_layers(blob_digest);
+    CREATE TABLE tags (
+        name       TEXT PRIMARY KEY,
+        repository TEXT NOT NULL,
+        tag        TEXT NOT NULL,
+        image_id   TEXT NOT NULL REFERENCES images(id),
+        tagged     REAL NOT NULL
+    );
+    CREATE INDEX tags_image ON tags(image_id);
+    CREATE TABLE repo_digests (
+        repository TEXT NOT NULL,
+        digest     TEXT NOT NULL,
+        image_id   TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        PRIMARY KEY (repository, digest)
+    );
+    CREATE INDEX repo_digests_image ON repo_digests(image_id);
+    """,
+    """
+    CREATE TABLE containers (
+        id           TEXT PRIMARY KEY,
+        name         TEXT NOT NULL UNIQUE,
+        image_id     TEXT NOT NULL REFERENCES images(id),
+        image_name   TEXT NOT NULL,
+        created      REAL NOT NULL,
+        config       TEXT NOT NULL,
+        status       TEXT NOT NULL DEFAULT 'created',
+        pid          INTEGER,
+        exit_code    INTEGER,
+        started_at   REAL,
+        finished_at  REAL,
+        oom_killed   INTEGER NOT NULL DEFAULT 0,
+        restart_count INTEGER NOT NULL DEFAULT 0,
+        runtime      TEXT,
+        labels       TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX containers_image ON containers(image_id);
+    """,
+    """
+    CREATE TABLE blob_sources (
+        registry   TEXT NOT NULL,
+        repository TEXT NOT NULL,
+        digest     TEXT NOT NULL,
+        seen       REAL NOT NULL,
+        PRIMARY KEY (registry, repository, digest)
+    );
+    CREATE INDEX blob_sources_digest ON blob_sources(registry, digest);
+    """,
+]
+
+
+class Database:
+    """A connection per object (and per thread); cheap to open, safe across processes."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._migrate()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            c = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
+                                isolation_level=None, check_same_thread=False)
+            c.row_factory = sqlite3.Row
+            c.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            c.execute("PRAGMA journal_mode=WAL")
+            c.execute("PRAGMA synchronous=FULL")
+            c.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = c
+        return c
+
+    def _migrate(self) -> None:
+        c = self.conn
+        version = c.execute("PRAGMA user_version").fetchone()[0]
+        if version >= len(MIGRATIONS):
+            return
+        with self.tx() as t:
+            version = t.execute("PRAGMA user_version").fetchone()[0]
+            for i in range(version, len(MIGRATIONS)):
+                t.executescript_in_tx(MIGRATIONS[i])
+            t.execute(f"PRAGMA user_version={len(MIGRATIONS)}")
+
+    @contextmanager
+    def tx(self) -> Iterator["Tx"]:
+        """A write transaction: ``BEGIN IMMEDIATE`` … ``COMMIT`` (rolled back on error)."""
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            yield Tx(c)
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        else:
+            c.execute("COMMIT")
+
+    def query(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[sqlite3.Row]:
+        return self.conn.execute(sql, args).fetchall()
+
+    def one(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Row | None:
+        return self.conn.execute(sql, args).fetchone()
+
+    def close(self) -> None:
+        c = getattr(self._local, "conn", None)
+        if c is not None:
+            c.close()
+            self._local.conn = None
+
+
+class Tx:
+    """The handle inside :meth:`Database.tx`; thin so callers write plain SQL."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._c = conn
+
+    def execute(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Cursor:
+        return self._c.execute(sql, args)
+
+    def executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> sqlite3.Cursor:
+        return self._c.executemany(sql, rows)
+
+    def executescript_in_tx(self, script: str) -> None:
+        # executescript() would COMMIT first; run statements one by one inside the tx.
+        for stmt in script.split(";"):
+            if stmt.strip():
+                self._c.execute(stmt)
+
+    def query(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[sqlite3.Row]:
+        return self._c.execute(sql, args).fetchall()
+
+    def one(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Row | None:
+        return self._c.execute(sql, args).fetchone()

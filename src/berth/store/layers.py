@@ -1,0 +1,109 @@
+"""Layer store: unpacked layers (overlay lowerdirs) keyed by chain ID, shared by images.
+
+Lifecycle of a layer:
+  * :meth:`LayerStore.prepare` gives a private directory under ``tmp/`` to unpack into;
+  * :meth:`LayerStore.publish`, called inside a database write transaction, renames it to
+    ``layers/<chain-hex>/diff``, makes the short link ``layers/l/<link>`` and inserts the
+    row — or discards it when another process published the same chain first. A directory
+    without a row (a crash between rename and commit) is stale and replaced;
+  * :meth:`LayerStore.unpublish`, also inside a transaction, deletes the row and moves the
+    directory to ``tmp/`` so the caller can remove it after commit, outside the lock.
+The short links keep overlay mount options under one page even for deep images, the way
+Docker's ``overlay2/l/`` does.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from berth.oci.digest import hex_of
+from berth.store.db import Tx
+from berth.store.fsutil import remove_tree, syncfs
+
+LINK_LEN = 16
+
+
+class PendingLayer:
+    """A layer being unpacked in ``tmp/``; :attr:`diff` is where the files go."""
+
+    def __init__(self, tmp: str) -> None:
+        self.dir = os.path.join(tmp, f"layer-{os.getpid()}-{os.urandom(6).hex()}")
+        self.diff = os.path.join(self.dir, "diff")
+        os.makedirs(self.diff)
+        os.chmod(self.diff, 0o755)
+
+    def discard(self) -> None:
+        remove_tree(self.dir)
+
+
+class LayerStore:
+    def __init__(self, root: str, tmp: str) -> None:
+        self.dir = os.path.join(root, "layers")
+        self.links = os.path.join(self.dir, "l")
+        self.tmp = tmp
+        os.makedirs(self.links, exist_ok=True)
+
+    def layer_dir(self, chain_id: str) -> str:
+        return os.path.join(self.dir, hex_of(chain_id))
+
+    def diff_dir(self, chain_id: str) -> str:
+        return os.path.join(self.layer_dir(chain_id), "diff")
+
+    def prepare(self) -> PendingLayer:
+        return PendingLayer(self.tmp)
+
+    @staticmethod
+    def exists(tx_or_db, chain_id: str) -> bool:  # type: ignore[no-untyped-def]
+        return tx_or_db.one("SELECT 1 FROM layers WHERE chain_id=?", (chain_id,)) is not None
+
+    def publish(self, tx: Tx, pending: PendingLayer, *, chain_id: str, diff_id: str,
+                parent: str | None, size: int) -> None:
+        """Make a prepared layer visible (inside ``tx``), or drop it if already there."""
+        if self.exists(tx, chain_id):
+            pending.discard()
+            return
+        final = self.layer_dir(chain_id)
+        if os.path.lexists(final):  # stale: renamed by a process that died before commit
+            remove_tree(final)
+        syncfs(pending.diff)
+        os.rename(pending.dir, final)
+        link = self._make_link(chain_id)
+        tx.execute("INSERT INTO layers(chain_id, diff_id, parent, link, size, created) "
+                   "VALUES (?,?,?,?,?,?)", (chain_id, diff_id, parent, link, size, time.time()))
+
+    def _make_link(self, chain_id: str) -> str:
+        while True:
+            link = os.urandom(LINK_LEN // 2).hex()
+            path = os.path.join(self.links, link)
+            if not os.path.lexists(path):
+                break
+        tmp = os.path.join(self.links, f".tmp-{link}")
+        os.symlink(os.path.join("..", hex_of(chain_id), "diff"), tmp)
+        os.rename(tmp, path)
+        return link
+
+    def unpublish(self, tx: Tx, chain_id: str) -> str | None:
+        """Delete a layer's row and move its files to ``tmp/``; return that path to remove."""
+        row = tx.one("SELECT link FROM layers WHERE chain_id=?", (chain_id,))
+        if row is None:
+            return None
+        tx.execute("DELETE FROM layers WHERE chain_id=?", (chain_id,))
+        try:
+            os.unlink(os.path.join(self.links, row["link"]))
+        except FileNotFoundError:
+            pass
+        src = self.layer_dir(chain_id)
+        if not os.path.lexists(src):
+            return None
+        trash = os.path.join(self.tmp, f"trash-{os.getpid()}-{os.urandom(6).hex()}")
+        os.rename(src, trash)
+        return trash
+
+    def link_names(self, tx_or_db, chain_ids: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
+        """``l/<link>`` names (relative to :attr:`dir`) for overlay lowerdir, in the given order."""
+        out = []
+        for cid in chain_ids:
+            row = tx_or_db.one("SELECT link FROM layers WHERE chain_id=?", (cid,))
+            out.append(os.path.join("l", row["link"]))
+        return out

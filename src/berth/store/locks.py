@@ -1,0 +1,24 @@
+"""Cross-process locks on the store, with ``flock`` so a killed process releases them.
+
+``store.lock`` guards the one race the database cannot: bytes that exist on disk before a
+row references them. Writers that ingest (import, load, pull, build) hold it *shared* for
+their whole run; anything that deletes unreferenced blobs or layers (rmi, prune, GC,
+repair) holds it *exclusive*, so it can never delete what an ingest is about to reference.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+
+@contextmanager
+def flock(path: str, *, exclusive: bool) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

@@ -1,0 +1,179 @@
+"""Fixtures every berth test shares.
+
+* each test gets its own ``BERTH_ROOT``/``BERTH_RUNROOT`` under its tmp dir;
+* at teardown the test's containers are removed, then the test *fails* if any mount,
+  process, network namespace or veth it made is still there (after cleaning it up, so
+  one leak does not cascade into the next test);
+* test images come from ``busybox-static`` (``/bin/busybox``), built once per session.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+BUSYBOX = "/bin/busybox"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _mounts_under(prefix: str) -> list[str]:
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            target = line.split()[4].replace("\\040", " ")
+            if target == prefix or target.startswith(prefix.rstrip("/") + "/"):
+                out.append(target)
+    return out
+
+
+def _procs_mentioning(text: str) -> list[tuple[int, str]]:
+    found = []
+    me = os.getpid()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == me:
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmd:
+            found.append((int(pid), cmd.strip()))
+    return found
+
+
+def _netns_and_veths() -> set[str]:
+    names = set()
+    if os.path.isdir("/run/netns"):
+        names |= {f"netns:{n}" for n in os.listdir("/run/netns")}
+    try:
+        names |= {f"link:{n}" for n in os.listdir("/sys/class/net")}
+    except OSError:
+        pass
+    return names
+
+
+def busybox_rootfs_tar(path: Path) -> Path:
+    """A minimal rootfs: busybox-static with its applets, passwd/group, /tmp, /root."""
+    applets = subprocess.run([BUSYBOX, "--list-full"], capture_output=True, text=True,
+                             check=True).stdout.split()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        def add_dir(name: str, mode: int = 0o755) -> None:
+            ti = tarfile.TarInfo(name)
+            ti.type, ti.mode, ti.mtime = tarfile.DIRTYPE, mode, 1700000000
+            tar.addfile(ti)
+
+        def add_file(name: str, data: bytes, mode: int = 0o644) -> None:
+            ti = tarfile.TarInfo(name)
+            ti.size, ti.mode, ti.mtime = len(data), mode, 1700000000
+            tar.addfile(ti, io.BytesIO(data))
+
+        for d in ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "root", "proc", "sys",
+                  "dev", "var", "home"):
+            add_dir(d, 0o700 if d == "root" else 0o755)
+        add_dir("tmp", 0o1777)
+        with open(BUSYBOX, "rb") as f:
+            add_file("bin/busybox", f.read(), 0o755)
+        for a in applets:
+            a = a.lstrip("/")
+            if a == "bin/busybox" or a.count("/") > 2:
+                continue
+            ti = tarfile.TarInfo(a)
+            ti.type, ti.mtime = tarfile.SYMTYPE, 1700000000
+            ti.linkname = "/bin/busybox"
+            tar.addfile(ti)
+        add_file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"
+                 b"nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+        add_file("etc/group", b"root:x:0:\nnogroup:x:65534:\n")
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+@pytest.fixture(scope="session")
+def busybox_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not os.path.exists(BUSYBOX):
+        pytest.skip("busybox-static is not installed")
+    return busybox_rootfs_tar(tmp_path_factory.mktemp("busybox") / "rootfs.tar")
+
+
+@pytest.fixture
+def berth_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A fresh root/runroot pair, exported for subprocesses; leak-checked at teardown."""
+    root, runroot = tmp_path / "root", tmp_path / "run"
+    monkeypatch.setenv("BERTH_ROOT", str(root))
+    monkeypatch.setenv("BERTH_RUNROOT", str(runroot))
+    before_net = _netns_and_veths()
+    yield {"root": str(root), "runroot": str(runroot), "tmp": tmp_path}
+    _teardown(tmp_path, root, runroot, before_net)
+
+
+def _teardown(tmp_path: Path, root: Path, runroot: Path, before_net: set[str]) -> None:
+    if root.exists():
+        try:
+            from berth.engine import Engine
+
+            with Engine(root=str(root), runroot=str(runroot)) as eng:
+                cleanup = getattr(eng, "remove_all_containers", None)
+                if cleanup is not None:
+                    cleanup()
+        except Exception as e:  # noqa: BLE001 - report below, do not mask the test result
+            print(f"teardown cleanup failed: {e}", file=sys.stderr)
+    leaks = []
+    for _ in range(20):
+        procs = _procs_mentioning(str(tmp_path))
+        if not procs:
+            break
+        time.sleep(0.1)
+    for pid, cmd in procs:
+        leaks.append(f"process {pid}: {cmd[:200]}")
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    for m in sorted(_mounts_under(str(tmp_path)), key=len, reverse=True):
+        leaks.append(f"mount {m}")
+        subprocess.run(["umount", "-l", m], check=False)
+    new_net = _netns_and_veths() - before_net
+    # Only count namespaces/links that name this test's containers (other tests run in parallel).
+    if new_net and os.environ.get("BERTH_STRICT_NET"):
+        leaks += sorted(new_net)
+    if leaks:
+        pytest.fail("test left behind:\n  " + "\n  ".join(leaks), pytrace=False)
+
+
+@pytest.fixture
+def engine(berth_env):  # type: ignore[no-untyped-def]
+    from berth.engine import Engine
+
+    eng = Engine(root=berth_env["root"], runroot=berth_env["runroot"])
+    yield eng
+    eng.close()
+
+
+@pytest.fixture
+def berth(berth_env):  # type: ignore[no-untyped-def]
+    """Run the CLI in a subprocess: ``berth("images", "-q")`` → CompletedProcess."""
+    def run(*args: str, input: bytes | str | None = None, check: bool = False,
+            timeout: float = 120, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+        text = not isinstance(input, bytes)
+        e = dict(os.environ)
+        e.update(env or {})
+        return subprocess.run([sys.executable, "-m", "berth", *args], input=input,
+                              capture_output=True, text=text, timeout=timeout, check=check,
+                              env=e)
+    return run
+
+
+@pytest.fixture
+def busybox_image(engine, busybox_tar):  # type: ignore[no-untyped-def]
+    """``busybox:latest`` imported into this test's store; returns the image ID."""
+    with open(busybox_tar, "rb") as f:
+        return engine.import_image(f, "busybox:latest", changes=['CMD ["sh"]'])
