@@ -9,11 +9,9 @@
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
@@ -62,38 +60,12 @@ def _netns_and_veths() -> set[str]:
 
 def busybox_rootfs_tar(path: Path) -> Path:
     """A minimal rootfs: busybox-static with its applets, passwd/group, /tmp, /root."""
-    applets = subprocess.run([BUSYBOX, "--list-full"], capture_output=True, text=True,
-                             check=True).stdout.split()
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        def add_dir(name: str, mode: int = 0o755) -> None:
-            ti = tarfile.TarInfo(name)
-            ti.type, ti.mode, ti.mtime = tarfile.DIRTYPE, mode, 1700000000
-            tar.addfile(ti)
-
-        def add_file(name: str, data: bytes, mode: int = 0o644) -> None:
-            ti = tarfile.TarInfo(name)
-            ti.size, ti.mode, ti.mtime = len(data), mode, 1700000000
-            tar.addfile(ti, io.BytesIO(data))
-
-        for d in ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "root", "proc", "sys",
-                  "dev", "var", "home"):
-            add_dir(d, 0o700 if d == "root" else 0o755)
-        add_dir("tmp", 0o1777)
-        with open(BUSYBOX, "rb") as f:
-            add_file("bin/busybox", f.read(), 0o755)
-        for a in applets:
-            a = a.lstrip("/")
-            if a == "bin/busybox" or a.count("/") > 2:
-                continue
-            ti = tarfile.TarInfo(a)
-            ti.type, ti.mtime = tarfile.SYMTYPE, 1700000000
-            ti.linkname = "/bin/busybox"
-            tar.addfile(ti)
-        add_file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"
-                 b"nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
-        add_file("etc/group", b"root:x:0:\nnogroup:x:65534:\n")
-    path.write_bytes(buf.getvalue())
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        from make_busybox_rootfs import build
+    finally:
+        sys.path.pop(0)
+    build(str(path))
     return path
 
 

@@ -177,6 +177,37 @@ class Engine:
             "CgroupVersion": "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1",
         }
 
+    # -- registries ---------------------------------------------------------------------------
+    def pull(self, name: str, *, platform: str | None = None, all_tags: bool = False,
+             tls_verify: bool = True, progress: Any = None,
+             max_concurrent: int = 3) -> list[Any]:
+        """``docker pull``: returns one :class:`~berth.registry.client.pull.PullResult` per tag."""
+        from berth.registry.client.pull import pull
+
+        return pull(self.store, name, platform=platform, all_tags=all_tags,
+                    tls_verify=tls_verify, progress=progress, max_concurrent=max_concurrent)
+
+    def push(self, name: str, *, all_tags: bool = False, tls_verify: bool = True,
+             progress: Any = None, max_concurrent: int = 3) -> list[Any]:
+        """``docker push``: returns one :class:`~berth.registry.client.push.PushResult` per tag."""
+        from berth.registry.client.push import push
+
+        return push(self.store, name, all_tags=all_tags, tls_verify=tls_verify,
+                    progress=progress, max_concurrent=max_concurrent)
+
+    def login(self, server: str | None, username: str, password: str, *,
+              tls_verify: bool = True) -> str:
+        """Verify credentials against the registry and store them; returns its domain."""
+        from berth.registry.client.login import login
+
+        return login(server, username, password, root=self.root, tls_verify=tls_verify)
+
+    def logout(self, server: str | None) -> tuple[str, bool]:
+        """Forget stored credentials: (domain, whether there were any)."""
+        from berth.registry.client.login import logout
+
+        return logout(server)
+
 
 def _os_name() -> str:
     try:

@@ -119,3 +119,11 @@ class ManifestUnknown(RegistryError):
     """The registry has no manifest for the tag or digest asked for."""
 
     http_status = 404
+
+
+class DockerfileError(InvalidArgument):
+    """A Dockerfile that does not parse or violates an instruction's rules.
+
+    The message names the file and line (``Dockerfile:7: unknown instruction: RUNN``) so the
+    user can jump straight to the culprit; build planning errors reuse it for the same reason.
+    """

@@ -769,3 +769,25 @@ def test_client_disconnect_mid_chunk_rolls_back(server: Server, c: httpx.Client)
               headers={"Content-Range": "100-149"})
     assert r.status_code == 201
     assert "Traceback" not in server.log.read_text()
+
+
+def test_large_blob_streams_without_buffering(server: Server) -> None:
+    """A 256 MiB push and pull must not grow the server's memory by anything like 256 MiB."""
+    piece = os.urandom(1 << 20)
+    h = hashlib.sha256()
+    for _ in range(256):
+        h.update(piece)
+    digest = "sha256:" + h.hexdigest()
+    with httpx.Client(base_url=server.url, timeout=120) as cl:
+        loc = cl.post("/v2/big/blobs/uploads/").headers["Location"]
+        r = cl.put(loc, params={"digest": digest}, content=(piece for _ in range(256)))
+        assert r.status_code == 201
+        got = hashlib.sha256()
+        with cl.stream("GET", f"/v2/big/blobs/{digest}") as resp:
+            assert resp.headers["Content-Length"] == str(256 << 20)
+            for chunk in resp.iter_bytes():
+                got.update(chunk)
+        assert "sha256:" + got.hexdigest() == digest
+    status = Path(f"/proc/{server.proc.pid}/status").read_text()
+    peak_kib = int(next(ln for ln in status.splitlines() if ln.startswith("VmHWM")).split()[1])
+    assert peak_kib < 160 * 1024, f"server peak RSS {peak_kib} KiB"

@@ -30,6 +30,10 @@ COMMANDS: dict[str, str] = {
     "rmi": "berth.cli.images_cmd:rmi",
     "history": "berth.cli.images_cmd:history",
     "inspect": "berth.cli.inspect_cmd:inspect",
+    "pull": "berth.cli.registry_client_cmd:pull",
+    "push": "berth.cli.registry_client_cmd:push",
+    "login": "berth.cli.registry_client_cmd:login",
+    "logout": "berth.cli.registry_client_cmd:logout",
 }
 
 GROUP_HELP = """Usage:  berth [OPTIONS] COMMAND

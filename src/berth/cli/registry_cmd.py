@@ -72,10 +72,10 @@ def _serve(ctx: "Ctx", argv: list[str]) -> int:
     try:
         asyncio.run(serve(storage, a.addr, htpasswd=a.htpasswd, tls=tls,
                           read_only=a.read_only, access_log=a.access_log, on_listen=announce))
-    except PermissionError as e:
+    except OSError as e:  # storage not creatable/writable: a user error, not a crash
         from berth.errors import BerthError
 
-        raise BerthError(f"cannot use storage {storage}: {e.strerror}") from None
+        raise BerthError(f"cannot use storage {storage}: {e.strerror or e}") from None
     return 0
 
 

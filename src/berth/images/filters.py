@@ -23,7 +23,12 @@ def label_matches(labels: dict[str, str], expr: str) -> bool:
 
 
 def reference_matches(rec: ImageRecord, pattern: str) -> bool:
-    """Docker matches the pattern against ``repo`` and ``repo:tag`` in familiar form."""
+    """Docker matches the pattern against ``repo`` and ``repo:tag`` in familiar form, and a
+    ``repo@digest`` pattern against the image's repo digests."""
+    if "@" in pattern:
+        repo, _, digest = pattern.partition("@")
+        want = reference.parse(repo).repository
+        return any(d == f"{want}@{digest}" for d in rec.repo_digests)
     for t in rec.tags:
         ref = reference.parse(t)
         fam = ref.familiar_repository

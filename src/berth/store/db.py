@@ -94,6 +94,13 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX blob_sources_digest ON blob_sources(registry, digest);
     """,
+    # containers: conmon handle of the current run, "stopped by the user" (restart
+    # policies must not undo a stop), and the last start error (inspect State.Error).
+    """
+    ALTER TABLE containers ADD COLUMN monitor TEXT;
+    ALTER TABLE containers ADD COLUMN manual_stop INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE containers ADD COLUMN error TEXT NOT NULL DEFAULT ''
+    """,
 ]
 
 

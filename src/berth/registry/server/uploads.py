@@ -139,9 +139,9 @@ class Uploads:
                             None, _write_all, fd, b"".join(parts), up.hasher)
                         total += gathered
                         parts, gathered = [], 0
-                finally:
-                    if pending is not None:  # never leave a worker writing to ``fd``
-                        await asyncio.wait({pending})
+            finally:
+                if pending is not None:  # never leave a worker writing to ``fd``
+                    await asyncio.wait({pending})
             if pending is not None:
                 pending.result()
             if parts:
