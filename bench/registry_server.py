@@ -32,9 +32,6 @@ import time
 from pathlib import Path
 
 MiB = 1 << 20
-LAUNCH = ("import sys; from berth.cli import main as m; "
-          "m.COMMANDS.setdefault('registry', 'berth.cli.registry_cmd:registry'); "
-          "sys.exit(m.main())")
 
 
 def _blob(layout: Path, data: bytes) -> tuple[str, int]:
@@ -103,7 +100,7 @@ def wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
 
 def start_berth(work: Path, port: int) -> subprocess.Popen[bytes]:
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
-    return subprocess.Popen([sys.executable, "-c", LAUNCH, "registry", "serve", "--addr",
+    return subprocess.Popen([sys.executable, "-m", "berth", "registry", "serve", "--addr",
                              f"127.0.0.1:{port}", "--storage", str(work / "berth-storage")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
 

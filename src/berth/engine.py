@@ -175,7 +175,16 @@ class Engine:
             "KernelVersion": platform.release(),
             "Architecture": platform.machine(),
             "CgroupVersion": "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1",
+            **self._container_info(),
         }
+
+    def _container_info(self) -> dict[str, Any]:
+        rt = self.runtime_info()
+        warnings = [rt["RuntimeNotice"]] if rt.get("RuntimeNotice") else []
+        warnings.append("networking is not available yet: containers get --network none "
+                        "(or --network host)")
+        return {"Runtime": rt["Runtime"], "DefaultRuntime": rt["Runtime"],
+                "Warnings": warnings}
 
     # -- registries ---------------------------------------------------------------------------
     def pull(self, name: str, *, platform: str | None = None, all_tags: bool = False,
@@ -207,6 +216,274 @@ class Engine:
         from berth.registry.client.login import logout
 
         return logout(server)
+
+
+    # -- containers ---------------------------------------------------------------------
+    @functools.cached_property
+    def container_service(self):  # type: ignore[no-untyped-def]
+        from berth.container.service import ContainerService
+
+        return ContainerService(self.store, self.image_service)
+
+    def _image_for_run(self, name: str, notify: Any = None) -> str:
+        """Image ID for ``run``/``create``; pulls a missing image when pull exists (Docker)."""
+        from berth.errors import NotFound
+        from berth.oci import reference
+
+        try:
+            return self.image_service.resolve(name)
+        except NotFound:
+            pass
+        try:
+            familiar = reference.parse(name).with_default_tag().familiar
+        except Exception:  # noqa: BLE001 - an odd name: say it as typed
+            familiar = name
+        if notify is not None:
+            notify(f"Unable to find image '{familiar}' locally")
+        pull = getattr(self, "pull", None)
+        if pull is None:
+            raise NotFound(f"No such image: {familiar}", exit_code=125)
+        pull(name)
+        return self.image_service.resolve(name)
+
+    def container_create(self, opts: Any, *, notify: Any = None, keep_mounted: bool = False):  # type: ignore[no-untyped-def]
+        """``create``: a container row, its dirs and OCI bundle (nothing runs yet)."""
+        image_id = self._image_for_run(opts.image, notify)
+        return self.container_service.create(opts, image_id, keep_mounted=keep_mounted)
+
+    def container_run(self, opts: Any, *, notify: Any = None, stdin_fd: int | None = None,
+                      stdout_fd: int = 1, stderr_fd: int = 2):  # type: ignore[no-untyped-def]
+        """``run``: create + start; foreground returns ``(record, exit code or None)``."""
+        svc = self.container_service
+        rec = self.container_create(opts, notify=notify, keep_mounted=True)
+        if opts.detach:
+            try:
+                svc.start(rec.id)
+            except BaseException:
+                if opts.auto_remove:
+                    svc.remove(rec.id, force=True)
+                raise
+            return rec, None
+        try:
+            code = svc.run_attached(rec, stdin_fd=stdin_fd, stdout_fd=stdout_fd,
+                                    stderr_fd=stderr_fd)
+        except BaseException:
+            if opts.auto_remove and svc.find(rec.id) is not None:
+                svc.remove(rec.id, force=True)
+            raise
+        return rec, code
+
+    def container(self, name: str):  # type: ignore[no-untyped-def]
+        return self.container_service.get(name)
+
+    def containers(self, *, all: bool = False,  # noqa: A002 - docker's flag name
+                   filters: dict[str, list[str]] | None = None):  # type: ignore[no-untyped-def]
+        """``ps``: newest first; only running ones unless ``all`` (or a status filter)."""
+        from berth.container.views import build_filter
+
+        svc = self.container_service
+        filters = filters or {}
+
+        def image_ids(name: str) -> set[str]:
+            try:
+                return {self.image_service.resolve(name)}
+            except Exception:  # noqa: BLE001 - an unknown ancestor matches nothing
+                return set()
+
+        pred = build_filter(filters, svc.get, image_ids)
+        show_all = all or "status" in filters or "exited" in filters
+        return [r for r in svc.list() if (show_all or r.running) and pred(r)]
+
+    def container_start(self, name: str):  # type: ignore[no-untyped-def]
+        return self.container_service.start(name)
+
+    def container_start_attached(self, name: str, *, stdin_fd: int | None = None,
+                                 stdout_fd: int = 1, stderr_fd: int = 2) -> int | None:
+        svc = self.container_service
+        rec = svc.get(name)
+        if rec.running:
+            return svc.attach(name, stdin_fd=stdin_fd, stdout_fd=stdout_fd,
+                              stderr_fd=stderr_fd)
+        return svc.run_attached(rec, stdin_fd=stdin_fd, stdout_fd=stdout_fd,
+                                stderr_fd=stderr_fd)
+
+    def container_stop(self, name: str, timeout: int | None = None) -> None:
+        self.container_service.stop(name, timeout)
+
+    def container_restart(self, name: str, timeout: int | None = None) -> None:
+        self.container_service.restart(name, timeout)
+
+    def container_kill(self, name: str, signal: str = "KILL") -> None:
+        self.container_service.kill(name, signal)
+
+    def container_remove(self, name: str, *, force: bool = False):  # type: ignore[no-untyped-def]
+        return self.container_service.remove(name, force=force)
+
+    def container_pause(self, name: str) -> None:
+        self.container_service.pause(name)
+
+    def container_unpause(self, name: str) -> None:
+        self.container_service.unpause(name)
+
+    def container_rename(self, old: str, new: str) -> None:
+        self.container_service.rename(old, new)
+
+    def container_wait(self, name: str) -> int:
+        return self.container_service.wait(name)
+
+    def container_cleanup(self, cid: str) -> None:
+        """conmon's exit command: record the exit, ``--rm``, restart policy."""
+        self.container_service.cleanup(cid)
+
+    def container_attach(self, name: str, **kw: Any) -> int | None:
+        return self.container_service.attach(name, **kw)
+
+    def container_exec(self, name: str, cmd: list[str], **kw: Any) -> int | None:
+        return self.container_service.exec(name, cmd, **kw)
+
+    def container_logs(self, name: str, *, follow: bool = False, tail: int | None = None,
+                       since: float | None = None, until: float | None = None):  # type: ignore[no-untyped-def]
+        """(stream, datetime, line) records; with ``follow`` until the container exits."""
+        from datetime import datetime, timezone
+
+        from berth.container.logs import read_logs
+
+        svc = self.container_service
+        rec = svc.get(name)
+        tz = timezone.utc
+        return read_logs(rec.log_path, follow=follow, tail=tail,
+                         since=datetime.fromtimestamp(since, tz) if since else None,
+                         until=datetime.fromtimestamp(until, tz) if until else None,
+                         stop=svc.is_done(rec))
+
+    def container_inspect(self, name: str) -> dict[str, Any]:
+        from berth.container.views import inspect
+
+        rec = self.container_service.get(name)
+        lowers = [self.store.layers.diff_dir(r["chain_id"]) for r in
+                  reversed(self.image_service.layers(rec.image_id))]
+        return inspect(rec, lowers)
+
+    def container_mount(self, name: str) -> str:
+        """Mount a container's rootfs (stopped ones too); returns the merged dir."""
+        return self.container_service.mount(name)
+
+    def container_prune(self, *, filters: dict[str, list[str]] | None = None
+                        ) -> tuple[list[str], int]:
+        """Remove stopped containers: (removed IDs, reclaimed bytes)."""
+        from berth.units import parse_timestamp
+
+        filters = filters or {}
+        until = min((parse_timestamp(v) for v in filters.get("until", [])), default=None)
+        labels = filters.get("label", []) + ["!" + v for v in filters.get("label!", [])]
+        return self.container_service.prune(until=until, labels=labels)
+
+    def remove_all_containers(self) -> None:
+        self.container_service.remove_all()
+
+    def runtime_info(self) -> dict[str, Any]:
+        """Which OCI runtime ``run`` uses here, and why (crun fallback notice)."""
+        try:
+            rt = self.container_service.runtime(None)
+        except Exception as e:  # noqa: BLE001 - info must still print
+            return {"Runtime": "none", "RuntimeNotice": str(e)}
+        notice = rt.notice
+        if notice is None and rt.name == "runc":
+            from berth.container import cgroups
+
+            if cgroups.hybrid_v2_controllers():
+                notice = ("crun refuses this host's hybrid cgroup layout; using runc")
+        return {"Runtime": rt.name, "RuntimePath": rt.path, "RuntimeNotice": notice}
+
+    # -- container files and stats ---------------------------------------------------------
+    def _lowers(self, image_id: str) -> list[str]:
+        """The image's unpacked layer dirs, topmost first (overlay's lowerdir order)."""
+        return [self.store.layers.diff_dir(r["chain_id"])
+                for r in reversed(self.image_service.layers(image_id))]
+
+    def _rootfs(self, name: str):  # type: ignore[no-untyped-def]
+        """(record, merged dir): stopped containers get their rootfs mounted (until rm)."""
+        rec = self.container(name)
+        return rec, self.container_mount(rec.id)
+
+    def container_cp(self, name: str, path: str, host: "str | BinaryIO", *,
+                     to_container: bool, follow_link: bool = False, archive: bool = False):  # type: ignore[no-untyped-def]
+        """``cp``: ``host`` is a host path, or a binary stream for ``-`` (a tar either way).
+
+        Returns a :class:`~berth.container.copy.CopyResult` (bytes of tar moved).
+        """
+        from berth.container import copy as cp
+
+        rec, merged = self._rootfs(name)
+        if to_container:
+            if isinstance(host, str):
+                return cp.copy_to_container(merged, host, path, follow=follow_link,
+                                            archive=archive, container=name)
+            return cp.extract_to_container(merged, host, path, archive=archive, container=name)
+        if isinstance(host, str):
+            return cp.copy_from_container(merged, path, host, follow=follow_link,
+                                          archive=archive, container=name)
+        return cp.archive_from_container(merged, path, host, follow=follow_link, container=name)
+
+    def container_diff(self, name: str):  # type: ignore[no-untyped-def]
+        """``diff``: sorted :class:`~berth.container.diff.Change` list (A/C/D, path)."""
+        from berth.container.diff import changes, mount_targets
+
+        rec = self.container(name)
+        return changes(rec.upper, self._lowers(rec.image_id),
+                       exclude=mount_targets(rec.bundle))
+
+    def container_export(self, name: str, out: BinaryIO | None = None, *,
+                         path: str | None = None) -> int:
+        """``export`` to a stream, or atomically to the file ``path``; returns tar bytes."""
+        from berth.container.export import export_to_file, export_tree
+
+        _, merged = self._rootfs(name)
+        if path is not None:
+            return export_to_file(merged, path)
+        assert out is not None
+        return export_tree(merged, out)
+
+    def container_stats(self, names: list[str] | None = None, *, all: bool = False,  # noqa: A002
+                        interval: float = 0.5) -> list[dict[str, Any]]:
+        """``stats --no-stream`` rows (record, cpu %, sample); running only unless named/all."""
+        from berth.container.stats import collect
+
+        if names:
+            recs = [self.container(n) for n in names]
+        else:
+            recs = [r for r in self.container_service.list() if all or r.running]
+        return collect(recs, interval)
+
+    def container_top(self, name: str, ps_args: list[str] | None = None
+                      ) -> tuple[list[str], list[list[str]]]:
+        """``top``: (titles, rows) of the container's processes."""
+        from berth.container.top import container_pids, top
+
+        rec = self.container(name)
+        pid = rec.pid if rec.running else None
+        return top(container_pids(pid, rec.name), ps_args)
+
+    def commit(self, name: str, ref: str | None = None, *, author: str = "",
+               message: str = "", changes: list[str] = (),  # type: ignore[assignment]
+               pause: bool = True) -> str:
+        """``commit``: the container's upper dir becomes a new image; returns its ID."""
+        from berth.container.commit import commit
+        from berth.container.diff import mount_targets, placeholders
+        from berth.oci import reference
+
+        tags = [reference.parse_named_tagged(ref)] if ref else []
+        rec = self.container(name)
+        svc = self.container_service
+        skip = placeholders(rec.upper, self._lowers(rec.image_id), mount_targets(rec.bundle))
+        result = commit(
+            self.store, rec, base_config=self.store.content.read(rec.image_id),
+            base_layers=self.image_service.layers(rec.image_id), tags=tags, author=author,
+            message=message, changes=list(changes), pause=pause,
+            runtime_for=lambda r: svc.runtime(
+                r.config.get("HostConfig", {}).get("Runtime") or r.runtime),
+            exclude=(lambda rel: rel in skip) if skip else None)
+        return result.image_id
 
 
 def _os_name() -> str:

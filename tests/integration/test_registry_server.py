@@ -27,14 +27,10 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
 LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
-# Runs the CLI whether or not the lead has registered the command in COMMANDS yet.
-LAUNCH = ("import sys; from berth.cli import main as m; "
-          "m.COMMANDS.setdefault('registry', 'berth.cli.registry_cmd:registry'); "
-          "sys.exit(m.main())")
 
 
 def berth_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-c", LAUNCH, *args]
+    return [sys.executable, "-m", "berth", *args]
 
 
 class Server:

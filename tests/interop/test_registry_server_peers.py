@@ -23,9 +23,6 @@ import pytest
 
 pytestmark = pytest.mark.interop
 
-LAUNCH = ("import sys; from berth.cli import main as m; "
-          "m.COMMANDS.setdefault('registry', 'berth.cli.registry_cmd:registry'); "
-          "sys.exit(m.main())")
 
 
 def need(tool: str) -> None:
@@ -39,7 +36,7 @@ class Server:
     def __init__(self, storage: Path, log: Path, *extra: str) -> None:
         self.log = log
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", LAUNCH, "registry", "serve", "--addr", "127.0.0.1:0",
+            [sys.executable, "-m", "berth", "registry", "serve", "--addr", "127.0.0.1:0",
              "--storage", str(storage), *extra],
             stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
         deadline = time.monotonic() + 20
@@ -158,6 +155,7 @@ def test_podman_push_pull(server: Server, busybox_tar: Path, tmp_path: Path) -> 
     need("podman")
     runroot = tempfile.mkdtemp(prefix="brp-", dir="/tmp")  # podman wants a short runroot
     base = ["podman", "--root", str(tmp_path / "proot"), "--runroot", runroot,
+            "--tmpdir", str(Path(runroot) / "libpod"),
             "--cgroup-manager=cgroupfs", "--events-backend=file",
             "--storage-driver=vfs"]
     ref = f"{server.host}/podman/busybox:latest"

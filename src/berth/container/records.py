@@ -39,6 +39,9 @@ class ContainerRecord:
     labels: dict[str, str] = field(default_factory=dict)
     root: str = ""               # store root, to derive paths
     runroot: str = ""
+    monitor: dict[str, Any] | None = None  # conmon handle of the current run (MonitorHandle)
+    manual_stop: bool = False    # stopped by the user: restart policies leave it stopped
+    error: str = ""              # why the last start failed (inspect State.Error)
 
     @property
     def short_id(self) -> str:
@@ -84,4 +87,18 @@ class ContainerRecord:
                    exit_code=row["exit_code"], started_at=row["started_at"],
                    finished_at=row["finished_at"], oom_killed=bool(row["oom_killed"]),
                    restart_count=row["restart_count"], runtime=row["runtime"],
-                   labels=json.loads(row["labels"]), root=root, runroot=runroot)
+                   labels=json.loads(row["labels"]), root=root, runroot=runroot,
+                   **_extra(row))
+
+
+def _extra(row: Any) -> dict[str, Any]:
+    """Columns added by later migrations (absent from rows of hand-made tables)."""
+    keys = row.keys()
+    out: dict[str, Any] = {}
+    if "monitor" in keys and row["monitor"]:
+        out["monitor"] = json.loads(row["monitor"])
+    if "manual_stop" in keys:
+        out["manual_stop"] = bool(row["manual_stop"])
+    if "error" in keys:
+        out["error"] = row["error"] or ""
+    return out

@@ -25,7 +25,7 @@ DEFAULT_BRIDGE_SUBNET = IPv4Network("172.17.0.0/16")
 
 #: (base, prefix length of each carved block), tried in order, like dockerd's default pools.
 DEFAULT_POOLS: tuple[tuple[str, int], ...] = (
-    ("172.17.0.0/12", 16),
+    *((f"172.{i}.0.0/16", 16) for i in range(17, 32)),
     ("192.168.0.0/16", 20),
 )
 

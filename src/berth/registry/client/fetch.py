@@ -51,8 +51,8 @@ def _read_bounded(resp, limit: int, what: str) -> bytes:  # type: ignore[no-unty
 def manifest(session: Session, ref: Reference, target: str, scopes: list[str], *,
              expected_size: int | None = None) -> FetchedManifest:
     """GET a manifest or index by tag or digest and verify what came back."""
-    resp = session.request("GET", f"/v2/{ref.path}/manifests/{target}", scopes=scopes,
-                           headers={"Accept": MANIFEST_ACCEPT}, stream=True)
+    resp = _get(session, ref, f"/v2/{ref.path}/manifests/{target}", scopes,
+                headers={"Accept": MANIFEST_ACCEPT})
     shown = f"{ref.repository}:{target}" if ":" not in target else f"{ref.repository}@{target}"
     if resp.status_code == 404:
         resp.close()
@@ -88,8 +88,7 @@ def small_blob(session: Session, ref: Reference, digest: str, size: int,
     """GET a config-sized blob, verified against its descriptor's digest and size."""
     if size > MAX_CONFIG_SIZE:
         raise RegistryError(f"blob {digest} is too large for an image config ({size} bytes)")
-    resp = session.request("GET", f"/v2/{ref.path}/blobs/{digest}", scopes=scopes,
-                           stream=True, follow_redirects=True)
+    resp = _get(session, ref, f"/v2/{ref.path}/blobs/{digest}", scopes)
     if resp.status_code in (401, 403):
         raise _denied(session, resp, ref)
     if resp.status_code != 200:
@@ -106,7 +105,8 @@ def tags(session: Session, ref: Reference, scopes: list[str]) -> list[str]:
     out: list[str] = []
     url = f"/v2/{ref.path}/tags/list?n=1000"
     for _ in range(10_000):
-        resp = session.request("GET", url, scopes=scopes)
+        resp = _get(session, ref, url, scopes)
+        resp.read()
         if resp.status_code == 404:
             resp.close()
             raise ManifestUnknown(f"repository {ref.repository} not found: name unknown")
@@ -126,6 +126,19 @@ def tags(session: Session, ref: Reference, scopes: list[str]) -> list[str]:
     return out
 
 
+def _get(session: Session, ref: Reference, url: str, scopes: list[str],
+         headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    """A streamed GET; a refused token request reads as Docker's "pull access denied"."""
+    from berth.errors import Unauthorized
+
+    try:
+        return session.request("GET", url, scopes=scopes, headers=headers, stream=True,
+                               follow_redirects=True)
+    except Unauthorized as e:
+        raise Unauthorized(f"pull access denied for {ref.familiar_repository}, repository "
+                           f"does not exist or may require 'berth login': {e.message}") from None
+
+
 def _familiar(ref: Reference, target: str) -> str:
     base = ref.familiar_repository
     return f"{base}@{target}" if target.startswith("sha") else f"{base}:{target}"
@@ -136,6 +149,8 @@ def _denied(session: Session, resp, ref: Reference) -> Exception:  # type: ignor
     from berth.registry.client.errors import describe_status
 
     reason = describe_status(resp)
+    if resp.status_code == 401 and reason.startswith("401"):
+        reason = "unauthorized: authentication required"
     resp.close()
     return Unauthorized(f"pull access denied for {ref.familiar_repository}, repository does "
                         f"not exist or may require 'berth login': {reason}")

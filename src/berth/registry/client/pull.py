@@ -38,6 +38,7 @@ from berth.registry.client.auth import repository_scope
 from berth.registry.client.body import BodyReader, Cancelled
 from berth.registry.client.progress import NullProgress, Progress, short_id
 from berth.registry.client.session import Session
+from berth.registry.client.unpack import ingest_streamed
 from berth.store.store import Store
 
 DEFAULT_CONCURRENCY = 3  # Docker's max-concurrent-downloads
@@ -175,6 +176,7 @@ class _Puller:
             raw = self.store.content.read(desc.digest)
         else:
             raw = fetch.small_blob(self.session, self.ref, desc.digest, desc.size, self.scopes)
+            self.store.content.put(raw, desc.digest)  # kept for a resumed pull if this one fails
         cfg = parse_config(raw)
         if self.want is not None:
             os_, arch = cfg.get("os"), normalize_arch(str(cfg.get("architecture", "")))[0]
@@ -271,7 +273,12 @@ class _Puller:
         body = BodyReader(resp, limit=desc.size, what=f"layer {desc.digest}",
                           on_bytes=lambda n: self.progress.advance(sid, n), cancel=self.cancel)
         try:
-            return self._ingest(body, desc, diff_id, parent)  # type: ignore[arg-type]
+            if self.store.db.one("SELECT 1 FROM layers WHERE chain_id=?",
+                                 (chain_id_of(parent, diff_id),)):
+                return self._ingest(body, desc, diff_id, parent)  # type: ignore[arg-type]
+            return ingest_streamed(self.store, body, parent=parent,  # type: ignore[arg-type]
+                                   media_type=desc.media_type, expected_digest=desc.digest,
+                                   expected_size=desc.size, expected_diff_id=diff_id)
         finally:
             body.close()
 

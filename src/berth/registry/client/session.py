@@ -80,8 +80,13 @@ class Session:
 
     def fail(self, resp: "httpx.Response", what: str) -> RegistryError:
         """The error to raise for an unexpected response to ``what``."""
-        reason = describe_status(resp)
+        from berth.registry.client.errors import error_text
+
+        reason = error_text(resp) if resp.status_code in (401, 403) else describe_status(resp)
         resp.close()
-        if resp.status_code in (401, 403):
-            return Unauthorized(f"{what}: {reason}")
+        if resp.status_code == 401:
+            return Unauthorized(f"{what}: {reason or 'unauthorized: authentication required'}")
+        if resp.status_code == 403:
+            return Unauthorized(
+                f"{what}: {reason or 'denied: requested access to the resource is denied'}")
         return RegistryError(f"{what}: {reason}")

@@ -1,0 +1,862 @@
+"""ContainerService: the container lifecycle over the store, the runtime and conmon.
+
+There is no daemon. The database row is the truth about a container; conmon keeps each
+container's stdio, log and exit file, and outlives every berth process. Three rules keep
+the row honest without anything resident:
+
+* **Exit commands.** Every container's conmon is started with ``--exit-command``
+  ``python -m berth --root R --runroot RR container cleanup ID`` (through a tiny generated
+  shell wrapper around conmon, see :meth:`ContainerService._conmon`). That process records
+  the exit, deletes the runtime state, unmounts the rootfs, removes ``--rm`` containers and
+  applies the restart policy (Docker's backoff, slept *without* holding the lock).
+* **One lock per container** (``<runroot>/locks/<id>``, flock, so a killed process frees
+  it) serializes start, cleanup and removal. A foreground ``run``/``start -a`` holds it
+  while attached and finishes the container itself; the exit command then finds nothing to
+  do. If that CLI is SIGKILLed, the lock is released and the exit command takes over.
+* **Lazy reconciliation.** Reading a row that says running also looks at conmon's exit
+  file (one ``stat``/``read``, never a runtime call), so ``ps -a`` stays cheap and correct
+  even when an exit command could not run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from ..errors import BerthError, Conflict, InvalidArgument, NotFound, RuntimeFailure
+from . import monitor, restart
+from .create_options import CreateOptions, argv_of, merge, parse_signal
+from .records import ContainerRecord
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..images.service import ImageService
+    from ..store.store import Store
+    from .runtime import OCIRuntime
+
+_SOCK_MAX = 100          # conmon binds <socket_dir>/<12 chars>/attach; AF_UNIX limit is 107
+_HOSTS = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+          "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
+          "ff02::2\tip6-allrouters\n")
+_LINKS_ABOVE = 20        # beyond this many layers mount through the short links
+
+
+class ContainerService:
+    def __init__(self, store: "Store", images: "ImageService") -> None:
+        self.store = store
+        self.db = store.db
+        self.images = images
+        self._runtimes: dict[str | None, "OCIRuntime"] = {}
+
+    # -- lookup -----------------------------------------------------------------------
+    def _rec(self, row: Any) -> ContainerRecord:
+        return ContainerRecord.from_row(row, self.store.root, self.store.runroot)
+
+    def find(self, name_or_id: str) -> ContainerRecord | None:
+        """By full ID, name (with or without ``/``) or unique ID prefix; reconciled."""
+        key = name_or_id[1:] if name_or_id.startswith("/") else name_or_id
+        row = self.db.one("SELECT * FROM containers WHERE id=? OR name=? "
+                          "ORDER BY id=? DESC LIMIT 1", (key, key, key))
+        if row is None and key and all(c in "0123456789abcdef" for c in key):
+            rows = self.db.query("SELECT * FROM containers WHERE id >= ? AND id < ? LIMIT 2",
+                                 (key, key + "g"))
+            if len(rows) > 1:
+                raise NotFound(f"multiple IDs found with provided prefix: {key}")
+            row = rows[0] if rows else None
+        return self.refresh(self._rec(row)) if row is not None else None
+
+    def get(self, name_or_id: str) -> ContainerRecord:
+        rec = self.find(name_or_id)
+        if rec is None:
+            raise NotFound(f"No such container: {name_or_id}")
+        return rec
+
+    def _reload(self, cid: str) -> ContainerRecord | None:
+        row = self.db.one("SELECT * FROM containers WHERE id=?", (cid,))
+        return self._rec(row) if row is not None else None
+
+    def list(self) -> list[ContainerRecord]:
+        """Every container, newest first, reconciled with conmon's exit files."""
+        rows = self.db.query("SELECT * FROM containers ORDER BY created DESC, id")
+        return [self.refresh(self._rec(r)) if r["status"] in ("running", "paused")
+                else self._rec(r) for r in rows]
+
+    # -- reconciliation -----------------------------------------------------------------
+    def refresh(self, rec: ContainerRecord) -> ContainerRecord:
+        """If the row says running but conmon recorded an exit (or died), say so in the row.
+
+        Only file reads and ``kill(pid, 0)``; the exit command does the real cleanup.
+        """
+        if rec.status not in ("running", "paused") or not rec.monitor:
+            return rec
+        h = monitor.MonitorHandle.from_dict(rec.monitor)
+        got = _read_exit(h)
+        if got is None:
+            if _alive(h.conmon_pid) or _alive(h.container_pid):
+                return rec
+            got = (255, time.time())
+        oom = os.path.exists(os.path.join(h.persist_dir, "oom"))
+        self._record_exit(rec, got[0], got[1], oom)
+        return rec
+
+    def _record_exit(self, rec: ContainerRecord, code: int, finished: float,
+                     oom: bool) -> None:
+        """Status after an exit: ``restarting`` when the policy will bring it back."""
+        policy = restart.from_dict(rec.config.get("HostConfig", {}).get("RestartPolicy"))
+        again = restart.decide(policy, code, rec.restart_count, rec.manual_stop)
+        rec.status = "restarting" if again else "exited"
+        rec.exit_code, rec.finished_at, rec.oom_killed, rec.pid = code, finished, oom, None
+        with self.db.tx() as tx:
+            tx.execute("UPDATE containers SET status=?, exit_code=?, finished_at=?, "
+                       "oom_killed=?, pid=NULL WHERE id=? AND status IN "
+                       "('running','paused')",
+                       (rec.status, code, finished, int(oom), rec.id))
+
+    # -- paths, runtime, locks ----------------------------------------------------------
+    def paths(self, rec: ContainerRecord) -> monitor.MonitorPaths:
+        return monitor.MonitorPaths(bundle=rec.bundle, log_path=rec.log_path,
+                                    exit_dir=os.path.join(rec.run_dir, "exits"),
+                                    persist_dir=os.path.join(rec.run_dir, "persist"),
+                                    socket_dir=self._socket_dir())
+
+    def _socket_dir(self) -> str:
+        d = os.path.join(self.store.runroot, "s")
+        if len(d) + len("/123456789012/attach") > _SOCK_MAX:
+            import hashlib
+
+            d = "/tmp/berth-s-" + hashlib.sha256(d.encode()).hexdigest()[:12]
+        return d
+
+    def runtime(self, name: str | None = None) -> "OCIRuntime":
+        if name not in self._runtimes:
+            from .runtime import select_runtime
+
+            self._runtimes[name] = select_runtime(name, self.store.runroot)
+        return self._runtimes[name]
+
+    def _runtime_of(self, rec: ContainerRecord) -> "OCIRuntime":
+        return self.runtime(rec.config.get("HostConfig", {}).get("Runtime") or rec.runtime)
+
+    @contextmanager
+    def _lock(self, cid: str, kind: str = "") -> Iterator[None]:
+        """The container's lock; ``kind=".fg"``: a foreground CLI is attached to it."""
+        from ..store.locks import flock
+
+        d = os.path.join(self.store.runroot, "locks")
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        with flock(os.path.join(d, cid + kind), exclusive=True):
+            yield
+
+    def _attached_elsewhere(self, cid: str) -> bool:
+        """Whether a live foreground ``run``/``start -a`` will finish this container.
+
+        conmon waits for its exit command, and the attached CLI may wait for conmon, so
+        the exit command must not queue behind that CLI: it leaves the work to it.
+        """
+        import fcntl
+
+        path = os.path.join(self.store.runroot, "locks", cid + ".fg")
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    def _conmon(self) -> str:
+        """conmon behind a wrapper that adds our ``--exit-command`` for this container.
+
+        monitor.py takes a conmon path but no extra arguments; the wrapper (written once
+        per store, content-addressed) finds the container ID after ``-c`` and execs the
+        real conmon, so nothing stays in between.
+        """
+        import hashlib
+
+        import berth
+
+        src = os.path.dirname(os.path.dirname(os.path.abspath(berth.__file__)))
+        args = [sys.executable, "-m", "berth", "--root", self.store.root,
+                "--runroot", self.store.runroot, "container", "cleanup"]
+        exit_args = " ".join(f"--exit-command-arg {shlex.quote(a)}" for a in args[1:])
+        script = (
+            "#!/bin/sh\n# berth: conmon plus the exit command that applies --rm and "
+            "restart policies\n"
+            f"PYTHONPATH={shlex.quote(src)}${{PYTHONPATH:+:$PYTHONPATH}}; export PYTHONPATH\n"
+            'cid=; prev=\nfor a in "$@"; do [ "$prev" = "-c" ] && cid=$a; prev=$a; done\n'
+            f'exec {monitor.CONMON} "$@" --exit-command {shlex.quote(args[0])} {exit_args} '
+            '--exit-command-arg "$cid"\n')
+        digest = hashlib.sha256(script.encode()).hexdigest()[:12]
+        path = os.path.join(self.store.runroot, "bin", f"conmon-{digest}")
+        if not os.path.exists(path):
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            tmp = f"{path}.{os.getpid()}"
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(script)
+            os.chmod(tmp, 0o700)
+            os.replace(tmp, path)
+        return path
+
+    # -- create ---------------------------------------------------------------------------
+    def create(self, opts: CreateOptions, image_id: str, *,
+               keep_mounted: bool = False) -> ContainerRecord:
+        """Row + dirs + bundle; on any failure nothing of it remains."""
+        config = merge(opts, self.images.config(image_id), opts.image)
+        rt = self.runtime(opts.runtime)
+        cid = os.urandom(32).hex()
+        config["Hostname"] = config["Hostname"] or cid[:12]
+        self._insert(cid, opts.name, image_id, opts.image, config, rt.name)
+        rec = self._reload(cid)
+        assert rec is not None
+        try:
+            self._prepare(rec, image_id)
+            if not keep_mounted:
+                self._unmount(rec)
+        except BaseException:
+            self._destroy(rec)
+            raise
+        return rec
+
+    def _insert(self, cid: str, name: str | None, image_id: str, image_name: str,
+                config: dict[str, Any], runtime: str) -> None:
+        from . import names
+
+        if name is not None:
+            name = names.validate(name)
+        for attempt in range(50):
+            candidate = name or names.random_name(attempt)
+            try:
+                with self.db.tx() as tx:
+                    tx.execute("INSERT INTO containers(id, name, image_id, image_name, "
+                               "created, config, status, runtime, labels) VALUES "
+                               "(?,?,?,?,?,?,?,?,?)",
+                               (cid, candidate, image_id, image_name, time.time(),
+                                json.dumps(config), "created", runtime,
+                                json.dumps(config.get("Labels") or {})))
+                return
+            except sqlite3.IntegrityError:
+                if name is None:
+                    continue
+                row = self.db.one("SELECT id FROM containers WHERE name=?", (name,))
+                raise Conflict(_name_conflict(name, row["id"] if row else "")) from None
+        raise Conflict("could not generate a unique container name")
+
+    def _prepare(self, rec: ContainerRecord, image_id: str) -> None:
+        from .spec import SpecOptions, build_spec
+
+        for d in (rec.upper, rec.work, rec.merged):
+            os.makedirs(d, mode=0o755, exist_ok=True)
+        os.makedirs(rec.run_dir, mode=0o700, exist_ok=True)
+        self._mount(rec, image_id)
+        cfg, host = rec.config, rec.config["HostConfig"]
+        mounts = self._etc_files(rec)
+        for b in host.get("Mounts") or []:
+            os.makedirs(b["Source"], exist_ok=True)  # Docker creates missing bind sources
+            mounts.append({"type": "bind", "source": b["Source"],
+                           "destination": b["Destination"], "ro": not b["RW"]})
+        for dst, o in (host.get("Tmpfs") or {}).items():
+            mounts.append({"type": "tmpfs", "destination": dst,
+                           "options": [x for x in o.split(",") if x]})
+        secopts = host.get("SecurityOpt") or []
+        seccomp = "default"
+        for o in secopts:
+            if o.startswith(("seccomp=", "seccomp:")):
+                seccomp = o[8:]
+        memory_swap = host.get("MemorySwap") or None
+        spec = build_spec(SpecOptions(
+            rootfs=rec.merged, args=argv_of(cfg), env=cfg["Env"],
+            cwd=cfg.get("WorkingDir") or "/", user=cfg.get("User") or None,
+            hostname=cfg["Hostname"], terminal=bool(cfg.get("Tty")),
+            readonly_rootfs=bool(host.get("ReadonlyRootfs")),
+            privileged=bool(host.get("Privileged")), cap_add=host.get("CapAdd") or [],
+            cap_drop=host.get("CapDrop") or [],
+            no_new_privileges=any(o in ("no-new-privileges", "no-new-privileges:true",
+                                        "no-new-privileges=true") for o in secopts),
+            seccomp=seccomp, mounts=mounts, network=host.get("NetworkMode") or "none",
+            memory=host.get("Memory") or None, memory_swap=memory_swap,
+            cpus=(host.get("NanoCpus") or 0) / 1e9 or None,
+            cpu_shares=host.get("CpuShares") or None, pids_limit=host.get("PidsLimit"),
+            cgroups_path=_cgroups_path(rec.id), init=bool(host.get("Init")),
+            annotations={"io.berth.name": rec.name}))
+        tmp = os.path.join(rec.bundle, ".config.json.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(spec, f)
+        os.replace(tmp, os.path.join(rec.bundle, "config.json"))
+
+    def _etc_files(self, rec: ContainerRecord) -> list[dict[str, Any]]:
+        """/etc/hosts, /etc/hostname, /etc/resolv.conf as files in the container dir."""
+        host = rec.config["HostConfig"]
+        hostnet = host.get("NetworkMode") == "host"
+        hosts = _read("/etc/hosts") if hostnet else _HOSTS
+        if not hostnet:
+            hosts += f"127.0.1.1\t{rec.config['Hostname']}\n"
+        for h in host.get("ExtraHosts") or []:
+            name, _, ip = h.partition(":")
+            hosts += f"{ip}\t{name}\n"
+        files = {"hosts": hosts, "hostname": rec.config["Hostname"] + "\n",
+                 "resolv.conf": _read("/etc/resolv.conf") if hostnet else ""}
+        out = []
+        for name, text in files.items():
+            path = os.path.join(rec.dir, name)
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.chmod(path, 0o644)
+            out.append({"type": "bind", "source": path, "destination": f"/etc/{name}"})
+        return out
+
+    def _mount(self, rec: ContainerRecord, image_id: str | None = None) -> None:
+        from .rootfs import is_mounted, mount_overlay
+
+        if is_mounted(rec.merged):
+            return
+        layers = self.images.layers(image_id or rec.image_id)
+        lowers = [self.store.layers.diff_dir(r["chain_id"]) for r in reversed(layers)]
+        links = self.store.layers.links if len(lowers) > _LINKS_ABOVE else None
+        mount_overlay(lowers, rec.upper, rec.work, rec.merged, links_dir=links)
+
+    def mount(self, name_or_id: str) -> str:
+        """Make sure the rootfs is mounted (for cp/export on a stopped container)."""
+        rec = self.get(name_or_id)
+        self._mount(rec)
+        return rec.merged
+
+    def _unmount(self, rec: ContainerRecord) -> None:
+        from .rootfs import unmount
+
+        unmount(rec.merged)
+
+    # -- start ----------------------------------------------------------------------------
+    def start(self, name_or_id: str) -> ContainerRecord:
+        """Detached start; starting a running container does nothing (as Docker)."""
+        rec = self.get(name_or_id)
+        with self._lock(rec.id):
+            fresh = self._reload(rec.id)
+            if fresh is None:
+                raise NotFound(f"No such container: {name_or_id}")
+            fresh = self.refresh(fresh)
+            if fresh.status in ("running", "paused"):
+                return fresh
+            self._launch(fresh, stdin=bool(fresh.config.get("OpenStdin")))
+            return fresh
+
+    def _launch(self, rec: ContainerRecord, *, stdin: bool, connect: bool = False
+                ) -> tuple[monitor.MonitorHandle, Any]:
+        """create + (connect) + start under conmon; the row says running afterwards.
+
+        Call with the container's lock held. On failure the runtime state and conmon are
+        gone, the error is recorded (State.Error, 126/127 as ExitCode) and re-raised.
+        """
+        rt = self._runtime_of(rec)
+        self._mount(rec)
+        if os.path.exists(os.path.join(rt.root, rec.id)):
+            rt.delete(rec.id, force=True)
+        h = None
+        sock = None
+        try:
+            h = monitor.create_container(
+                rt, rec.id, self.paths(rec), terminal=bool(rec.config.get("Tty")),
+                stdin=stdin, stdin_once=connect,
+                cgroups_path=_cgroups_path(rec.id), conmon=self._conmon())
+            if connect:
+                sock = monitor.connect(h)
+            monitor.start(rt, h)
+        except BaseException as e:
+            if sock is not None:
+                sock.close()
+            if h is not None:
+                monitor.kill_monitor(h)
+            try:
+                rt.delete(rec.id, force=True)
+            except BerthError:
+                pass
+            code = e.exit_code if isinstance(e, BerthError) else 125
+            with self.db.tx() as tx:
+                tx.execute("UPDATE containers SET error=?, exit_code=?, monitor=NULL, "
+                           "status=CASE WHEN started_at IS NULL THEN 'created' ELSE "
+                           "'exited' END WHERE id=?", (str(e), code, rec.id))
+            if rec.started_at is None:
+                self._unmount(rec)
+            raise
+        now = time.time()
+        with self.db.tx() as tx:
+            tx.execute("UPDATE containers SET status='running', pid=?, started_at=?, "
+                       "exit_code=0, oom_killed=0, error='', manual_stop=0, monitor=? "
+                       "WHERE id=?", (h.container_pid, now, json.dumps(h.to_dict()),
+                                      rec.id))
+        rec.status, rec.pid, rec.started_at, rec.monitor = "running", h.container_pid, \
+            now, h.to_dict()
+        return h, sock
+
+    def run_attached(self, rec: ContainerRecord, *, stdin_fd: int | None, stdout_fd: int,
+                     stderr_fd: int, sig_proxy: bool = True) -> int | None:
+        """Start and stream until the container exits; its exit code (None: detached).
+
+        Holds the container's lock throughout, so the exit command waits and this process
+        finishes the container (records the exit, unmounts, ``--rm``) before returning.
+        """
+        with self._lock(rec.id, ".fg"):
+            with self._lock(rec.id):
+                fresh = self._reload(rec.id)
+                if fresh is None:
+                    raise NotFound(f"No such container: {rec.id}")
+                if fresh.running:
+                    raise Conflict(f"container {rec.id} is already running")
+                tty = bool(fresh.config.get("Tty"))
+                h, sock = self._launch(fresh, stdin=stdin_fd is not None, connect=True)
+            restore = self._proxy_signals(h) if sig_proxy and not tty else None
+            try:
+                detached = monitor.pump(sock, stdin_fd=stdin_fd, stdout_fd=stdout_fd,
+                                        stderr_fd=stderr_fd, tty=tty, bundle=h.bundle)
+            finally:
+                sock.close()
+                if restore:
+                    restore()
+            if detached:
+                return None
+            got = monitor.wait_exit(h)
+            assert got is not None
+            with self._lock(rec.id):
+                again = self._finish(fresh, h, got)
+        if again is not None:
+            self._restart_later(again)
+        return got[0]
+
+    def _proxy_signals(self, h: monitor.MonitorHandle) -> Callable[[], None]:
+        """Forward SIGINT/SIGTERM/SIGHUP to the container, like Docker's --sig-proxy."""
+        rt = self.runtime(None)
+        old = {}
+
+        def forward(signum: int, _frame: object) -> None:
+            try:
+                rt.kill(h.cid, signum)
+            except BerthError:
+                pass
+
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            old[s] = signal.signal(s, forward)
+        return lambda: [signal.signal(s, f) for s, f in old.items()] and None
+
+    # -- exit handling --------------------------------------------------------------------
+    def cleanup(self, cid: str) -> None:
+        """The exit command: record the exit, tear down, ``--rm``, restart policy."""
+        if self._reload(cid) is None or self._attached_elsewhere(cid):
+            return
+        with self._lock(cid):
+            rec = self._reload(cid)
+            if rec is None or not rec.monitor:
+                return
+            h = monitor.MonitorHandle.from_dict(rec.monitor)
+            got = monitor.wait_exit(h, timeout=0)
+            if got is None:
+                return  # an older run's exit command: this run is still going
+            again = self._finish(rec, h, got)
+        if again is not None:
+            self._restart_later(again)
+
+    def _finish(self, rec: ContainerRecord, h: monitor.MonitorHandle,
+                got: tuple[int, float, bool]) -> ContainerRecord | None:
+        """After an exit (lock held): row, runtime state, mount; the record to restart."""
+        code, finished, oom = got
+        rec = self._reload(rec.id) or rec
+        if rec.status in ("running", "paused"):
+            self._record_exit(rec, code, finished, oom)
+        if rec.status == "restarting" and rec.manual_stop:
+            rec.status = "exited"
+            self._set_status(rec.id, "exited")
+        again = rec.status == "restarting"
+        rt = self._runtime_of(rec)
+        try:
+            rt.delete(rec.id, force=True)
+        except BerthError:
+            pass
+        if rec.config.get("HostConfig", {}).get("AutoRemove") and not again:
+            self._destroy(rec)
+            return None
+        if not again:
+            self._unmount(rec)
+        with self.db.tx() as tx:
+            tx.execute("UPDATE containers SET monitor=NULL WHERE id=?", (rec.id,))
+        rec.monitor = None
+        return rec if again else None
+
+    def _restart_later(self, rec: ContainerRecord) -> None:
+        """Sleep the backoff (unlocked, watching for stop/rm), then start again."""
+        cid = rec.id
+        ran = (rec.finished_at or 0) - (rec.started_at or 0)
+        deadline = time.monotonic() + restart.delay(rec.restart_count, ran)
+        while time.monotonic() < deadline:
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+            cur = self._reload(cid)
+            if cur is None or cur.status != "restarting" or cur.manual_stop:
+                return
+        with self._lock(cid):
+            cur = self._reload(cid)
+            if cur is None or cur.status != "restarting" or cur.manual_stop:
+                return
+            with self.db.tx() as tx:
+                tx.execute("UPDATE containers SET restart_count=restart_count+1 WHERE id=?",
+                           (cid,))
+            cur.restart_count += 1
+            try:
+                self._launch(cur, stdin=bool(cur.config.get("OpenStdin")))
+            except BerthError:
+                with self.db.tx() as tx:
+                    tx.execute("UPDATE containers SET status='exited' WHERE id=?", (cid,))
+                self._unmount(cur)
+
+    # -- stop / kill / restart ------------------------------------------------------------
+    def _handle(self, rec: ContainerRecord) -> monitor.MonitorHandle | None:
+        return monitor.MonitorHandle.from_dict(rec.monitor) if rec.monitor else None
+
+    def stop(self, name_or_id: str, timeout: int | None = None) -> None:
+        """STOPSIGNAL, then SIGKILL after the timeout; never restarted by its policy."""
+        rec = self.get(name_or_id)
+        with self.db.tx() as tx:
+            tx.execute("UPDATE containers SET manual_stop=1 WHERE id=?", (rec.id,))
+        rec.manual_stop = True
+        if rec.status == "restarting":
+            self._settle(rec)
+            return
+        h = self._handle(rec)
+        if rec.status not in ("running", "paused") or h is None:
+            return
+        if timeout is None:
+            timeout = rec.config.get("StopTimeout")
+        timeout = 10 if timeout is None else timeout
+        rt = self._runtime_of(rec)
+        sig = parse_signal(rec.config.get("StopSignal") or "SIGTERM")
+        self._signal(rt, rec, sig)
+        got = monitor.wait_exit(h, timeout=max(0, timeout)) if timeout >= 0 else \
+            monitor.wait_exit(h)
+        if got is None:
+            self._signal(rt, rec, signal.SIGKILL)
+            monitor.wait_exit(h, timeout=30)
+        self.cleanup(rec.id)
+
+    def _settle(self, rec: ContainerRecord) -> None:
+        """A restarting container told to stop: it stays exited and unmounted."""
+        self.cleanup(rec.id)
+        with self._lock(rec.id):
+            cur = self._reload(rec.id)
+            if cur is not None and cur.status == "restarting" and not cur.monitor:
+                self._set_status(rec.id, "exited")
+                self._unmount(cur)
+
+    def _signal(self, rt: "OCIRuntime", rec: ContainerRecord, sig: int) -> None:
+        try:
+            rt.kill(rec.id, sig)
+            if rec.status == "paused":
+                rt.resume(rec.id)
+        except BerthError:
+            pass  # already gone: the exit is what we wait for anyway
+
+    def kill(self, name_or_id: str, sig: str = "KILL") -> None:
+        rec = self.get(name_or_id)
+        signum = parse_signal(sig)
+        h = self._handle(rec)
+        if rec.status not in ("running", "paused") or h is None:
+            raise Conflict(f"Cannot kill container: {name_or_id}: Container {rec.id} is "
+                           "not running")
+        stop_sig = parse_signal(rec.config.get("StopSignal") or "SIGTERM")
+        if signum in (signal.SIGKILL, stop_sig):
+            with self.db.tx() as tx:
+                tx.execute("UPDATE containers SET manual_stop=1 WHERE id=?", (rec.id,))
+        rt = self._runtime_of(rec)
+        try:
+            rt.kill(rec.id, signum)
+        except NotFound:
+            pass
+        if signum == signal.SIGKILL:
+            if rec.status == "paused":
+                try:
+                    rt.resume(rec.id)
+                except BerthError:
+                    pass
+            if monitor.wait_exit(h, timeout=10) is not None:
+                self.cleanup(rec.id)
+
+    def restart(self, name_or_id: str, timeout: int | None = None) -> None:
+        self.stop(name_or_id, timeout)
+        self.start(name_or_id)
+
+    # -- pause ----------------------------------------------------------------------------
+    def pause(self, name_or_id: str) -> None:
+        rec = self.get(name_or_id)
+        if rec.status == "paused":
+            raise Conflict(f"Container {rec.id} is already paused")
+        if rec.status != "running":
+            raise Conflict(f"Container {rec.id} is not running")
+        self._runtime_of(rec).pause(rec.id)
+        self._set_status(rec.id, "paused")
+
+    def unpause(self, name_or_id: str) -> None:
+        rec = self.get(name_or_id)
+        if rec.status != "paused":
+            raise Conflict(f"Container {rec.id} is not paused")
+        self._runtime_of(rec).resume(rec.id)
+        self._set_status(rec.id, "running")
+
+    def _set_status(self, cid: str, status: str) -> None:
+        with self.db.tx() as tx:
+            tx.execute("UPDATE containers SET status=? WHERE id=?", (status, cid))
+
+    # -- remove ---------------------------------------------------------------------------
+    def remove(self, name_or_id: str, *, force: bool = False) -> ContainerRecord:
+        rec = self.get(name_or_id)
+        if rec.running and not force:
+            if rec.status == "paused":
+                raise Conflict(f'cannot remove container "/{rec.name}": container is paused:'
+                               " unpause and then stop the container before removing or "
+                               "force remove")
+            raise Conflict(f'cannot remove container "/{rec.name}": container is running: '
+                           "stop the container before removing or force remove")
+        if rec.running:
+            with self.db.tx() as tx:
+                tx.execute("UPDATE containers SET manual_stop=1 WHERE id=?", (rec.id,))
+            h = self._handle(rec)
+            if h is not None and rec.status != "restarting":
+                self._signal(self._runtime_of(rec), rec, signal.SIGKILL)
+                monitor.wait_exit(h, timeout=10)
+        with self._lock(rec.id):
+            cur = self._reload(rec.id)
+            if cur is not None:
+                self._destroy(cur)
+        return rec
+
+    def _destroy(self, rec: ContainerRecord) -> None:
+        """Everything of a container goes: conmon, runtime state, mount, dirs, row."""
+        h = self._handle(rec)
+        if h is not None:
+            monitor.kill_monitor(h)
+        try:
+            rt = self._runtime_of(rec)
+            if os.path.exists(os.path.join(rt.root, rec.id)):
+                rt.delete(rec.id, force=True)
+        except BerthError:
+            pass
+        self._unmount(rec)
+        for d in (rec.dir, rec.run_dir):
+            shutil.rmtree(d, ignore_errors=True)
+        with self.db.tx() as tx:
+            tx.execute("DELETE FROM containers WHERE id=?", (rec.id,))
+        for kind in ("", ".fg"):
+            try:
+                os.unlink(os.path.join(self.store.runroot, "locks", rec.id + kind))
+            except FileNotFoundError:
+                pass
+
+    def remove_all(self) -> None:
+        """Force-remove every container and wait for their monitors (test teardown)."""
+        pids = []
+        for rec in self.list():
+            h = self._handle(rec)
+            if h is not None:
+                pids.append(h.conmon_pid)
+            try:
+                self.remove(rec.id, force=True)
+            except NotFound:
+                pass
+        deadline = time.monotonic() + 5
+        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def prune(self, *, until: float | None = None,
+              labels: list[str] = ()) -> tuple[list[str], int]:  # type: ignore[assignment]
+        from .views import label_match
+
+        removed, space = [], 0
+        for rec in self.list():
+            if rec.running or (until is not None and rec.created >= until):
+                continue
+            if not label_match(rec.labels, labels):
+                continue
+            size = dir_size(rec.upper)
+            try:
+                self.remove(rec.id)
+            except (Conflict, NotFound):
+                continue
+            removed.append(rec.id)
+            space += size
+        return removed, space
+
+    # -- rename, wait ---------------------------------------------------------------------
+    def rename(self, old: str, new: str) -> None:
+        from . import names
+
+        rec = self.get(old)
+        new = names.validate(new)
+        if new == rec.name:
+            raise InvalidArgument("Renaming a container with the same name as its current "
+                                  "name")
+        try:
+            with self.db.tx() as tx:
+                tx.execute("UPDATE containers SET name=? WHERE id=?", (new, rec.id))
+        except sqlite3.IntegrityError:
+            row = self.db.one("SELECT id FROM containers WHERE name=?", (new,))
+            raise Conflict(_name_conflict(new, row["id"] if row else "")) from None
+
+    def wait(self, name_or_id: str) -> int:
+        """Block until the container is not running; its exit code."""
+        rec = self.get(name_or_id)
+        while rec.status == "restarting" and not rec.monitor:
+            time.sleep(0.05)
+            rec = self.find(rec.id) or rec
+            if rec is None:
+                break
+        h = self._handle(rec)
+        if rec.status in ("running", "paused") and h is not None:
+            got = monitor.wait_exit(h)
+            return got[0] if got else 255
+        return rec.exit_code or 0
+
+    def is_done(self, rec: ContainerRecord) -> Callable[[], bool]:
+        """For ``logs -f``: true once the run that was live at the call has exited."""
+        h = self._handle(rec)
+        if rec.status not in ("running", "paused") or h is None:
+            return lambda: True
+        return lambda: _read_exit(h) is not None or not _alive(h.conmon_pid)
+
+    # -- attach, exec ---------------------------------------------------------------------
+    def attach(self, name_or_id: str, *, stdin_fd: int | None, stdout_fd: int = 1,
+               stderr_fd: int = 2) -> int | None:
+        rec = self.get(name_or_id)
+        h = self._handle(rec)
+        if rec.status != "running" or h is None:
+            raise Conflict("You cannot attach to a stopped container, start it first"
+                           if rec.status != "paused" else
+                           "You cannot attach to a paused container, unpause it first")
+        detached = monitor.attach(h, stdin_fd=stdin_fd if h.stdin else None,
+                                  stdout_fd=stdout_fd, stderr_fd=stderr_fd)
+        if detached:
+            return None
+        got = monitor.wait_exit(h, timeout=30)
+        return got[0] if got else 0
+
+    def exec(self, name_or_id: str, cmd: list[str], *, detach: bool = False,
+             tty: bool = False, stdin_fd: int | None = None, stdout_fd: int = 1,
+             stderr_fd: int = 2, env: list[str] = (),  # type: ignore[assignment]
+             user: str | None = None, workdir: str | None = None,
+             privileged: bool = False) -> int | None:
+        from .create_options import _expand_env, merge_env
+        from .users import resolve_user
+
+        rec = self.get(name_or_id)
+        if rec.status == "paused":
+            raise Conflict(f"Container {rec.id} is paused, unpause the container before "
+                           "exec")
+        if rec.status != "running" or not rec.monitor:
+            raise Conflict(f"Container {rec.id} is not running")
+        if not cmd:
+            raise InvalidArgument("exec requires at least 1 argument")
+        with open(os.path.join(rec.bundle, "config.json"), encoding="utf-8") as f:
+            proc = dict(json.load(f)["process"])
+        proc["args"] = list(cmd)
+        proc["terminal"] = tty
+        proc["env"] = merge_env(proc["env"], _expand_env(list(env)))
+        if workdir:
+            if not workdir.startswith("/"):
+                raise InvalidArgument(f"the working directory '{workdir}' is invalid, it "
+                                      "needs to be an absolute path")
+            proc["cwd"] = workdir
+        if user:
+            u = resolve_user(rec.merged, user)
+            proc["user"] = {"uid": u.uid, "gid": u.gid, **(
+                {"additionalGids": u.additional_gids} if u.additional_gids else {})}
+        if tty and not any(e.startswith("TERM=") for e in proc["env"]):
+            proc["env"].append("TERM=xterm")
+        if privileged:
+            from .caps import effective_set
+
+            full = list(effective_set([], [], True))
+            proc["capabilities"] = {k: full for k in ("bounding", "effective", "permitted")}
+        eid = os.urandom(16).hex()
+        d = os.path.join(rec.run_dir, "exec", eid)
+        paths = monitor.MonitorPaths(bundle=d, log_path=os.path.join(d, "exec.log"),
+                                     exit_dir=os.path.join(d, "exits"),
+                                     persist_dir=os.path.join(d, "persist"),
+                                     socket_dir=self._socket_dir())
+        try:
+            return monitor.exec_process(self._runtime_of(rec), rec.id, proc, paths,
+                                        terminal=tty, stdin_fd=stdin_fd,
+                                        stdout_fd=stdout_fd, stderr_fd=stderr_fd,
+                                        detach=detach)
+        finally:
+            if not detach:
+                shutil.rmtree(d, ignore_errors=True)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def _name_conflict(name: str, cid: str) -> str:
+    return (f'Conflict. The container name "/{name}" is already in use by container "{cid}". '
+            "You have to remove (or rename) that container to be able to reuse that name.")
+
+
+def _cgroups_path(cid: str) -> str:
+    return f"/berth/{cid}"
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _read_exit(h: monitor.MonitorHandle) -> tuple[int, float] | None:
+    """conmon's exit file for this run: (code, mtime) or None while it runs."""
+    for path in (h.exit_file, os.path.join(h.persist_dir, "exit")):
+        try:
+            with open(path, encoding="ascii") as f:
+                text = f.read().strip()
+            if text:
+                return int(text), os.stat(path).st_mtime
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def dir_size(path: str) -> int:
+    """Bytes under ``path`` (the writable layer), hard links counted once."""
+    total, seen = 0, set()
+    for dirpath, dirnames, filenames in os.walk(path):
+        for n in filenames + dirnames:
+            try:
+                st = os.lstat(os.path.join(dirpath, n))
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            if not os.path.isdir(os.path.join(dirpath, n)) or os.path.islink(
+                    os.path.join(dirpath, n)):
+                total += st.st_size
+    return total

@@ -1,0 +1,219 @@
+"""What users and scripts see of a container: Docker's inspect JSON, ps rows and filters.
+
+Kept apart from the lifecycle so the formats can follow Docker closely (field names,
+``"0001-01-01T00:00:00Z"`` for never, ``/name``) without cluttering the service.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import InvalidArgument
+from .create_options import argv_of
+from .records import ContainerRecord
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+PS_FILTERS = {"status", "name", "id", "ancestor", "label", "exited", "before", "since",
+              "volume", "network", "health", "publish", "expose", "is-task"}
+STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
+
+
+def _ts(t: float | None) -> str:
+    from ..units import rfc3339_nano
+
+    return rfc3339_nano(t) if t else ZERO_TIME
+
+
+def mounts(rec: ContainerRecord) -> list[dict[str, Any]]:
+    return [{"Type": "bind", "Source": b["Source"], "Destination": b["Destination"],
+             "Mode": b.get("Mode", ""), "RW": b["RW"], "Propagation": "rprivate"}
+            for b in rec.config.get("HostConfig", {}).get("Mounts") or []]
+
+
+def inspect(rec: ContainerRecord, image_lowers: list[str] | None = None) -> dict[str, Any]:
+    """``docker container inspect`` for one container."""
+    cfg = {k: v for k, v in rec.config.items() if k != "HostConfig"}
+    host = dict(rec.config.get("HostConfig", {}))
+    host.pop("Mounts", None)
+    host.setdefault("Runtime", rec.runtime or "")
+    if not host.get("Runtime"):
+        host["Runtime"] = rec.runtime or ""
+    args = argv_of(rec.config)
+    running = rec.status in ("running", "paused", "restarting")
+    return {
+        "Id": rec.id,
+        "Created": _ts(rec.created),
+        "Path": args[0] if args else "",
+        "Args": args[1:],
+        "State": {
+            "Status": rec.status,
+            "Running": rec.status in ("running", "paused"),
+            "Paused": rec.status == "paused",
+            "Restarting": rec.status == "restarting",
+            "OOMKilled": rec.oom_killed,
+            "Dead": rec.status == "dead",
+            "Pid": (rec.pid or 0) if rec.status in ("running", "paused") else 0,
+            "ExitCode": (rec.exit_code or 0) if not running or rec.status == "restarting"
+            else 0,
+            "Error": rec.error,
+            "StartedAt": _ts(rec.started_at),
+            "FinishedAt": _ts(rec.finished_at),
+        },
+        "Image": rec.image_id,
+        "ResolvConfPath": f"{rec.dir}/resolv.conf",
+        "HostnamePath": f"{rec.dir}/hostname",
+        "HostsPath": f"{rec.dir}/hosts",
+        "LogPath": rec.log_path,
+        "Name": "/" + rec.name,
+        "RestartCount": rec.restart_count,
+        "Driver": "overlay",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": None,
+        "HostConfig": host,
+        "GraphDriver": {"Name": "overlay", "Data": {
+            "LowerDir": ":".join(image_lowers or []), "UpperDir": rec.upper,
+            "WorkDir": rec.work, "MergedDir": rec.merged}},
+        "Mounts": mounts(rec),
+        "Config": cfg,
+        "NetworkSettings": {"Bridge": "", "SandboxID": "", "HairpinMode": False,
+                            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+                            "Ports": {}, "SandboxKey": "", "SecondaryIPAddresses": None,
+                            "SecondaryIPv6Addresses": None, "EndpointID": "", "Gateway": "",
+                            "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+                            "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+                            "MacAddress": "", "Networks": {}},
+    }
+
+
+# -- ps ------------------------------------------------------------------------------------
+def command_of(rec: ContainerRecord) -> str:
+    """Docker's list Command: Path plus args, args with spaces in single quotes."""
+    args = argv_of(rec.config)
+    if not args:
+        return ""
+    rest = [f"'{a}'" if " " in a else a for a in args[1:]]
+    return " ".join([args[0], *rest])
+
+
+def ellipsis(s: str, width: int) -> str:
+    """Docker's formatter.Ellipsis: cut to ``width`` characters ending in ``…``."""
+    if len(s) <= width:
+        return s
+    return s[:width - 1] + "…"
+
+
+def go_quote(s: str) -> str:
+    """strconv.Quote for the printable text a command is."""
+    return json.dumps(s, ensure_ascii=False)
+
+
+def status_text(rec: ContainerRecord, now: float) -> str:
+    from ..units import human_duration
+
+    if rec.status in ("running", "paused"):
+        up = "Up " + human_duration(now - (rec.started_at or now))
+        return up + " (Paused)" if rec.status == "paused" else up
+    if rec.status == "restarting":
+        return (f"Restarting ({rec.exit_code or 0}) "
+                f"{human_duration(now - (rec.finished_at or now))} ago")
+    if rec.status == "exited":
+        if not rec.finished_at:
+            return f"Exited ({rec.exit_code or 0})"
+        return f"Exited ({rec.exit_code or 0}) {human_duration(now - rec.finished_at)} ago"
+    if rec.status == "removing":
+        return "Removal In Progress"
+    if rec.status == "dead":
+        return "Dead"
+    return "Created"
+
+
+def ps_row(rec: ContainerRecord, image: str, *, trunc: bool, now: float,
+           size: Callable[[ContainerRecord], str] | None = None) -> dict[str, Any]:
+    from ..units import time_ago
+
+    cmd = command_of(rec)
+    return {
+        "ID": rec.short_id if trunc else rec.id,
+        "Image": image,
+        "Command": go_quote(ellipsis(cmd, 20) if trunc else cmd),
+        "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S %z %Z", time.localtime(rec.created)),
+        "RunningFor": time_ago(rec.created, now),
+        "Ports": "",
+        "State": rec.status,
+        "Status": status_text(rec, now),
+        "Size": size(rec) if size else "",
+        "Names": rec.name,
+        "Labels": ",".join(f"{k}={v}" for k, v in sorted(rec.labels.items())),
+        "Mounts": ",".join(m["Source"] for m in mounts(rec)),
+        "Networks": rec.config.get("HostConfig", {}).get("NetworkMode", ""),
+        "LocalVolumes": "0",
+    }
+
+
+def label_match(labels: dict[str, str], wanted: list[str]) -> bool:
+    """``label=k``, ``label=k=v`` all must hold; ``label!=...`` must not (prune's form)."""
+    for w in wanted:
+        neg = w.startswith("!")
+        w = w[1:] if neg else w
+        k, eq, v = w.partition("=")
+        hit = k in labels and (not eq or labels[k] == v)
+        if hit == neg:
+            return False
+    return True
+
+
+def build_filter(filters: dict[str, list[str]], find: Callable[[str], ContainerRecord],
+                 image_ids: Callable[[str], set[str]]) -> Callable[[ContainerRecord], bool]:
+    """One predicate for ``ps --filter``; values of one key OR together, keys AND."""
+    for s in filters.get("status", []):
+        if s not in STATUSES:
+            raise InvalidArgument(f"invalid filter 'status={s}'")
+    exited = []
+    for e in filters.get("exited", []):
+        try:
+            exited.append(int(e))
+        except ValueError:
+            raise InvalidArgument(f"invalid filter 'exited={e}'") from None
+    before = [find(b).created for b in filters.get("before", [])]
+    since = [find(s).created for s in filters.get("since", [])]
+    ancestors: set[str] = set()
+    for a in filters.get("ancestor", []):
+        ancestors |= image_ids(a)
+    names = [re.compile(n) for n in filters.get("name", [])]
+
+    def pred(rec: ContainerRecord) -> bool:
+        if "status" in filters and rec.status not in filters["status"]:
+            return False
+        if "id" in filters and not any(rec.id.startswith(i) for i in filters["id"]):
+            return False
+        if names and not any(n.search(rec.name) for n in names):
+            return False
+        if "label" in filters and not label_match(rec.labels, filters["label"]):
+            return False
+        if exited and (rec.status != "exited" or rec.exit_code not in exited):
+            return False
+        if before and not all(rec.created < b for b in before):
+            return False
+        if since and not all(rec.created > s for s in since):
+            return False
+        if "ancestor" in filters and rec.image_id not in ancestors:
+            return False
+        for k in ("volume", "network", "publish", "expose", "health"):
+            if k in filters:
+                if k == "network" and rec.config.get("HostConfig", {}).get(
+                        "NetworkMode") in filters[k]:
+                    continue
+                if k == "volume" and any(m["Source"] in filters[k] or m["Destination"] in
+                                         filters[k] for m in mounts(rec)):
+                    continue
+                return False
+        return True
+
+    return pred

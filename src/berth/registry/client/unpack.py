@@ -1,0 +1,182 @@
+"""Pipelined layer ingest for pulls: receive+store on one thread, inflate+unpack on another.
+
+:func:`berth.images.ingest.ingest_layer` does everything — hash and store the compressed
+bytes, inflate, hash the tar, write the files — on one thread. For a registry pull that
+leaves a core idle while the other inflates (profiling a 200 MiB layer: inflate ≈ 45% of
+the CPU, hashing ≈ 25%, writes ≈ 20%). Here the caller's thread reads the HTTP body,
+hashes it and writes the blob (both release the GIL), and hands the same chunks through a
+small bounded queue to a second thread that inflates and unpacks. When the optional
+``isal`` package (ISA-L's inflate, ~3× zlib) is installed, gzip layers are inflated with
+it; otherwise :func:`~berth.oci.layer_apply.apply_layer` inflates with zlib as usual.
+
+Guarantees are the same as ``ingest_layer``'s: the blob is verified (digest and size) at
+commit, the tar against its diff ID, the unpacked tree stays in a private pending directory
+until :func:`~berth.images.ingest.commit_image`, and any failure on either side stops both
+and throws away everything written.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Any, BinaryIO
+
+from berth.errors import InvalidArchive
+from berth.images.ingest import IngestedLayer, chain_id_of
+from berth.oci.compression import GZIP_MAGIC
+from berth.oci.digest import CHUNK
+from berth.store.store import Store
+
+_DEPTH = 32  # chunks in flight between the threads (~2 MiB of 64 KiB socket reads)
+_EOF = object()
+
+
+class _Aborted(Exception):
+    """The other side of the pipe gave up; its own error is the one to report."""
+
+
+class _Pipe:
+    """A bounded, abortable byte queue: ``put`` on one thread, file-like ``read`` on the other."""
+
+    def __init__(self) -> None:
+        self._q: queue.Queue[Any] = queue.Queue(_DEPTH)
+        self._aborted = threading.Event()
+        self._pending = b""
+        self._done = False
+
+    def put(self, chunk: Any) -> None:
+        while True:
+            if self._aborted.is_set():
+                raise _Aborted()
+            try:
+                self._q.put(chunk, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def abort(self) -> None:
+        self._aborted.set()
+
+    def _next(self) -> bytes:
+        if self._done:
+            return b""
+        while True:
+            if self._aborted.is_set():
+                raise _Aborted()
+            try:
+                item = self._q.get(timeout=0.1)
+                break
+            except queue.Empty:
+                continue
+        if item is _EOF:
+            self._done = True
+            return b""
+        return item  # type: ignore[no-any-return]
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            parts = [self._pending]
+            while chunk := self._next():
+                parts.append(chunk)
+            self._pending = b""
+            return b"".join(parts)
+        if not self._pending:
+            self._pending = self._next()
+        if len(self._pending) >= n:
+            data, self._pending = self._pending[:n], self._pending[n:]
+            return data
+        parts, have = [self._pending], len(self._pending)
+        while have < n and (chunk := self._next()):
+            parts.append(chunk)
+            have += len(chunk)
+        joined = b"".join(parts)
+        data, self._pending = joined[:n], joined[n:]
+        return data
+
+    def readinto(self, buf) -> int:  # type: ignore[no-untyped-def]
+        data = self.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+    def peek_head(self, n: int) -> bytes:
+        """The first ``n`` bytes without consuming them (to sniff the compression)."""
+        data = self.read(n)
+        self._pending = data + self._pending
+        return data
+
+
+class _IsalGunzip:
+    """Gzip members inflated by ISA-L, read in bounded steps (no zip-bomb bursts)."""
+
+    def __init__(self, raw: _Pipe) -> None:
+        from isal import igzip  # optional accelerator; caller checked it imports
+
+        self._f = igzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[arg-type]
+
+    def read(self, n: int = -1) -> bytes:
+        try:
+            return self._f.read(CHUNK if n is None or n < 0 else n)
+        except _Aborted:
+            raise
+        except Exception as e:  # noqa: BLE001 - isal/gzip raise several types
+            raise InvalidArchive(f"corrupt gzip stream: {e}") from None
+
+
+def _have_isal() -> bool:
+    try:
+        from isal import igzip  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def ingest_streamed(store: Store, body: BinaryIO, *, parent: str | None, media_type: str,
+                    expected_digest: str, expected_size: int,
+                    expected_diff_id: str) -> IngestedLayer:
+    """Store and unpack one layer from ``body`` with two threads; nothing visible yet.
+
+    The caller holds ``store.ingesting()`` and later commits (or discards) the result.
+    """
+    from berth.oci.layer_apply import apply_layer
+
+    pipe = _Pipe()
+    pending = store.layers.prepare()
+    out: dict[str, Any] = {}
+
+    def unpack() -> None:
+        try:
+            head = pipe.peek_head(2)
+            stream: Any = _IsalGunzip(pipe) if head == GZIP_MAGIC and _have_isal() else pipe
+            out["result"] = apply_layer(stream, pending.diff,
+                                        expected_diff_id=expected_diff_id)
+            while pipe.read(CHUNK):  # the blob digest covers bytes after the tar's end
+                pass
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+            out["error"] = e
+            pipe.abort()
+
+    worker = threading.Thread(target=unpack, name="berth-unpack", daemon=True)
+    worker.start()
+    try:
+        with store.content.ingest(expected_digest, expected_size) as blob:
+            try:
+                while chunk := body.read(CHUNK):
+                    blob.write(chunk)
+                    pipe.put(chunk)
+                pipe.put(_EOF)
+            except _Aborted:
+                pass  # the unpacker failed; its error is raised below
+            worker.join()
+            if "error" in out:
+                raise out["error"]
+            digest = blob.commit()
+    except BaseException as e:
+        pipe.abort()
+        worker.join()
+        pending.discard()
+        if isinstance(e, _Aborted) and "error" in out:
+            raise out["error"] from None
+        raise
+    result = out["result"]
+    return IngestedLayer(chain_id_of(parent, result.diff_id), result.diff_id, digest,
+                         blob.size, media_type, result.unpacked_size, pending)
