@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 
 from _common import (BERTH, berth_env, busybox_tar, median_of, podman_cmd, podman_reset,
                      table, tempdir)
@@ -35,13 +34,16 @@ def main() -> None:
         pod = podman_cmd(tmp)
 
         def pimport(i: int) -> None:
-            subprocess.run([*pod, "import", "-q", "--change", f"LABEL i={i}", tar,
-                            f"bench/img{i}:v1"], check=True, capture_output=True)
+            for attempt in range(3):  # podman's store lock sometimes refuses a quick re-entry
+                r = subprocess.run([*pod, "import", "-q", "--change", f"LABEL i={i}", tar,
+                                    f"bench/img{i}:v1"], capture_output=True)
+                if r.returncode == 0:
+                    return
+            r.check_returncode()
 
         try:
-            pimport(0)
-            with ThreadPoolExecutor(4) as ex:
-                list(ex.map(pimport, range(1, a.count)))
+            for i in range(a.count):  # sequential: concurrent podman imports collide
+                pimport(i)
             rows = []
             for label, bcmd, pcmd in [
                 ("images", [*BERTH, "images"], [*pod, "images"]),

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import os
-import platform
 from typing import Any, BinaryIO
 
 from berth.images.records import ImageRecord, RemoveResult
@@ -172,8 +171,8 @@ class Engine:
             "ContainersStopped": counts["containers"] - running,
             "DefaultNetwork": "none",
             "OperatingSystem": _os_name(),
-            "KernelVersion": platform.release(),
-            "Architecture": platform.machine(),
+            "KernelVersion": os.uname().release,
+            "Architecture": os.uname().machine,
             "CgroupVersion": "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1",
             **self._container_info(),
         }
@@ -494,4 +493,4 @@ def _os_name() -> str:
                     return line.split("=", 1)[1].strip().strip('"')
     except OSError:
         pass
-    return platform.system()
+    return os.uname().sysname

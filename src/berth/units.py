@@ -11,10 +11,8 @@ Pure functions, stdlib only: the engine and every CLI command import this module
 
 from __future__ import annotations
 
-import calendar
 import re
 import time
-from datetime import datetime, timezone
 
 from berth.errors import InvalidArgument
 
@@ -186,6 +184,9 @@ def parse_timestamp(text: str, now: float | None = None) -> float:
 
 
 def _datetime_seconds(value: str, m: re.Match[str]) -> float:
+    import calendar
+    from datetime import datetime
+
     """Turn a matched RFC 3339-ish string into Unix seconds, honouring its zone or local."""
     year, month, day = int(m.group(1)), int(m.group(2)), int(m.group(3))
     hour, minute, sec = (int(m.group(i) or 0) for i in (4, 5, 6))
@@ -218,6 +219,8 @@ def rfc3339_nano(ts: float) -> str:
     else:
         total_ns = int((Decimal(repr(float(ts))) * 1_000_000_000).to_integral_value())
     secs, nanos = divmod(total_ns, 1_000_000_000)
+    from datetime import datetime, timezone
+
     stamp = datetime.fromtimestamp(secs, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
     if nanos:
         stamp += ("." + f"{nanos:09d}").rstrip("0")

@@ -203,6 +203,14 @@ def test_pull_multi_layer_gzip_zstd_and_plain(engine, registry: Registry) -> Non
     assert res.digest == digest and res.image_id == cfg and res.layers_downloaded == 4
     layers = engine.image_service.layers(cfg)
     assert [row["diff_id"] for row in layers] == [sha(t) for t in tars]
+    # pulled layers are verified but unpacked on first use
+    assert [r["unpacked"] for r in engine.store.db.query(
+        "SELECT l.unpacked FROM layers l JOIN image_layers il ON il.chain_id=l.chain_id "
+        "WHERE il.image_id=? ORDER BY il.idx", (cfg,))] == [0, 0, 0, 0]
+    assert engine.system_check().ok
+    from berth.images.unpack import ensure_unpacked
+
+    ensure_unpacked(engine.store, cfg)
     diff = engine.store.layers.diff_dir(layers[1]["chain_id"])
     assert (Path(diff) / "m1" / "f0.txt").read_bytes().startswith(b"m1 0\n")
     assert f"{registry.host}/test/multi@{digest}" in engine.image(cfg).repo_digests
@@ -635,3 +643,29 @@ def test_pull_without_isal_uses_zlib(engine, registry: Registry, monkeypatch) ->
     _, _, cfg = publish(registry.url, "test/noisal", "1", tars)
     (res,) = engine.pull(f"{registry.host}/test/noisal:1")
     assert res.image_id == cfg and engine.system_check().ok
+
+
+def test_pulled_image_runs_and_unpacks_on_first_use(berth, busybox_image, registry: Registry,
+                                                     engine) -> None:
+    """Pull stores verified blobs only; the first run unpacks them, once, for everyone."""
+    ref = f"{registry.host}/lazy/bb:1"
+    assert berth("tag", "busybox", ref).returncode == 0
+    assert berth("push", "-q", ref).returncode == 0
+    assert berth("rmi", "busybox", ref).returncode == 0
+    r = berth("pull", "-q", ref)
+    assert r.returncode == 0, r.stderr
+    assert engine.store.db.one("SELECT COUNT(*) AS n FROM layers WHERE unpacked=0")["n"] == 1
+    # two first uses at once: both succeed, one unpacked copy remains
+    import subprocess
+    import sys
+
+    procs = [subprocess.Popen([sys.executable, "-m", "berth", "run", "--rm", ref, "cat",
+                               "/etc/group"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        assert out.startswith("root:x:0:")
+    assert engine.store.db.one("SELECT COUNT(*) AS n FROM layers WHERE unpacked=0")["n"] == 0
+    rep = engine.system_check()
+    assert rep.ok and not [g for g in rep.garbage if "layer" in g], rep.garbage

@@ -23,8 +23,9 @@ def _c():
     global _libc
     if _libc is None:
         import ctypes
-        import ctypes.util
-        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # CDLL(None) is the already-loaded libc: no ctypes.util (which imports tempfile
+        # and may run ldconfig) on the run path.
+        _libc = ctypes.CDLL(None, use_errno=True)
     return _libc
 
 

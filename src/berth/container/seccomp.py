@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 
 from ..errors import InvalidArgument
 
@@ -45,7 +44,7 @@ _cache: dict[tuple[str, frozenset[str]], dict] = {}
 
 def _kernel() -> tuple[int, ...]:
     nums = []
-    for part in platform.release().split("-")[0].split(".")[:2]:
+    for part in os.uname().release.split("-")[0].split(".")[:2]:
         nums.append(int(part) if part.isdigit() else 0)
     return tuple(nums)
 
@@ -74,7 +73,7 @@ def convert(profile: dict, caps: frozenset[str], gate: bool = True) -> dict:
     ``gate`` adds berth's capability gating (default profile only: a user's own profile
     is applied as written).
     """
-    goarch, scmp = _ARCHES.get(platform.machine(), ((), ()))
+    goarch, scmp = _ARCHES.get(os.uname().machine, ((), ()))
     out: dict = {"defaultAction": profile.get("defaultAction", "SCMP_ACT_ERRNO")}
     if "defaultErrnoRet" in profile:
         out["defaultErrnoRet"] = profile["defaultErrnoRet"]

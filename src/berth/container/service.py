@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import shutil
 import signal
 import sqlite3
@@ -183,7 +182,8 @@ class ContainerService:
         per store, content-addressed) finds the container ID after ``-c`` and execs the
         real conmon, so nothing stays in between.
         """
-        import hashlib
+        import binascii
+        import shlex
 
         import berth
 
@@ -198,7 +198,7 @@ class ContainerService:
             'cid=; prev=\nfor a in "$@"; do [ "$prev" = "-c" ] && cid=$a; prev=$a; done\n'
             f'exec {monitor.CONMON} "$@" --exit-command {shlex.quote(args[0])} {exit_args} '
             '--exit-command-arg "$cid"\n')
-        digest = hashlib.sha256(script.encode()).hexdigest()[:12]
+        digest = f"{binascii.crc32(script.encode()):08x}"  # a name per script, not security
         path = os.path.join(self.store.runroot, "bin", f"conmon-{digest}")
         if not os.path.exists(path):
             os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
@@ -321,6 +321,9 @@ class ContainerService:
 
         if is_mounted(rec.merged):
             return
+        from berth.images.unpack import ensure_unpacked
+
+        ensure_unpacked(self.store, image_id or rec.image_id)  # pulled layers: first use
         layers = self.images.layers(image_id or rec.image_id)
         lowers = [self.store.layers.diff_dir(r["chain_id"]) for r in reversed(layers)]
         links = self.store.layers.links if len(lowers) > _LINKS_ABOVE else None

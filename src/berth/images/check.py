@@ -57,9 +57,11 @@ def check(store: Store, *, repair: bool = False, verify_blobs: bool = True) -> C
                     rep.damage.append(f"image {img['id']}: layer {il['chain_id']} has no row")
                     broken_images.add(img["id"])
         known_dirs = set()
-        for layer in db.query("SELECT chain_id, link FROM layers"):
+        for layer in db.query("SELECT chain_id, link, unpacked FROM layers"):
             d = store.layers.diff_dir(layer["chain_id"])
             known_dirs.add(os.path.basename(os.path.dirname(d)))
+            if not layer["unpacked"]:
+                continue  # verified blob only; unpacked on first use
             if not os.path.isdir(d):
                 rep.damage.append(f"layer {layer['chain_id']}: directory {d} missing")
                 for r in db.query("SELECT image_id FROM image_layers WHERE chain_id=?",

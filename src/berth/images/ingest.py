@@ -37,6 +37,7 @@ class IngestedLayer:
     media_type: str
     size: int
     pending: PendingLayer | None = None
+    packed: bool = False  # verified but not unpacked: unpacked on first use
 
 
 class _Tee:
@@ -90,13 +91,15 @@ def media_type_for(head: bytes) -> str:
 def ingest_layer(store: Store, raw: BinaryIO, *, parent: str | None,
                  media_type: str | None = None, expected_digest: str | None = None,
                  expected_size: int | None = None,
-                 expected_diff_id: str | None = None) -> IngestedLayer:
-    """Store one layer blob and unpack it (unless its chain is already unpacked).
+                 expected_diff_id: str | None = None, unpack: bool = True) -> IngestedLayer:
+    """Store one layer blob and unpack it (unless its chain is already known).
 
-    The caller must hold ``store.ingesting()`` and later pass the result to
-    :func:`commit_image` (or :func:`discard`) — until then nothing is visible.
+    With ``unpack=False`` the tar is only verified against its diff ID; the layer is
+    unpacked on first use. The caller must hold ``store.ingesting()`` and later pass the
+    result to :func:`commit_image` (or :func:`discard`) — until then nothing is visible.
     """
     from berth.oci.layer_apply import apply_layer
+    from berth.oci.layer_verify import verify_layer
 
     if expected_diff_id is not None:
         validate(expected_diff_id)
@@ -114,9 +117,13 @@ def ingest_layer(store: Store, raw: BinaryIO, *, parent: str | None,
     with store.content.ingest(expected_digest, expected_size) as blob:
         tee = _Tee(peek, blob)  # type: ignore[arg-type]
         try:
-            if row is not None:  # unpacked already: only the blob is missing
+            if row is not None:  # known already: only the blob is missing
                 tee.drain()
                 diff_id, size = expected_diff_id, row["size"]
+            elif not unpack:
+                result = verify_layer(tee, expected_diff_id=expected_diff_id)  # type: ignore[arg-type]
+                tee.drain()
+                diff_id, size = result.diff_id, result.size
             else:
                 pending = store.layers.prepare()
                 result = apply_layer(tee, pending.diff,  # type: ignore[arg-type]
@@ -130,7 +137,7 @@ def ingest_layer(store: Store, raw: BinaryIO, *, parent: str | None,
             raise
     assert diff_id is not None
     return IngestedLayer(chain_id_of(parent, diff_id), diff_id, digest, blob.size,
-                         media_type, size, pending)
+                         media_type, size, pending, packed=row is None and not unpack)
 
 
 def discard(layers: list[IngestedLayer]) -> None:
@@ -183,6 +190,11 @@ def commit_image(store: Store, layers: list[IngestedLayer], config: bytes, *,
                     store.layers.publish(tx, layer.pending, chain_id=layer.chain_id,
                                          diff_id=layer.diff_id,
                                          parent=_parent_chain(layers, layer), size=layer.size)
+                elif layer.packed:
+                    store.layers.publish_packed(tx, chain_id=layer.chain_id,
+                                                diff_id=layer.diff_id,
+                                                parent=_parent_chain(layers, layer),
+                                                size=layer.size)
                 row = tx.one("SELECT size FROM layers WHERE chain_id=?", (layer.chain_id,))
                 if row is None:
                     raise DigestMismatch(f"layer {layer.chain_id} vanished during commit")

@@ -6,7 +6,6 @@ A digest string from outside (a manifest, an archive, a URL) is untrusted until
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import BinaryIO
 
@@ -47,11 +46,15 @@ def is_full_hex_id(value: str) -> bool:
 
 def sha256_bytes(data: bytes) -> str:
     """Digest of an in-memory blob."""
+    import hashlib
+
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def hasher(digest_or_algorithm: str = "sha256") -> "hashlib._Hash":
+def hasher(digest_or_algorithm: str = "sha256"):  # type: ignore[no-untyped-def]
     """A fresh hash object for the algorithm of a digest (``sha256`` or ``sha512``)."""
+    import hashlib
+
     algo = digest_or_algorithm.split(":", 1)[0]
     if algo not in _HEX_LEN:
         raise InvalidDigest(f"unsupported digest algorithm: {algo}")
@@ -60,6 +63,8 @@ def hasher(digest_or_algorithm: str = "sha256") -> "hashlib._Hash":
 
 def sha256_file(path: str) -> tuple[str, int]:
     """Digest and size of a file, streamed."""
+    import hashlib
+
     h = hashlib.sha256()
     size = 0
     with open(path, "rb") as f:
@@ -77,6 +82,8 @@ class DigestingReader:
     """
 
     def __init__(self, raw: BinaryIO, algorithm: str = "sha256") -> None:
+        import hashlib
+
         self._raw = raw
         self._h = hashlib.new(algorithm)
         self._algo = algorithm

@@ -13,7 +13,6 @@ The directory is a valid OCI layout ``blobs/`` tree, so it can be served or arch
 
 from __future__ import annotations
 
-import hashlib
 import os
 from typing import BinaryIO, Iterator
 
@@ -91,6 +90,8 @@ class ContentStore:
 
     def verify(self, digest: str) -> bool:
         """Re-hash a stored blob: False when its bytes no longer match its name."""
+        import hashlib
+
         h = hashlib.sha256()
         with self.open(digest) as f:
             while chunk := f.read(CHUNK):
@@ -105,6 +106,8 @@ class Ingestion:
     """
 
     def __init__(self, store: ContentStore, expected: str | None, size: int | None) -> None:
+        import hashlib
+
         self._store = store
         self._expected = expected
         self._expected_size = size

@@ -101,6 +101,66 @@ MIGRATIONS: list[str] = [
     ALTER TABLE containers ADD COLUMN manual_stop INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE containers ADD COLUMN error TEXT NOT NULL DEFAULT ''
     """,
+    # Layers pulled from a registry are verified (digest and diff ID) but unpacked on
+    # first use; until then the row exists with unpacked=0 and no directory.
+    """
+    ALTER TABLE layers ADD COLUMN unpacked INTEGER NOT NULL DEFAULT 1
+    """,
+    # Networks (berth.network.service): the networks, each container's endpoint on each
+    # (address held from create to rm), and the live sandbox of a running container
+    # (its netns, the userland proxy's pid and the host ports it was given).
+    """
+    CREATE TABLE networks (
+        id        TEXT PRIMARY KEY,
+        name      TEXT NOT NULL UNIQUE,
+        driver    TEXT NOT NULL,
+        subnet    TEXT,
+        gateway   TEXT,
+        internal  INTEGER NOT NULL DEFAULT 0,
+        labels    TEXT NOT NULL DEFAULT '{}',
+        created   REAL NOT NULL,
+        options   TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE TABLE endpoints (
+        container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+        network_id   TEXT NOT NULL REFERENCES networks(id) ON DELETE CASCADE,
+        ip           TEXT NOT NULL,
+        mac          TEXT NOT NULL,
+        aliases      TEXT NOT NULL DEFAULT '[]',
+        ifname       TEXT NOT NULL DEFAULT 'eth0',
+        created      REAL NOT NULL DEFAULT 0,
+        PRIMARY KEY (container_id, network_id)
+    );
+    CREATE INDEX endpoints_network ON endpoints(network_id);
+    CREATE TABLE sandboxes (
+        container_id TEXT PRIMARY KEY REFERENCES containers(id) ON DELETE CASCADE,
+        netns        TEXT NOT NULL DEFAULT '',
+        proxy_pid    INTEGER,
+        ports        TEXT NOT NULL DEFAULT '[]'
+    )
+    """,
+    # Build cache (berth.build.cache): step cache key -> the step's (intermediate) image;
+    # rows vanish with their image. File digests by inode identity let a cached rebuild
+    # skip re-reading unchanged COPY sources.
+    """
+    CREATE TABLE build_cache (
+        key       TEXT PRIMARY KEY,
+        image_id  TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        created   REAL NOT NULL,
+        last_used REAL NOT NULL
+    );
+    CREATE INDEX build_cache_image ON build_cache(image_id);
+    CREATE TABLE build_file_hashes (
+        dev         INTEGER NOT NULL,
+        ino         INTEGER NOT NULL,
+        size        INTEGER NOT NULL,
+        mtime_ns    INTEGER NOT NULL,
+        ctime_ns    INTEGER NOT NULL,
+        digest      TEXT NOT NULL,
+        recorded_ns INTEGER NOT NULL,
+        PRIMARY KEY (dev, ino)
+    )
+    """,
 ]
 
 

@@ -7,17 +7,19 @@ with one syscall instead of an fsync per file.
 
 from __future__ import annotations
 
-import ctypes
 import os
-import shutil
 import stat
+from typing import Any
 
-_libc: ctypes.CDLL | None = None
+_libc: Any = None
 
 
-def _lib() -> ctypes.CDLL:
+def _lib() -> Any:
+    """libc, loaded on first use so that commands that never sync skip ctypes."""
     global _libc
     if _libc is None:
+        import ctypes
+
         _libc = ctypes.CDLL(None, use_errno=True)
     return _libc
 
@@ -78,6 +80,8 @@ def remove_tree(path: str) -> None:
             func(p)
         except FileNotFoundError:
             pass
+
+    import shutil
 
     shutil.rmtree(path, onerror=onerror)
 

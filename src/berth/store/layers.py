@@ -72,6 +72,31 @@ class LayerStore:
         tx.execute("INSERT INTO layers(chain_id, diff_id, parent, link, size, created) "
                    "VALUES (?,?,?,?,?,?)", (chain_id, diff_id, parent, link, size, time.time()))
 
+    def publish_packed(self, tx: Tx, *, chain_id: str, diff_id: str, parent: str | None,
+                       size: int) -> None:
+        """Record a verified layer whose files are not unpacked yet (``unpacked=0``)."""
+        if self.exists(tx, chain_id):
+            return
+        final = self.layer_dir(chain_id)
+        if os.path.lexists(final):
+            remove_tree(final)
+        link = self._make_link(chain_id)
+        tx.execute("INSERT INTO layers(chain_id, diff_id, parent, link, size, created, unpacked) "
+                   "VALUES (?,?,?,?,?,?,0)", (chain_id, diff_id, parent, link, size, time.time()))
+
+    def finish_unpack(self, tx: Tx, pending: PendingLayer, *, chain_id: str, size: int) -> None:
+        """Publish the files of a packed layer (inside ``tx``), or drop them if beaten to it."""
+        row = tx.one("SELECT unpacked FROM layers WHERE chain_id=?", (chain_id,))
+        if row is None or row["unpacked"]:
+            pending.discard()
+            return
+        final = self.layer_dir(chain_id)
+        if os.path.lexists(final):  # stale: a process died between rename and commit
+            remove_tree(final)
+        syncfs(pending.diff)
+        os.rename(pending.dir, final)
+        tx.execute("UPDATE layers SET unpacked=1, size=? WHERE chain_id=?", (size, chain_id))
+
     def _make_link(self, chain_id: str) -> str:
         while True:
             link = os.urandom(LINK_LEN // 2).hex()

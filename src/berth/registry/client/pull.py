@@ -2,19 +2,18 @@
 
 How the bytes flow, and why this way. The image config is fetched first; its ``diff_ids``
 give every layer's ChainID before any layer is read, so layers need not be processed in
-order. Each layer's HTTP body is then streamed straight into
-:func:`~berth.images.ingest.ingest_layer`, which hashes the compressed bytes, stores them
-and unpacks the tar in the same single pass, on up to ``max_concurrent`` worker threads
-(zlib, zstd, sha256 and file writes all release the GIL). Downloading into the content
-store first and unpacking afterwards would read every layer twice from disk and serialise
-the unpacking; one pass in parallel is the fastest path we have. Only the final
-:func:`~berth.images.ingest.commit_image` is ordered: one transaction that publishes all
-layers bottom-up with the config, manifest, tag and repo digest.
+order. Each layer's HTTP body is streamed into the content store while a second thread
+inflates and hashes it to check the diff ID (:mod:`berth.registry.client.unpack`), on up to
+``max_concurrent`` layers at once. Files are not written here: layers are recorded as
+verified-but-packed and unpacked on first use (:mod:`berth.images.unpack`), so a pull costs
+what ``skopeo copy`` to an OCI layout costs, and an image that is only re-pushed or saved
+is never unpacked. Only the final :func:`~berth.images.ingest.commit_image` is ordered: one
+transaction that records all layers bottom-up with the config, manifest, tag and digest.
 
 Resuming: a layer whose blob was committed to the content store by an interrupted pull is
-not downloaded again — it is unpacked from the stored blob. The whole pull holds the shared
+not downloaded again — it is verified from the stored blob. The whole pull holds the shared
 ``store.ingesting()`` lock, so garbage collection cannot delete such blobs under our feet.
-A failed pull cancels its sibling transfers and discards their unpacked directories;
+A failed pull cancels its sibling transfers and discards their work;
 nothing half-written becomes visible.
 """
 
@@ -286,4 +285,4 @@ class _Puller:
                 parent: str | None) -> IngestedLayer:
         return ingest_layer(self.store, stream, parent=parent, media_type=desc.media_type,
                             expected_digest=desc.digest, expected_size=desc.size,
-                            expected_diff_id=diff_id)
+                            expected_diff_id=diff_id, unpack=False)

@@ -1,4 +1,9 @@
-"""Pipelined layer ingest for pulls: receive+store on one thread, inflate+unpack on another.
+"""Pipelined layer ingest for pulls: receive+store on one thread, inflate+verify on another.
+
+Pulls do not unpack: the second thread inflates and hashes the tar to check it against its
+diff ID, and the files are written on first use (:mod:`berth.images.unpack`), the way
+containerd separates fetching content from preparing snapshots. ``unpack=True`` keeps the
+eager path (inflate and write the files) for callers that want the layer ready at once.
 
 :func:`berth.images.ingest.ingest_layer` does everything — hash and store the compressed
 bytes, inflate, hash the tar, write the files — on one thread. For a registry pull that
@@ -132,23 +137,28 @@ def _have_isal() -> bool:
 
 def ingest_streamed(store: Store, body: BinaryIO, *, parent: str | None, media_type: str,
                     expected_digest: str, expected_size: int,
-                    expected_diff_id: str) -> IngestedLayer:
-    """Store and unpack one layer from ``body`` with two threads; nothing visible yet.
+                    expected_diff_id: str, unpack: bool = False) -> IngestedLayer:
+    """Store and verify (or unpack) one layer from ``body`` with two threads.
 
-    The caller holds ``store.ingesting()`` and later commits (or discards) the result.
+    Nothing is visible until the caller, who holds ``store.ingesting()``, commits (or
+    discards) the result.
     """
     from berth.oci.layer_apply import apply_layer
+    from berth.oci.layer_verify import verify_layer
 
     pipe = _Pipe()
-    pending = store.layers.prepare()
+    pending = store.layers.prepare() if unpack else None
     out: dict[str, Any] = {}
 
     def unpack() -> None:
         try:
             head = pipe.peek_head(2)
             stream: Any = _IsalGunzip(pipe) if head == GZIP_MAGIC and _have_isal() else pipe
-            out["result"] = apply_layer(stream, pending.diff,
-                                        expected_diff_id=expected_diff_id)
+            if pending is None:
+                out["result"] = verify_layer(stream, expected_diff_id=expected_diff_id)
+            else:
+                out["result"] = apply_layer(stream, pending.diff,
+                                            expected_diff_id=expected_diff_id)
             while pipe.read(CHUNK):  # the blob digest covers bytes after the tar's end
                 pass
         except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
@@ -173,10 +183,12 @@ def ingest_streamed(store: Store, body: BinaryIO, *, parent: str | None, media_t
     except BaseException as e:
         pipe.abort()
         worker.join()
-        pending.discard()
+        if pending is not None:
+            pending.discard()
         if isinstance(e, _Aborted) and "error" in out:
             raise out["error"] from None
         raise
     result = out["result"]
+    size = result.unpacked_size if pending is not None else result.size
     return IngestedLayer(chain_id_of(parent, result.diff_id), result.diff_id, digest,
-                         blob.size, media_type, result.unpacked_size, pending)
+                         blob.size, media_type, size, pending, packed=pending is None)

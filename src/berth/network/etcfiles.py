@@ -1,0 +1,64 @@
+"""Writing a networked container's ``/etc/hosts``, ``hostname`` and ``resolv.conf``.
+
+berth has no embedded DNS server: on a user-defined network, containers find each other
+through ``/etc/hosts``, which berth rewrites for *every* container on the network
+whenever a peer starts, stops, connects, disconnects or is removed. Peers listed are the
+running ones (name, ``--network-alias`` es, short ID), as Docker's DNS would answer. The
+default ``bridge`` lists no peers (Docker's default bridge has no name resolution either).
+
+The files are bind-mounted into the container, so they are rewritten *in place* (same
+inode): an atomic rename would leave the container looking at the old inode forever.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from .hostsfiles import (parse_add_host, read_host_resolv_conf, render_hosts,
+                         render_resolv_conf)
+
+
+def write_in_place(path: str, text: str) -> None:
+    """Truncate-and-write keeping the inode (see module doc); 0644 like Docker's."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def resolv_conf(host_config: dict[str, Any]) -> str:
+    """The container's resolv.conf from the host's and ``--dns``/``--dns-search``/-option."""
+    return render_resolv_conf(read_host_resolv_conf(), dns=host_config.get("Dns") or None,
+                              dns_search=host_config.get("DnsSearch") or None,
+                              dns_options=host_config.get("DnsOptions") or None)
+
+
+def hosts_text(config: dict[str, Any], ip: str | None, gateway: str | None,
+               peers: Iterable[tuple[str, list[str]]]) -> str:
+    """hosts for a container from its stored config, its primary address and its peers."""
+    extra = [parse_add_host(h) for h in config.get("HostConfig", {}).get("ExtraHosts") or []]
+    return render_hosts(config.get("Hostname") or "", ip, domainname=config.get("Domainname")
+                        or "", extra_hosts=extra, gateway=gateway, peers=peers)
+
+
+def write_etc_files(cdir: str, config: dict[str, Any], ip: str | None, gateway: str | None,
+                    peers: Iterable[tuple[str, list[str]]]) -> list[dict[str, Any]]:
+    """Write all three files into the container dir; the bind mounts for the spec."""
+    files = {"hosts": hosts_text(config, ip, gateway, peers),
+             "hostname": (config.get("Hostname") or "") + "\n",
+             "resolv.conf": resolv_conf(config.get("HostConfig", {}))}
+    mounts = []
+    for name, text in files.items():
+        path = os.path.join(cdir, name)
+        write_in_place(path, text)
+        mounts.append({"type": "bind", "source": path, "destination": f"/etc/{name}"})
+    return mounts
+
+
+def peer_names(name: str, cid: str, aliases_json: str) -> list[str]:
+    """What a peer answers to: its name, its aliases on that network, its short ID."""
+    return [name, *json.loads(aliases_json or "[]"), cid[:12]]
