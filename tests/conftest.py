@@ -96,6 +96,9 @@ def _teardown(tmp_path: Path, root: Path, runroot: Path, before_net: set[str]) -
                 cleanup = getattr(eng, "remove_all_containers", None)
                 if cleanup is not None:
                     cleanup()
+                networks = getattr(eng, "remove_all_networks", None)
+                if networks is not None:  # bridges and nft rules are host-global
+                    networks()
         except Exception as e:  # noqa: BLE001 - report below, do not mask the test result
             print(f"teardown cleanup failed: {e}", file=sys.stderr)
     leaks = []

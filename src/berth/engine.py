@@ -148,8 +148,8 @@ class Engine:
              "Size": total, "Reclaimable": total - active_size},
             {"Type": "Containers", "TotalCount": n_cont, "Active": n_running, "Size": 0,
              "Reclaimable": 0},
-            {"Type": "Local Volumes", "TotalCount": 0, "Active": 0, "Size": 0, "Reclaimable": 0},
-            {"Type": "Build Cache", "TotalCount": 0, "Active": 0, "Size": 0, "Reclaimable": 0},
+            self.volume_df(),
+            self.build_cache_usage(),
         ]
 
     def info(self) -> dict[str, Any]:
@@ -169,7 +169,7 @@ class Engine:
             "Containers": counts["containers"],
             "ContainersRunning": running,
             "ContainersStopped": counts["containers"] - running,
-            "DefaultNetwork": "none",
+            "DefaultNetwork": "bridge",
             "OperatingSystem": _os_name(),
             "KernelVersion": os.uname().release,
             "Architecture": os.uname().machine,
@@ -180,8 +180,7 @@ class Engine:
     def _container_info(self) -> dict[str, Any]:
         rt = self.runtime_info()
         warnings = [rt["RuntimeNotice"]] if rt.get("RuntimeNotice") else []
-        warnings.append("networking is not available yet: containers get --network none "
-                        "(or --network host)")
+        warnings += self._network_warnings()
         return {"Runtime": rt["Runtime"], "DefaultRuntime": rt["Runtime"],
                 "Warnings": warnings}
 
@@ -260,7 +259,7 @@ class Engine:
                 svc.start(rec.id)
             except BaseException:
                 if opts.auto_remove:
-                    svc.remove(rec.id, force=True)
+                    svc.remove(rec.id, force=True, volumes=True)
                 raise
             return rec, None
         try:
@@ -268,7 +267,7 @@ class Engine:
                                     stderr_fd=stderr_fd)
         except BaseException:
             if opts.auto_remove and svc.find(rec.id) is not None:
-                svc.remove(rec.id, force=True)
+                svc.remove(rec.id, force=True, volumes=True)
             raise
         return rec, code
 
@@ -315,8 +314,10 @@ class Engine:
     def container_kill(self, name: str, signal: str = "KILL") -> None:
         self.container_service.kill(name, signal)
 
-    def container_remove(self, name: str, *, force: bool = False):  # type: ignore[no-untyped-def]
-        return self.container_service.remove(name, force=force)
+    def container_remove(self, name: str, *, force: bool = False,  # type: ignore[no-untyped-def]
+                         volumes: bool = False):
+        """``rm``; ``volumes`` (``rm -v``) also removes the container's anonymous volumes."""
+        return self.container_service.remove(name, force=force, volumes=volumes)
 
     def container_pause(self, name: str) -> None:
         self.container_service.pause(name)
@@ -361,7 +362,9 @@ class Engine:
         rec = self.container_service.get(name)
         lowers = [self.store.layers.diff_dir(r["chain_id"]) for r in
                   reversed(self.image_service.layers(rec.image_id))]
-        return inspect(rec, lowers)
+        data = inspect(rec, lowers)
+        data["NetworkSettings"] = self.network_service.settings(rec)
+        return data
 
     def container_mount(self, name: str) -> str:
         """Mount a container's rootfs (stopped ones too); returns the merged dir."""
@@ -483,6 +486,187 @@ class Engine:
                 r.config.get("HostConfig", {}).get("Runtime") or r.runtime),
             exclude=(lambda rel: rel in skip) if skip else None)
         return result.image_id
+
+    # -- volumes ----------------------------------------------------------------------------
+    @functools.cached_property
+    def volume_service(self):  # type: ignore[no-untyped-def]
+        from berth.volumes.service import VolumeService
+
+        return VolumeService(self.store)
+
+    def volume_create(self, name: str | None = None, *, driver: str = "local",
+                      labels: dict[str, str] | None = None,
+                      options: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+        """``volume create``: the volume (an existing one of that name is returned)."""
+        return self.volume_service.create(name, driver=driver, labels=labels,
+                                          options=options)[0]
+
+    def volumes(self, *, filters: dict[str, list[str]] | None = None):  # type: ignore[no-untyped-def]
+        """``volume ls``: by name; filters dangling, name (substring), label, driver."""
+        from berth.volumes.filters import build_predicate
+
+        svc = self.volume_service
+        pred = build_predicate(filters or {}, svc.in_use)
+        return [v for v in svc.list() if pred(v)]
+
+    def volume_inspect(self, name: str) -> dict[str, Any]:
+        from berth.errors import NotFound
+
+        rec = self.volume_service.find(name)
+        if rec is None:
+            raise NotFound(f"No such volume: {name}")
+        return rec.inspect()
+
+    def volume_remove(self, name: str, *, force: bool = False) -> bool:
+        """``volume rm``: refused while any container (running or not) uses it."""
+        return self.volume_service.remove(name, force=force)
+
+    def volume_prune(self, *, all: bool = False,  # noqa: A002 - docker's flag name
+                     filters: dict[str, list[str]] | None = None) -> tuple[list[str], int]:
+        """Unused volumes (anonymous only unless ``all``): (removed names, bytes freed)."""
+        filters = filters or {}
+        labels = filters.get("label", []) + ["!" + v for v in filters.get("label!", [])]
+        if filters.get("all"):
+            all = any(v.lower() in ("1", "true") for v in filters["all"])  # noqa: A001
+        return self.volume_service.prune(all_unused=all, labels=labels)
+
+    def volume_df(self) -> dict[str, Any]:
+        """The ``system df`` Local Volumes row (no row read when there are no volumes)."""
+        row = self.store.db.one("SELECT COUNT(*) AS n FROM volumes")
+        if not row or not row["n"]:
+            return {"Type": "Local Volumes", "TotalCount": 0, "Active": 0, "Size": 0,
+                    "Reclaimable": 0}
+        svc = self.volume_service
+        used = svc.in_use()
+        recs = svc.list()
+        sizes = {v.name: svc.size(v) for v in recs}
+        return {"Type": "Local Volumes", "TotalCount": len(recs),
+                "Active": sum(1 for v in recs if v.name in used),
+                "Size": sum(sizes.values()),
+                "Reclaimable": sum(s for n, s in sizes.items() if n not in used)}
+
+    # -- networks ---------------------------------------------------------------------------
+    @functools.cached_property
+    def network_service(self):  # type: ignore[no-untyped-def]
+        from berth.network.service import NetworkService
+
+        return NetworkService(self.store)
+
+    def network_create(self, name: str, **kw: Any):  # type: ignore[no-untyped-def]
+        """``network create``: a bridge network (subnet chosen unless given)."""
+        return self.network_service.create(name, **kw)
+
+    def networks(self, *, filters: dict[str, list[str]] | None = None):  # type: ignore[no-untyped-def]
+        """``network ls``: bridge, host, none and user networks; Docker's filters."""
+        from berth.network.filters import build_predicate
+
+        pred = build_predicate(filters or {})
+        return [n for n in self.network_service.list() if pred(n)]
+
+    def network_inspect(self, name: str) -> dict[str, Any]:
+        return self.network_service.inspect(name)
+
+    def network_remove(self, name: str):  # type: ignore[no-untyped-def]
+        return self.network_service.remove(name)
+
+    def network_prune(self, *, filters: dict[str, list[str]] | None = None) -> list[str]:
+        """User networks no container is attached to: their names."""
+        from berth.units import parse_timestamp
+
+        filters = filters or {}
+        until = min((parse_timestamp(v) for v in filters.get("until", [])), default=None)
+        labels = filters.get("label", []) + ["!" + v for v in filters.get("label!", [])]
+        return self.network_service.prune(until=until, labels=labels)
+
+    def network_connect(self, network: str, container: str, *,
+                        aliases: list[str] = (), ip: str | None = None) -> None:  # type: ignore[assignment]
+        rec = self.container(container)
+        self.network_service.connect(network, rec, aliases=list(aliases), ip=ip)
+
+    def network_disconnect(self, network: str, container: str, *,
+                           force: bool = False) -> None:
+        rec = self.container(container)
+        self.network_service.disconnect(network, rec)
+
+    def container_ports(self, name: str):  # type: ignore[no-untyped-def]
+        """Published ports of a running container (Engine API ``Ports`` entries)."""
+        rec = self.container(name)
+        return self.network_service.display_ports(rec) if self._has_netns(rec) else []
+
+    def ports_column(self, rec: Any) -> str:
+        """``ps`` PORTS for one container record (empty unless it runs on a network)."""
+        from berth.network.ports import format_ports_column
+
+        if not self._has_netns(rec) or rec.status not in ("running", "paused"):
+            return ""
+        return format_ports_column(self.network_service.display_ports(rec))
+
+    @staticmethod
+    def _has_netns(rec: Any) -> bool:
+        mode = rec.config.get("HostConfig", {}).get("NetworkMode") or "none"
+        return mode not in ("none", "host") and not mode.startswith("container:")
+
+    def remove_all_networks(self) -> None:
+        """Every network of this store and its bridge/rules (test teardown, reset)."""
+        if self.store.db.one("SELECT 1 FROM networks LIMIT 1") is not None:
+            self.network_service.remove_all()
+
+    def _network_warnings(self) -> list[str]:
+        try:
+            with open("/proc/sys/net/ipv4/ip_forward") as f:
+                on = f.read().strip() == "1"
+        except OSError:
+            on = True
+        return [] if on else ["IPv4 forwarding is disabled: containers reach the host and "
+                              "each other, but not beyond the host (net.ipv4.ip_forward=0; "
+                              "berth enables it on 'network create')"]
+
+    # -- build ------------------------------------------------------------------------------
+    def build(self, context: "str | BinaryIO | None", *, dockerfile: str = "Dockerfile",
+              dockerfile_text: str | None = None, progress: Any = None,
+              **options: Any):  # type: ignore[no-untyped-def]
+        """``build``: a Dockerfile and a context become an image; a BuildResult.
+
+        ``context`` is a directory, a tar stream, or None (``dockerfile_text`` is then the
+        whole input, as ``berth build - < Dockerfile``). ``options`` are
+        :class:`~berth.build.executor.BuildOptions` fields (tags, build_args, target,
+        no_cache, pull, labels, secrets, network, source_date_epoch).
+        """
+        from berth.build.context import BuildContext
+        from berth.build.executor import BuildOptions, BuildSession
+
+        name = "Dockerfile" if dockerfile_text is not None and dockerfile in ("-", "") \
+            else dockerfile
+        if context is None:
+            ctx = BuildContext.from_dockerfile_only(dockerfile_text or "")
+        elif isinstance(context, str):
+            ctx = BuildContext.from_dir(context, dockerfile_name=os.path.basename(name))
+        else:
+            ctx = BuildContext.from_tar(context, os.path.basename(name), tmp_dir=self.store.tmp)
+        if dockerfile_text is not None:
+            ctx.dockerfile_text = dockerfile_text
+        try:
+            session = BuildSession(
+                self.store, self.image_service, lambda: self.container_service.runtime(None),
+                lambda ref: self.pull(ref), ctx, BuildOptions(dockerfile=name, **options),
+                progress)
+            return session.run()
+        finally:
+            ctx.close()
+
+    def builder_prune(self, *, all: bool = False):  # type: ignore[no-untyped-def]  # noqa: A002
+        """``builder prune``: unreachable build cache (everything with ``all``)."""
+        from berth.build.cache import BuildCache
+        from berth.build.executor import cache_mounts_dir
+
+        return BuildCache(self.store).prune(all_entries=all,
+                                            mounts_dir=cache_mounts_dir(self.store))
+
+    def build_cache_usage(self) -> dict[str, Any]:
+        """``system df``'s Build Cache row."""
+        from berth.build.cache import BuildCache
+
+        return {"Type": "Build Cache", **BuildCache(self.store).usage()}
 
 
 def _os_name() -> str:

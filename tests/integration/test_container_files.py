@@ -26,8 +26,8 @@ SETUP = ("echo hello > /hello; rm /etc/group; mkdir -p /data/sub; echo deep > /d
 
 
 def start(engine, name: str, script: str = SETUP + "exec sleep 300", image: str = "busybox"):  # type: ignore[no-untyped-def]
-    rec, _ = engine.container_run(CreateOptions(image=image, command=["sh", "-c", script],
-                                                name=name, detach=True))
+    rec, _ = engine.container_run(CreateOptions(
+        network="none", image=image, command=["sh", "-c", script], name=name, detach=True))
     deadline = time.time() + (10 if "etclink" in script else 0)
     while time.time() < deadline:  # the setup script has run once /data/top is there
         if os.path.exists(os.path.join(rec.merged, "data", "etclink")):
@@ -41,7 +41,8 @@ def run_fg(engine, image: str, script: str) -> tuple[int, str]:  # type: ignore[
     r, w = os.pipe()
     try:
         _, code = engine.container_run(
-            CreateOptions(image=image, command=["sh", "-c", script], auto_remove=True),
+            CreateOptions(network="none", image=image, command=["sh", "-c", script],
+                          auto_remove=True),
             stdout_fd=w, stderr_fd=w)
     finally:
         os.close(w)
@@ -129,15 +130,14 @@ def test_cp_errors(ctr, tmp_path):  # type: ignore[no-untyped-def]
 
 
 def test_cp_stopped_container(engine, busybox_image, tmp_path):  # type: ignore[no-untyped-def]
-    code, _ = 0, ""
-    rec, _ = engine.container_run(CreateOptions(image="busybox", name="done", command=[
-        "sh", "-c", "echo bye > /bye"]), stdout_fd=2, stderr_fd=2)
+    engine.container_run(CreateOptions(network="none", image="busybox", name="done",
+                                       command=["sh", "-c", "echo bye > /bye"]),
+                         stdout_fd=2, stderr_fd=2)
     assert engine.container("done").status == "exited"
     assert cli("cp", "done:/bye", str(tmp_path / "bye")).returncode == 0
     assert (tmp_path / "bye").read_text() == "bye\n"
     (tmp_path / "in").write_text("in")
     assert cli("cp", str(tmp_path / "in"), "done:/in").returncode == 0
-    assert code == 0
 
 
 # -- diff / export -----------------------------------------------------------------------------
@@ -206,8 +206,8 @@ def test_top(ctr):  # type: ignore[no-untyped-def]
 
 
 def test_top_stopped_container_fails(engine, busybox_image):  # type: ignore[no-untyped-def]
-    engine.container_run(CreateOptions(image="busybox", name="gone", command=["true"]),
-                         stdout_fd=2, stderr_fd=2)
+    engine.container_run(CreateOptions(network="none", image="busybox", name="gone",
+                                       command=["true"]), stdout_fd=2, stderr_fd=2)
     r = cli("top", "gone")
     assert r.returncode == 1 and b"is not running" in r.stderr
 
@@ -232,7 +232,7 @@ def test_commit_runs_with_the_changes(ctr, engine):  # type: ignore[no-untyped-d
 
 
 def test_commit_is_deterministic_and_untagged(engine, busybox_image):  # type: ignore[no-untyped-def]
-    engine.container_run(CreateOptions(image="busybox", name="wr", command=[
+    engine.container_run(CreateOptions(network="none", image="busybox", name="wr", command=[
         "sh", "-c", "mkdir /m; for i in 1 2 3; do echo $i > /m/$i; done; rm /etc/passwd"]),
         stdout_fd=2, stderr_fd=2)
     r1 = cli("commit", "wr")
@@ -253,3 +253,29 @@ def test_commit_errors(engine, busybox_image):  # type: ignore[no-untyped-def]
     r = cli("commit", "-c", "BOGUS x", "c2")
     assert r.returncode != 0 and r.stderr
     assert json.loads(json.dumps(engine.images(all=True)[0].tags)) == ["docker.io/library/busybox:latest"]
+
+
+def test_commit_pauses_only_running_containers(ctr, engine, monkeypatch):  # type: ignore[no-untyped-def]
+    svc = engine.container_service
+    real = svc.runtime
+    calls: list[str] = []
+
+    class Spy:
+        def __init__(self, rt):  # type: ignore[no-untyped-def]
+            self.rt = rt
+
+        def pause(self, cid: str) -> None:
+            calls.append("pause")
+            self.rt.pause(cid)
+
+        def resume(self, cid: str) -> None:
+            calls.append("resume")
+            self.rt.resume(cid)
+
+    monkeypatch.setattr(svc, "runtime", lambda name=None: Spy(real(name)))
+    engine.commit("c1")
+    assert calls == ["pause", "resume"]
+    calls.clear()
+    engine.commit("c1", pause=False)
+    assert calls == []
+    assert engine.container("c1").status == "running"

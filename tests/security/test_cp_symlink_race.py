@@ -29,7 +29,7 @@ ROUNDS = 200
 
 @pytest.fixture
 def box(engine, busybox_image):  # type: ignore[no-untyped-def]
-    rec, _ = engine.container_run(CreateOptions(
+    rec, _ = engine.container_run(CreateOptions(network="none",
         image="busybox", name="box", detach=True, command=["sleep", "300"]))
     return engine.container("box")
 

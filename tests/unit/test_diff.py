@@ -84,5 +84,12 @@ def test_mount_placeholders_are_hidden(tmp_path):
     assert placeholders(up, [low], targets) == {"etc/hosts", "data"}
 
 
+def test_dir_holding_only_placeholders_is_unchanged(tmp_path):
+    low = _tree(tmp_path / "l", {"etc/passwd": "root", "var/": ""})
+    up = _tree(tmp_path / "u", {"etc/hosts": "", "etc/resolv.conf": "", "var/": ""})
+    targets = {"/etc/hosts", "/etc/resolv.conf"}
+    assert _lines(up, [low], exclude=targets) == ["C /var"]  # a chmod'ed dir still shows
+
+
 def test_empty_upper(tmp_path):
     assert _lines(_tree(tmp_path / "u", {}), [_tree(tmp_path / "l", {"a": "1"})]) == []

@@ -72,6 +72,8 @@ def _create_parser(prog: str, desc: str, run: bool) -> Parser:
     p.add_argument("-h", "--hostname")
     p.add_argument("-v", "--volume", action="append", default=[])
     p.add_argument("--tmpfs", action="append", default=[])
+    p.add_argument("--mount", action="append", default=[])
+    p.add_argument("--volumes-from", action="append", default=[])
     p.add_argument("-l", "--label", action="append", default=[])
     p.add_argument("--restart")
     p.add_argument("--stop-signal")
@@ -88,9 +90,16 @@ def _create_parser(prog: str, desc: str, run: bool) -> Parser:
     p.add_argument("--cpus")
     p.add_argument("-c", "--cpu-shares", type=int)
     p.add_argument("--pids-limit", type=int)
-    p.add_argument("--network", "--net", default="none")
+    p.add_argument("--network", "--net", default="bridge")
     p.add_argument("--runtime")
     p.add_argument("-p", "--publish", action="append", default=[])
+    p.add_argument("-P", "--publish-all", action="store_true")
+    p.add_argument("--expose", action="append", default=[])
+    p.add_argument("--ip")
+    p.add_argument("--network-alias", "--net-alias", action="append", default=[])
+    p.add_argument("--dns", action="append", default=[])
+    p.add_argument("--dns-search", action="append", default=[])
+    p.add_argument("--dns-option", "--dns-opt", action="append", default=[])
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("command", nargs=argparse.REMAINDER)
     return p
@@ -100,9 +109,6 @@ def _options(a: argparse.Namespace, detach: bool):  # type: ignore[no-untyped-de
     from berth.container.create_options import CreateOptions
     from berth.units import parse_size
 
-    if a.publish:
-        raise InvalidArgument("port publishing needs networking, which berth does not have "
-                              "yet")
     cpus = None
     if a.cpus is not None:
         try:
@@ -119,12 +125,15 @@ def _options(a: argparse.Namespace, detach: bool):  # type: ignore[no-untyped-de
         image=a.image, command=list(a.command), name=a.name, entrypoint=a.entrypoint,
         env=a.env, env_files=a.env_file, workdir=a.workdir, user=a.user,
         hostname=a.hostname, tty=a.tty, interactive=a.interactive, detach=detach,
-        labels=a.label, volumes=a.volume, tmpfs=a.tmpfs, restart=a.restart,
+        labels=a.label, volumes=a.volume, tmpfs=a.tmpfs, mounts=a.mount,
+        volumes_from=a.volumes_from, restart=a.restart,
         auto_remove=a.rm, stop_signal=a.stop_signal, stop_timeout=a.stop_timeout,
         init=a.init, add_hosts=a.add_host, read_only=a.read_only, privileged=a.privileged,
         cap_add=a.cap_add, cap_drop=a.cap_drop, security_opt=a.security_opt, memory=mem,
         memory_swap=swap, cpus=cpus, cpu_shares=a.cpu_shares, pids_limit=a.pids_limit,
-        network=a.network, runtime=a.runtime)
+        network=a.network, runtime=a.runtime, publish=a.publish, publish_all=a.publish_all,
+        expose=a.expose, ip=a.ip, network_aliases=a.network_alias, dns=a.dns,
+        dns_search=a.dns_search, dns_options=a.dns_option)
 
 
 def _engine_error(e: BerthError) -> BerthError:
@@ -212,7 +221,8 @@ def rm(ctx: Ctx, argv: list[str]) -> int:
     p.add_argument("-v", "--volumes", action="store_true")
     p.add_argument("-l", "--link", action="store_true")
     a = p.parse(argv)
-    return _each(a.containers, lambda n: ctx.engine.container_remove(n, force=a.force))
+    return _each(a.containers, lambda n: ctx.engine.container_remove(
+        n, force=a.force, volumes=a.volumes))
 
 
 def pause(ctx: Ctx, argv: list[str]) -> int:
@@ -252,15 +262,9 @@ def wait(ctx: Ctx, argv: list[str]) -> int:
 
 
 def port(ctx: Ctx, argv: list[str]) -> int:
-    p = Parser("berth port", "List port mappings or a specific mapping for the container")
-    p.add_argument("container", metavar="CONTAINER")
-    p.add_argument("private_port", nargs="?", metavar="PRIVATE_PORT[/PROTO]")
-    a = p.parse(argv)
-    ctx.engine.container(a.container)
-    if a.private_port:
-        pp = a.private_port if "/" in a.private_port else a.private_port + "/tcp"
-        raise BerthError(f"No public port '{pp}' published for {a.container}")
-    return 0  # no port publishing until networking lands: nothing to list
+    from berth.cli.network_cmd import port as network_port
+
+    return network_port(ctx, argv)
 
 
 # -- ps -----------------------------------------------------------------------------------
@@ -294,6 +298,8 @@ def ps(ctx: Ctx, argv: list[str]) -> int:
     now = time.time()
     size = _size_of(eng) if a.size else None
     rows = [ps_row(r, images(r), trunc=trunc, now=now, size=size) for r in recs]
+    for rec, row in zip(recs, rows):  # PORTS: published/exposed ports of running ones
+        row["Ports"] = eng.ports_column(rec)
     cols = list(PS_COLUMNS) + ([("SIZE", "Size")] if a.size else [])
     _out(format_rows(rows, cols, a.format, headers=PS_HEADERS))
     return 0

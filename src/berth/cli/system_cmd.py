@@ -123,7 +123,9 @@ def prune(ctx: Ctx, argv: list[str]) -> int:
 
         if not _confirm("WARNING! This will remove:\n  - all stopped containers\n"
                         "  - all " + ("images without at least one container associated "
-                                      "to them" if a.all else "dangling images")):
+                                      "to them" if a.all else "dangling images") +
+                        ("\n  - anonymous volumes not used by at least one container"
+                         if a.volumes else "")):
             return 0
     eng = ctx.engine
     total = 0
@@ -132,6 +134,11 @@ def prune(ctx: Ctx, argv: list[str]) -> int:
         removed, space = pruner()
         if removed:
             print("Deleted Containers:\n" + "\n".join(removed) + "\n")
+        total += space
+    if a.volumes:  # Docker's order: containers, networks, volumes, images
+        names, space = eng.volume_prune()
+        if names:
+            print("Deleted Volumes:\n" + "\n".join(names) + "\n")
         total += space
     res = eng.image_prune(all=a.all)
     if res.untagged or res.deleted:

@@ -17,7 +17,7 @@ import copy
 import json
 import os
 import time
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Callable, Iterator
 
 from berth.container.records import ContainerRecord
@@ -62,25 +62,30 @@ def paused(rec: ContainerRecord, pause: bool,
 
 
 def layer_from_upper(store: Store, upper: str, parent: str | None,
-                     exclude: Callable[[str], bool] | None = None) -> IngestedLayer:
-    """Write ``upper`` as a layer tar and ingest it (blob + unpacked layer).
+                     exclude: Callable[[str], bool] | None = None,
+                     hold: Callable[[], AbstractContextManager[None]] | None = None,
+                     *, source_date_epoch: int | None = None) -> IngestedLayer:
+    """Write ``upper`` as a layer tar and ingest it as a verified, packed layer.
 
-    Sequential on purpose: a tar writer thread feeding the unpacker through a pipe looked
-    like overlap, but the CPU-bound writer kept the GIL while every file create waited for
-    it, and a commit of 5,000 files took 20x longer. The tar goes to a temp file in the
-    store's tmp dir (removed at the next start if we die), and knowing its diff_id first
-    lets an upper dir already committed skip the unpack altogether.
+    ``hold`` (the pause) covers only the read of the upper dir. The layer's files are not
+    written here: like a pulled layer it is unpacked when a container first uses the new
+    image (:mod:`berth.images.unpack`), so a commit costs about what a ``tar`` of the
+    changes costs. The tar goes to a temp file in the store's tmp dir (removed at the next
+    start if we die).
     The caller holds ``store.ingesting()`` and commits or discards the result.
+    ``build`` shares this path; its ``source_date_epoch`` clamps mtimes (reproducible).
     """
     tmp = os.path.join(store.tmp, f"commit-{os.getpid()}-{os.urandom(6).hex()}")
     try:
         with open(tmp, "xb+", buffering=_BUFFER) as f:
-            written = write_layer(upper, f, overlay_upper=True, exclude=exclude)
+            with hold() if hold is not None else nullcontext():
+                written = write_layer(upper, f, overlay_upper=True, exclude=exclude,
+                                      source_date_epoch=source_date_epoch)
             f.seek(0)
             return ingest_layer(store, f, parent=parent,  # type: ignore[arg-type]
                                 expected_digest=written.digest,
                                 expected_size=written.compressed_size,
-                                expected_diff_id=written.diff_id)
+                                expected_diff_id=written.diff_id, unpack=False)
     finally:
         try:
             os.unlink(tmp)
@@ -107,8 +112,9 @@ def commit(store: Store, rec: ContainerRecord, *, base_config: bytes,
               for row in base_layers]
     parent_chain = layers[-1].chain_id if layers else None
     with store.ingesting():
-        with paused(rec, pause, runtime_for or _default_runtime):
-            layer = layer_from_upper(store, rec.upper, parent_chain, exclude)
+        layer = layer_from_upper(
+            store, rec.upper, parent_chain, exclude,
+            hold=lambda: paused(rec, pause, runtime_for or _default_runtime))
         now = rfc3339_nano(time.time())
         doc["created"] = now
         doc["author"] = author or None

@@ -314,10 +314,8 @@ def _plan(fs: FS, dest: str, src: Node, contents: bool) -> _Plan:
 
 
 def _basename(node: Node) -> str:
-    if node.name != ".":
-        return node.name
-    base = posixpath.basename(node.path.rstrip("/"))
-    return base if base not in ("", ".", "..") else "root"
+    """Top-level name of a source in the stream; ``""`` for a root (its contents)."""
+    return "" if node.name == "." else node.name
 
 
 def _owner_into_container() -> tuple[int, int]:

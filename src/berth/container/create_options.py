@@ -40,6 +40,8 @@ class CreateOptions:
     labels: list[str] = field(default_factory=list)
     volumes: list[str] = field(default_factory=list)
     tmpfs: list[str] = field(default_factory=list)
+    mounts: list[str] = field(default_factory=list)         # --mount (berth.volumes.specs)
+    volumes_from: list[str] = field(default_factory=list)   # --volumes-from
     restart: str | None = None
     auto_remove: bool = False
     stop_signal: str | None = None
@@ -56,8 +58,17 @@ class CreateOptions:
     cpus: float | None = None
     cpu_shares: int | None = None
     pids_limit: int | None = None
-    network: str = "none"
+    network: str = "bridge"
     runtime: str | None = None
+    # networking (berth.network): -p/-P/--expose, --ip, --network-alias, --dns*
+    publish: list[str] = field(default_factory=list)
+    publish_all: bool = False
+    expose: list[str] = field(default_factory=list)
+    ip: str | None = None
+    network_aliases: list[str] = field(default_factory=list)
+    dns: list[str] = field(default_factory=list)
+    dns_search: list[str] = field(default_factory=list)
+    dns_options: list[str] = field(default_factory=list)
 
 
 def parse_signal(text: str) -> int:
@@ -190,9 +201,18 @@ def merge(opts: CreateOptions, image_config: dict[str, Any], image_ref: str
         cmd = list(opts.command) if opts.command else list(img.get("Cmd") or [])
     if not entrypoint and not cmd:
         raise InvalidArgument("No command specified")
-    if opts.network not in ("none", "host"):
-        raise InvalidArgument(f"network {opts.network} not found (berth has no networking "
-                              "yet: use --network none or --network host)")
+    if opts.network == "default":
+        opts.network = "bridge"
+    if not opts.network or opts.network == "container:":
+        raise InvalidArgument(f"invalid network mode: {opts.network!r}")
+    ports: dict[str, Any] = {}
+    if opts.publish or opts.publish_all or opts.expose:
+        from ..network.portbindings import bindings_from_flags, exposed_from_flags
+
+        ports = bindings_from_flags(opts.publish) if opts.network not in ("host", "none") \
+            else {}
+        img = dict(img, ExposedPorts=exposed_from_flags(opts.expose, ports,
+                                                        img.get("ExposedPorts")))
     if opts.stop_signal is not None:
         parse_signal(opts.stop_signal)
     env_in = [line for path in opts.env_files for line in read_env_file(path)] + opts.env
@@ -203,7 +223,13 @@ def merge(opts: CreateOptions, image_config: dict[str, Any], image_ref: str
     if opts.auto_remove and policy.name != "no":
         raise InvalidArgument("Conflicting options: --restart and --rm")
     _security(opts.security_opt)
-    binds = [parse_volume(v) for v in opts.volumes]
+    volume_mounts: list[dict[str, Any]] = []
+    if opts.volumes or opts.mounts or opts.volumes_from or img.get("Volumes"):
+        from ..volumes.hooks import planned_mounts  # lazy: a run without volumes skips it
+
+        binds, volume_mounts = planned_mounts(opts, img)
+    else:
+        binds = []
     tmpfs = dict(parse_tmpfs(t) for t in opts.tmpfs)
     for h in opts.add_hosts:
         host, sep, ip = h.partition(":")
@@ -237,7 +263,14 @@ def merge(opts: CreateOptions, image_config: dict[str, Any], image_ref: str
         "Binds": [f"{b['Source']}:{b['Destination']}" + (f":{b['Mode']}" if b["Mode"] else "")
                   for b in binds] or None,
         "Mounts": binds,
+        "VolumeMounts": volume_mounts or None,
+        "VolumesFrom": opts.volumes_from or None,
         "NetworkMode": opts.network,
+        "PortBindings": ports or {},
+        "PublishAllPorts": opts.publish_all,
+        "Dns": list(opts.dns),
+        "DnsSearch": list(opts.dns_search),
+        "DnsOptions": list(opts.dns_options),
         "RestartPolicy": policy.to_docker(),
         "AutoRemove": opts.auto_remove,
         "CapAdd": opts.cap_add or None,

@@ -123,8 +123,13 @@ class _Walker:
         self.exclude = exclude
         self.out: list[Change] = []
 
-    def walk(self, dfd: int, parts: tuple[str, ...], *, new: bool) -> None:
-        """Report the entries of directory ``dfd``; ``new``: nothing below existed before."""
+    def walk(self, dfd: int, parts: tuple[str, ...], *, new: bool) -> int:
+        """Report the entries of directory ``dfd``; ``new``: nothing below existed before.
+
+        Returns how many entries were skipped as placeholders, so a directory the
+        runtime only copied up to hold a mount point does not show as changed.
+        """
+        skipped = 0
         for entry in os.scandir(dfd):
             name = entry.name
             cparts = parts + (name,)
@@ -135,7 +140,9 @@ class _Walker:
                 continue
             existed = not new and self.lowers.has(cparts)
             if path in self.exclude and not existed and _placeholder(dfd, name, st):
+                skipped += 1
                 continue
+            mark = len(self.out)
             self.out.append(Change(CHANGED if existed else ADDED, path))
             if not stat.S_ISDIR(st.st_mode):
                 continue
@@ -146,9 +153,12 @@ class _Walker:
                     present = set(os.listdir(fd))
                     for gone in sorted(self.lowers.children(cparts) - present):
                         self.out.append(Change(DELETED, f"{path}/{gone}"))
-                self.walk(fd, cparts, new=new or not existed)
+                hidden = self.walk(fd, cparts, new=new or not existed)
             finally:
                 os.close(fd)
+            if existed and not opaque and hidden and len(self.out) == mark + 1:
+                del self.out[mark]  # copied up only to hold mount placeholders
+        return skipped
 
 
 def _placeholder(dfd: int, name: str, st: os.stat_result) -> bool:

@@ -410,9 +410,11 @@ def wait_exit(handle: MonitorHandle, timeout: float | None = None
               ) -> tuple[int, float, bool] | None:
     """Block until the container exited: ``(exit_code, finished_at_epoch, oom_killed)``.
 
-    Waits on a pidfd of conmon (no polling); returns None on timeout. If conmon itself was
-    killed before recording an exit, the exit code is reported as 255 once the container
-    process is gone too.
+    Waits on a pidfd of the container's process, then for conmon's exit file, which conmon
+    writes right after reaping it. (Waiting on conmon itself would also wait for its
+    ``--exit-command``, a second berth process, which a foreground ``run`` need not pay
+    for.) If conmon was killed before recording an exit, the exit code is reported as 255
+    once the container process is gone too. Returns None on timeout.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
@@ -420,29 +422,31 @@ def wait_exit(handle: MonitorHandle, timeout: float | None = None
         if got:
             return got[0], got[1], oom_killed(handle)
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if not _alive(handle.conmon_pid):
+        if _alive(handle.container_pid):
+            _wait_pid(handle.container_pid, left)
+        elif _alive(handle.conmon_pid):
+            time.sleep(0.002 if left is None else min(0.002, left))  # exit file is due
+        else:
             got = _read_exit(handle)
             if got:
                 return got[0], got[1], oom_killed(handle)
-            if not _alive(handle.container_pid):
-                return 255, time.time(), oom_killed(handle)
-            wait = 0.1 if left is None else min(0.1, left)
-            time.sleep(wait)
-        else:
-            try:
-                pfd = os.pidfd_open(handle.conmon_pid)
-            except OSError:
-                pfd = -1
-            if pfd >= 0:
-                try:
-                    select.select([pfd], [], [], left)
-                finally:
-                    os.close(pfd)
-            else:
-                time.sleep(0.05 if left is None else min(0.05, left))
+            return 255, time.time(), oom_killed(handle)
         if deadline is not None and time.monotonic() >= deadline:
             got = _read_exit(handle)
             return (got[0], got[1], oom_killed(handle)) if got else None
+
+
+def _wait_pid(pid: int, timeout: float | None) -> None:
+    """Sleep until ``pid`` exits (pidfd: no polling) or ``timeout`` passes."""
+    try:
+        pfd = os.pidfd_open(pid)
+    except OSError:
+        time.sleep(0.05 if timeout is None else min(0.05, timeout))
+        return
+    try:
+        select.select([pfd], [], [], timeout)
+    finally:
+        os.close(pfd)
 
 
 def kill_monitor(handle: MonitorHandle) -> None:

@@ -119,6 +119,22 @@ class ContainerService:
                        "('running','paused')",
                        (rec.status, code, finished, int(oom), rec.id))
 
+    # -- networking (berth.network owns it; never imported for none/host) ----------------
+    def _net(self, rec: ContainerRecord) -> Any:
+        """The network service when this container has its own network stack, else None."""
+        mode = rec.config.get("HostConfig", {}).get("NetworkMode") or "none"
+        if mode in ("none", "host"):
+            return None
+        from ..network.service import NetworkService
+
+        return NetworkService(self.store)
+
+    def _spec_network(self, rec: ContainerRecord) -> str:
+        net = self._net(rec)
+        if net is not None:
+            return net.spec_network(rec)
+        return rec.config.get("HostConfig", {}).get("NetworkMode") or "none"
+
     # -- paths, runtime, locks ----------------------------------------------------------
     def paths(self, rec: ContainerRecord) -> monitor.MonitorPaths:
         return monitor.MonitorPaths(bundle=rec.bundle, log_path=rec.log_path,
@@ -214,6 +230,10 @@ class ContainerService:
                keep_mounted: bool = False) -> ContainerRecord:
         """Row + dirs + bundle; on any failure nothing of it remains."""
         config = merge(opts, self.images.config(image_id), opts.image)
+        if config["HostConfig"].get("VolumesFrom"):
+            from ..volumes.hooks import inherit_volumes
+
+            inherit_volumes(config, self.get)
         rt = self.runtime(opts.runtime)
         cid = os.urandom(32).hex()
         config["Hostname"] = config["Hostname"] or cid[:12]
@@ -221,11 +241,15 @@ class ContainerService:
         rec = self._reload(cid)
         assert rec is not None
         try:
+            net = self._net(rec)
+            if net is not None:
+                net.container_created(rec, opts)
             self._prepare(rec, image_id)
             if not keep_mounted:
                 self._unmount(rec)
         except BaseException:
             self._destroy(rec)
+            self._release_volumes(rec)
             raise
         return rec
 
@@ -269,6 +293,8 @@ class ContainerService:
         for dst, o in (host.get("Tmpfs") or {}).items():
             mounts.append({"type": "tmpfs", "destination": dst,
                            "options": [x for x in o.split(",") if x]})
+        if host.get("VolumeMounts"):
+            mounts = self._volume_mounts(rec, mounts)
         secopts = host.get("SecurityOpt") or []
         seccomp = "default"
         for o in secopts:
@@ -284,7 +310,7 @@ class ContainerService:
             cap_drop=host.get("CapDrop") or [],
             no_new_privileges=any(o in ("no-new-privileges", "no-new-privileges:true",
                                         "no-new-privileges=true") for o in secopts),
-            seccomp=seccomp, mounts=mounts, network=host.get("NetworkMode") or "none",
+            seccomp=seccomp, mounts=mounts, network=self._spec_network(rec),
             memory=host.get("Memory") or None, memory_swap=memory_swap,
             cpus=(host.get("NanoCpus") or 0) / 1e9 or None,
             cpu_shares=host.get("CpuShares") or None, pids_limit=host.get("PidsLimit"),
@@ -297,6 +323,9 @@ class ContainerService:
 
     def _etc_files(self, rec: ContainerRecord) -> list[dict[str, Any]]:
         """/etc/hosts, /etc/hostname, /etc/resolv.conf as files in the container dir."""
+        net = self._net(rec)
+        if net is not None:  # bridge networks: the network service renders them
+            return net.etc_files(rec)
         host = rec.config["HostConfig"]
         hostnet = host.get("NetworkMode") == "host"
         hosts = _read("/etc/hosts") if hostnet else _HOSTS
@@ -367,7 +396,10 @@ class ContainerService:
             rt.delete(rec.id, force=True)
         h = None
         sock = None
+        net = self._net(rec)
         try:
+            if net is not None:
+                net.container_starting(rec)
             h = monitor.create_container(
                 rt, rec.id, self.paths(rec), terminal=bool(rec.config.get("Tty")),
                 stdin=stdin, stdin_once=connect,
@@ -384,6 +416,8 @@ class ContainerService:
                 rt.delete(rec.id, force=True)
             except BerthError:
                 pass
+            if net is not None:
+                net.container_stopped(rec)
             code = e.exit_code if isinstance(e, BerthError) else 125
             with self.db.tx() as tx:
                 tx.execute("UPDATE containers SET error=?, exit_code=?, monitor=NULL, "
@@ -484,8 +518,12 @@ class ContainerService:
             rt.delete(rec.id, force=True)
         except BerthError:
             pass
+        net = self._net(rec)
+        if net is not None:
+            net.container_stopped(rec)
         if rec.config.get("HostConfig", {}).get("AutoRemove") and not again:
             self._destroy(rec)
+            self._release_volumes(rec)
             return None
         if not again:
             self._unmount(rec)
@@ -616,7 +654,9 @@ class ContainerService:
             tx.execute("UPDATE containers SET status=? WHERE id=?", (status, cid))
 
     # -- remove ---------------------------------------------------------------------------
-    def remove(self, name_or_id: str, *, force: bool = False) -> ContainerRecord:
+    def remove(self, name_or_id: str, *, force: bool = False,
+               volumes: bool = False) -> ContainerRecord:
+        """``rm``; ``volumes`` (``rm -v``) also drops its anonymous volumes."""
         rec = self.get(name_or_id)
         if rec.running and not force:
             if rec.status == "paused":
@@ -636,7 +676,24 @@ class ContainerService:
             cur = self._reload(rec.id)
             if cur is not None:
                 self._destroy(cur)
+                if volumes:
+                    self._release_volumes(cur)
         return rec
+
+    # -- volume hooks (berth.volumes, imported only for containers with volumes) ----------
+    def _volume_mounts(self, rec: ContainerRecord, mounts: list[dict[str, Any]]
+                       ) -> list[dict[str, Any]]:
+        """Create, record and seed the container's volumes (rootfs mounted); all mounts."""
+        from ..volumes.hooks import attach
+
+        return attach(self.store, rec, mounts)
+
+    def _release_volumes(self, rec: ContainerRecord) -> None:
+        """After the row is gone: its anonymous volumes go too, unless still in use."""
+        if rec.config.get("HostConfig", {}).get("VolumeMounts"):
+            from ..volumes.hooks import release
+
+            release(self.store, rec)
 
     def _destroy(self, rec: ContainerRecord) -> None:
         """Everything of a container goes: conmon, runtime state, mount, dirs, row."""
@@ -649,6 +706,9 @@ class ContainerService:
                 rt.delete(rec.id, force=True)
         except BerthError:
             pass
+        net = self._net(rec)
+        if net is not None:
+            net.container_removed(rec)
         self._unmount(rec)
         for d in (rec.dir, rec.run_dir):
             shutil.rmtree(d, ignore_errors=True)

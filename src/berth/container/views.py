@@ -29,9 +29,15 @@ def _ts(t: float | None) -> str:
 
 
 def mounts(rec: ContainerRecord) -> list[dict[str, Any]]:
-    return [{"Type": "bind", "Source": b["Source"], "Destination": b["Destination"],
-             "Mode": b.get("Mode", ""), "RW": b["RW"], "Propagation": "rprivate"}
-            for b in rec.config.get("HostConfig", {}).get("Mounts") or []]
+    out = [{"Type": "bind", "Source": b["Source"], "Destination": b["Destination"],
+            "Mode": b.get("Mode", ""), "RW": b["RW"], "Propagation": "rprivate"}
+           for b in rec.config.get("HostConfig", {}).get("Mounts") or []]
+    volume_mounts = rec.config.get("HostConfig", {}).get("VolumeMounts")
+    if volume_mounts:
+        from ..volumes.specs import inspect_mounts
+
+        out += inspect_mounts(volume_mounts, rec.root)
+    return out
 
 
 def inspect(rec: ContainerRecord, image_lowers: list[str] | None = None) -> dict[str, Any]:
@@ -39,6 +45,7 @@ def inspect(rec: ContainerRecord, image_lowers: list[str] | None = None) -> dict
     cfg = {k: v for k, v in rec.config.items() if k != "HostConfig"}
     host = dict(rec.config.get("HostConfig", {}))
     host.pop("Mounts", None)
+    host.pop("VolumeMounts", None)  # berth's own record; shown as the top-level Mounts
     host.setdefault("Runtime", rec.runtime or "")
     if not host.get("Runtime"):
         host["Runtime"] = rec.runtime or ""
@@ -211,7 +218,8 @@ def build_filter(filters: dict[str, list[str]], find: Callable[[str], ContainerR
                         "NetworkMode") in filters[k]:
                     continue
                 if k == "volume" and any(m["Source"] in filters[k] or m["Destination"] in
-                                         filters[k] for m in mounts(rec)):
+                                         filters[k] or m.get("Name") in filters[k]
+                                         for m in mounts(rec)):
                     continue
                 return False
         return True

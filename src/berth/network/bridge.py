@@ -18,7 +18,7 @@ IFNAMSIZ = 15
 
 
 def bridge_name(network_id: str, *, default: bool = False) -> str:
-    """``berth0`` for the default network, ``brt-<12 hex>`` for user networks.
+    """``berth0`` for the default network, ``brt-<11 hex>`` for user networks (IFNAMSIZ: 15 chars).
 
     Derived from the network ID so that a restart finds the same device without storing it
     (it may still be stored; it just never disagrees). ``brt-`` keeps clear of Docker's
@@ -28,7 +28,7 @@ def bridge_name(network_id: str, *, default: bool = False) -> str:
         return DEFAULT_BRIDGE
     digest = network_id if all(c in "0123456789abcdef" for c in network_id) and \
         len(network_id) >= 12 else hashlib.sha256(network_id.encode()).hexdigest()
-    return f"brt-{digest[:12]}"
+    return f"brt-{digest[:11]}"
 
 
 def _ipr() -> Any:

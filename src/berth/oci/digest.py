@@ -15,6 +15,9 @@ _HEX_LEN = {"sha256": 64, "sha512": 128}
 _DIGEST_RE = re.compile(r"^(sha256|sha512):([0-9a-f]+)$")
 _ID_HEX_RE = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1 << 20
+# tarfile's stream mode grows and slices its buffer with bytes concatenation, so each small
+# member costs a copy of the whole buffer: keep it small (1 MiB made 5,000 files 8x slower).
+TAR_STREAM_BUFSIZE = 64 << 10
 
 
 def validate(digest: str, *, algorithms: tuple[str, ...] = ("sha256",)) -> str:

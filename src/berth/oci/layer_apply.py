@@ -30,7 +30,7 @@ from typing import BinaryIO, Literal, cast
 
 from berth.errors import BerthError, InvalidArchive, InvalidArgument, UnsafeLayer
 from berth.oci.compression import open_decompressed
-from berth.oci.digest import CHUNK, DigestingReader, validate
+from berth.oci.digest import CHUNK, TAR_STREAM_BUFSIZE, DigestingReader, validate
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
@@ -76,7 +76,8 @@ def apply_layer(stream: BinaryIO, dest: str, *,
     applier = _Applier(dest, flat=whiteouts == "flat")
     try:
         try:
-            tf = tarfile.open(fileobj=cast(BinaryIO, window), mode="r|", bufsize=CHUNK)
+            tf = tarfile.open(fileobj=cast(BinaryIO, window), mode="r|",
+                              bufsize=TAR_STREAM_BUFSIZE)
             while (member := tf.next()) is not None:
                 del tf.members[:]  # stream mode keeps every header otherwise
                 applier.apply(tf, member)

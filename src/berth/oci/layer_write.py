@@ -23,7 +23,7 @@ from typing import BinaryIO, Callable, cast
 
 from berth.errors import BerthError, InvalidArgument
 from berth.oci.compression import open_compressor
-from berth.oci.digest import CHUNK
+from berth.oci.digest import CHUNK, TAR_STREAM_BUFSIZE
 from berth.oci.layer_apply import OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX
 
 _PAX_XATTR = "SCHILY.xattr."
@@ -79,7 +79,7 @@ def write_layer(src: str, out: BinaryIO, *, overlay_upper: bool = True,
     plain = _Hashing(compressor)
     writer = _Writer(overlay_upper, source_date_epoch, exclude)
     tf = tarfile.open(fileobj=cast(BinaryIO, plain), mode="w|",
-                      format=tarfile.PAX_FORMAT, bufsize=CHUNK, encoding="utf-8",
+                      format=tarfile.PAX_FORMAT, bufsize=TAR_STREAM_BUFSIZE, encoding="utf-8",
                       errors="surrogateescape")
     tf.copybufsize = CHUNK
     try:

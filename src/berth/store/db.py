@@ -161,6 +161,26 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (dev, ino)
     )
     """,
+    # Volumes (berth.volumes.service) and which container mounts which volume where; the
+    # foreign key to volumes makes the database refuse to drop a volume still in use.
+    """
+    CREATE TABLE volumes (
+        name      TEXT PRIMARY KEY,
+        driver    TEXT NOT NULL DEFAULT 'local',
+        labels    TEXT NOT NULL DEFAULT '{}',
+        options   TEXT NOT NULL DEFAULT '{}',
+        created   REAL NOT NULL,
+        anonymous INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE container_volumes (
+        container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+        volume_name  TEXT NOT NULL REFERENCES volumes(name),
+        destination  TEXT NOT NULL,
+        rw           INTEGER NOT NULL DEFAULT 1,
+        PRIMARY KEY (container_id, destination)
+    );
+    CREATE INDEX container_volumes_volume ON container_volumes(volume_name)
+    """,
 ]
 
 

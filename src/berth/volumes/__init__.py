@@ -1,4 +1,4 @@
-"""Named and anonymous volumes: rows in ``berth.db``, bytes under ``<root>/volumes/<name>/_data``.
+"""Named and anonymous volumes: rows in ``berth.db``, bytes in ``<root>/volumes/<name>/_data``.
 
 The package is split by job so the ``run`` path pays only for what it uses:
 

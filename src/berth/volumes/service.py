@@ -47,10 +47,8 @@ class VolumeRecord:
 
     def inspect(self) -> dict[str, Any]:
         """``docker volume inspect`` for this volume."""
-        from ..units import rfc3339_nano
-
-        created = rfc3339_nano(self.created)
-        return {"CreatedAt": created.split(".")[0] + "Z" if "." in created else created,
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.created))
+        return {"CreatedAt": created,
                 "Driver": self.driver, "Labels": dict(self.labels),
                 "Mountpoint": self.mountpoint, "Name": self.name,
                 "Options": dict(self.options), "Scope": "local"}

@@ -319,7 +319,8 @@ def image_volumes(volumes: dict[str, Any] | None) -> list[dict[str, Any]]:
 
 
 def plan(volume_flags: list[str], mount_flags: list[str],
-         image_vols: dict[str, Any] | None, tmpfs_destinations: list[str] = (),  # type: ignore[assignment]
+         image_vols: dict[str, Any] | None,
+         tmpfs_destinations: list[str] | tuple[str, ...] = (),
          cwd: str | None = None) -> Planned:
     """All of a container's ``-v``/``--mount`` plus the image's VOLUMEs, Docker's precedence.
 
