@@ -13,6 +13,7 @@ import os
 import sys
 from typing import Any, Callable
 
+from berth.cli.common import confirm, err, out, run_group
 from berth.cli.main import Ctx
 from berth.cli.parser import Parser, add_filter, add_format, parse_filters
 from berth.errors import BerthError, InvalidArgument
@@ -27,17 +28,6 @@ PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
               "LocalVolumes": "LOCAL VOLUMES"}
 
 
-def _out(text: str) -> None:
-    if text:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
-        sys.stdout.flush()
-
-
-def _err(text: str) -> None:
-    sys.stderr.write(text + "\n")
-    sys.stderr.flush()
-
-
 def _each(names: list[str], fn: Callable[[str], Any], echo: bool = True) -> int:
     """Docker's multi-container commands: go on after a failure, exit 1 if any failed."""
     failed = False
@@ -45,11 +35,11 @@ def _each(names: list[str], fn: Callable[[str], Any], echo: bool = True) -> int:
         try:
             fn(n)
         except BerthError as e:
-            _err(f"Error: {e}")
+            err(f"Error: {e}")
             failed = True
             continue
         if echo:
-            _out(n)
+            out(n)
     return 1 if failed else 0
 
 
@@ -146,10 +136,10 @@ def create(ctx: Ctx, argv: list[str]) -> int:
     p = _create_parser("berth create", "Create a new container", run=False)
     try:
         a = p.parse(argv)
-        rec = ctx.engine.container_create(_options(a, detach=True), notify=_err)
+        rec = ctx.engine.container_create(_options(a, detach=True), notify=err)
     except BerthError as e:
         raise _engine_error(e) from None
-    _out(rec.id)
+    out(rec.id)
     return 0
 
 
@@ -161,11 +151,11 @@ def run(ctx: Ctx, argv: list[str]) -> int:
         if a.tty and a.interactive and not a.detach and not os.isatty(0):
             raise InvalidArgument("the input device is not a TTY")
         rec, code = ctx.engine.container_run(
-            opts, notify=_err, stdin_fd=0 if a.interactive and not a.detach else None)
+            opts, notify=err, stdin_fd=0 if a.interactive and not a.detach else None)
     except BerthError as e:
         raise _engine_error(e) from None
     if a.detach:
-        _out(rec.id)
+        out(rec.id)
         return 0
     return 0 if code is None else code
 
@@ -254,9 +244,9 @@ def wait(ctx: Ctx, argv: list[str]) -> int:
     failed = False
     for n in a.containers:
         try:
-            _out(str(ctx.engine.container_wait(n)))
+            out(str(ctx.engine.container_wait(n)))
         except BerthError as e:
-            _err(f"Error: {e}")
+            err(f"Error: {e}")
             failed = True
     return 1 if failed else 0
 
@@ -291,7 +281,7 @@ def ps(ctx: Ctx, argv: list[str]) -> int:
     if last > 0:
         recs = recs[:last]
     if a.quiet:
-        _out("\n".join(r.id if a.no_trunc else r.short_id for r in recs))
+        out("\n".join(r.id if a.no_trunc else r.short_id for r in recs))
         return 0
     trunc = not a.no_trunc
     images = _image_names(eng, trunc)
@@ -301,7 +291,7 @@ def ps(ctx: Ctx, argv: list[str]) -> int:
     for rec, row in zip(recs, rows):  # PORTS: published/exposed ports of running ones
         row["Ports"] = eng.ports_column(rec)
     cols = list(PS_COLUMNS) + ([("SIZE", "Size")] if a.size else [])
-    _out(format_rows(rows, cols, a.format, headers=PS_HEADERS))
+    out(format_rows(rows, cols, a.format, headers=PS_HEADERS))
     return 0
 
 
@@ -323,7 +313,7 @@ def _image_names(eng: Any, trunc: bool) -> Callable[[Any], str]:
 
 
 def _size_of(eng: Any) -> Callable[[Any], str]:
-    from berth.container.service import dir_size
+    from berth.store.fsutil import tree_size
     from berth.units import human_size
 
     virt: dict[str, int] = {}
@@ -331,7 +321,7 @@ def _size_of(eng: Any) -> Callable[[Any], str]:
     def size(rec: Any) -> str:
         if rec.image_id not in virt:
             virt[rec.image_id] = sum(r["size"] for r in eng.image_service.layers(rec.image_id))
-        rw = dir_size(rec.upper)
+        rw = tree_size(rec.upper)
         return f"{human_size(rw)} (virtual {human_size(rw + virt[rec.image_id])})"
     return size
 
@@ -422,14 +412,12 @@ def prune(ctx: Ctx, argv: list[str]) -> int:
     a = p.parse(argv)
     filters = parse_filters(a.filter, {"until", "label", "label!"}, p.prog)
     if not a.force:
-        from berth.cli.images_cmd import _confirm
-
-        if not _confirm("WARNING! This will remove all stopped containers."):
+        if not confirm("WARNING! This will remove all stopped containers."):
             return 0
     removed, space = ctx.engine.container_prune(filters=filters)
     if removed:
-        _out("Deleted Containers:\n" + "\n".join(removed) + "\n")
-    _out(f"Total reclaimed space: {human_size(space)}")
+        out("Deleted Containers:\n" + "\n".join(removed) + "\n")
+    out(f"Total reclaimed space: {human_size(space)}")
     return 0
 
 
@@ -502,11 +490,5 @@ def container(ctx: Ctx, argv: list[str]) -> int:
                 subs[n] = getattr(extra, n)
     except ImportError:
         pass
-    if not argv or argv[0] in ("-h", "--help"):
-        names = "\n".join(f"  {n}" for n in sorted(subs) if n != "cleanup")
-        print(f"Usage:  berth container COMMAND\n\nManage containers\n\nCommands:\n{names}")
-        return 0
-    fn = subs.get(argv[0])
-    if fn is None:
-        raise InvalidArgument(f"unknown command: berth container {argv[0]}")
-    return fn(ctx, argv[1:])
+    return run_group(ctx, argv, group="container", title="Manage containers", subs=subs,
+                     listed=[n for n in subs if n != "cleanup"])

@@ -6,6 +6,7 @@ import os
 import sys
 from typing import Any
 
+from berth.cli.common import confirm, out, run_group
 from berth.cli.main import Ctx
 from berth.cli.parser import Parser, add_filter, add_format, parse_filters
 from berth.errors import BerthError, InvalidArgument
@@ -23,15 +24,8 @@ def image(ctx: Ctx, argv: list[str]) -> int:
     subs = {"ls": images, "list": images, "rm": rmi, "remove": rmi, "prune": prune,
             "inspect": _inspect_images, "history": history, "tag": tag, "import": import_,
             "load": load, "save": save}
-    extra = _extra_image_subcommands()
-    if not argv or argv[0] in ("-h", "--help"):
-        names = "\n".join(f"  {n}" for n in sorted({**subs, **extra}))
-        print(f"Usage:  berth image COMMAND\n\nManage images\n\nCommands:\n{names}")
-        return 0
-    fn = subs.get(argv[0]) or extra.get(argv[0])
-    if fn is None:
-        raise InvalidArgument(f"unknown command: berth image {argv[0]}")
-    return fn(ctx, argv[1:])
+    return run_group(ctx, argv, group="image", title="Manage images",
+                     subs={**subs, **_extra_image_subcommands()})
 
 
 def _extra_image_subcommands() -> dict[str, Any]:
@@ -119,19 +113,14 @@ def images(ctx: Ctx, argv: list[str]) -> int:
             i = r.id if a.no_trunc else r.short_id
             if i not in seen:
                 seen.append(i)
-        _out("\n".join(seen))
+        out("\n".join(seen))
         return 0
     rows = image_rows(ctx, recs, digests=a.digests, no_trunc=a.no_trunc)
     cols = list(IMAGE_COLUMNS)
     if a.digests:
         cols.insert(2, ("DIGEST", "Digest"))
-    _out(format_rows(rows, cols, a.format, headers=IMAGE_HEADERS))
+    out(format_rows(rows, cols, a.format, headers=IMAGE_HEADERS))
     return 0
-
-
-def _out(text: str) -> None:
-    if text:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
 def import_(ctx: Ctx, argv: list[str]) -> int:
@@ -183,7 +172,7 @@ def load(ctx: Ctx, argv: list[str]) -> int:
             raise BerthError("requested load from stdin, but stdin is empty")
         res = ctx.engine.load(sys.stdin.buffer)
     if not a.quiet:
-        _out("\n".join(res.lines()))
+        out("\n".join(res.lines()))
     return 0
 
 
@@ -238,7 +227,7 @@ def rmi(ctx: Ctx, argv: list[str]) -> int:
     p.add_argument("--no-prune", action="store_true", help="Do not delete untagged parents")
     a = p.parse(argv)
     res, errors = ctx.engine.rmi(a.images, force=a.force, prune_parents=not a.no_prune)
-    _out("\n".join(res.lines()))
+    out("\n".join(res.lines()))
     for e in errors:
         sys.stderr.write(f"Error: {e}\n")
     return 1 if errors else 0
@@ -254,7 +243,7 @@ def prune(ctx: Ctx, argv: list[str]) -> int:
     add_filter(p, short=False)
     a = p.parse(argv)
     filters = parse_filters(a.filter, {"until", "label"}, p.prog)
-    if not a.force and not _confirm(
+    if not a.force and not confirm(
             "WARNING! This will remove all " + ("images without at least one container "
                                                 "associated to them." if a.all else
                                                 "dangling images.")):
@@ -263,16 +252,9 @@ def prune(ctx: Ctx, argv: list[str]) -> int:
     if res.untagged or res.deleted:
         lines = ["Deleted Images:"] + [f"untagged: {t}" for t in res.untagged] + \
                 [f"deleted: {d}" for d in res.deleted] + [""]
-        _out("\n".join(lines))
-    _out(f"Total reclaimed space: {human_size(res.reclaimed)}")
+        out("\n".join(lines))
+    out(f"Total reclaimed space: {human_size(res.reclaimed)}")
     return 0
-
-
-def _confirm(warning: str) -> bool:
-    sys.stdout.write(f"{warning}\nAre you sure you want to continue? [y/N] ")
-    sys.stdout.flush()
-    answer = sys.stdin.readline().strip().lower()
-    return answer in ("y", "yes")
 
 
 def history(ctx: Ctx, argv: list[str]) -> int:
@@ -303,11 +285,11 @@ def history(ctx: Ctx, argv: list[str]) -> int:
                      "Size": human_size(h["Size"]) if human else str(h["Size"]),
                      "Comment": h["Comment"]})
     if a.quiet:
-        _out("\n".join(r["ID"] for r in rows))
+        out("\n".join(r["ID"] for r in rows))
         return 0
     cols = [("IMAGE", "ID"), ("CREATED", "CreatedSince"), ("CREATED BY", "CreatedBy"),
             ("SIZE", "Size"), ("COMMENT", "Comment")]
-    _out(format_rows(rows, cols, a.format,
+    out(format_rows(rows, cols, a.format,
                      headers={"ID": "IMAGE", "CreatedSince": "CREATED",
                               "CreatedAt": "CREATED AT", "CreatedBy": "CREATED BY",
                               "Size": "SIZE", "Comment": "COMMENT"}))

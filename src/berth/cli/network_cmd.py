@@ -7,9 +7,9 @@ given, ``ls`` is the NETWORK ID/NAME/DRIVER/SCOPE table, ``prune`` lists
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 
+from berth.cli.common import confirm, err, out, run_group
 from berth.cli.main import Ctx
 from berth.cli.parser import Parser, add_format, parse_filters
 from berth.errors import BerthError, InvalidArgument
@@ -19,17 +19,6 @@ LS_COLUMNS = [("NETWORK ID", "ID"), ("NAME", "Name"), ("DRIVER", "Driver"),
 LS_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE",
               "IPv6": "IPV6", "Internal": "INTERNAL", "Labels": "LABELS",
               "CreatedAt": "CREATED AT"}
-
-
-def _out(text: str) -> None:
-    if text:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
-        sys.stdout.flush()
-
-
-def _err(text: str) -> None:
-    sys.stderr.write(text + "\n")
-    sys.stderr.flush()
 
 
 def _kv(items: list[str], what: str) -> dict[str, str]:
@@ -60,7 +49,7 @@ def create(ctx: Ctx, argv: list[str]) -> int:
         gateway=a.gateway[0] if a.gateway else None,
         ip_range=a.ip_range[0] if a.ip_range else None, internal=a.internal,
         labels=_kv(a.label, "label"), options=_kv(a.opt, "option"))
-    _out(net.id)
+    out(net.id)
     return 0
 
 
@@ -78,9 +67,9 @@ def ls(ctx: Ctx, argv: list[str]) -> int:
     nets = ctx.engine.networks(filters=parse_filters(a.filter, KEYS, p.prog))
     rows = [ls_row(n, trunc=not a.no_trunc) for n in nets]
     if a.quiet:
-        _out("\n".join(r["ID"] for r in rows))
+        out("\n".join(r["ID"] for r in rows))
         return 0
-    _out(format_rows(rows, LS_COLUMNS, a.format, headers=LS_HEADERS))
+    out(format_rows(rows, LS_COLUMNS, a.format, headers=LS_HEADERS))
     return 0
 
 
@@ -114,14 +103,14 @@ def _each(names: list[str], fn: Callable[[str], object], *, missing_ok: bool = F
             fn(n)
         except NotFound as e:
             if not missing_ok:
-                _err(f"Error: {e}")
+                err(f"Error: {e}")
                 failed = True
             continue
         except BerthError as e:
-            _err(f"Error: {e}")
+            err(f"Error: {e}")
             failed = True
             continue
-        _out(n)
+        out(n)
     return 1 if failed else 0
 
 
@@ -132,14 +121,12 @@ def prune(ctx: Ctx, argv: list[str]) -> int:
     a = p.parse(argv)
     filters = parse_filters(a.filter, {"until", "label", "label!"}, p.prog)
     if not a.force:
-        from berth.cli.images_cmd import _confirm
-
-        if not _confirm("WARNING! This will remove all custom networks not used by at "
+        if not confirm("WARNING! This will remove all custom networks not used by at "
                         "least one container."):
             return 0
     gone = ctx.engine.network_prune(filters=filters)
     if gone:
-        _out("Deleted Networks:\n" + "\n".join(gone))
+        out("Deleted Networks:\n" + "\n".join(gone))
     return 0
 
 
@@ -172,15 +159,8 @@ SUBCOMMANDS: dict[str, Callable[[Ctx, list[str]], int]] = {
 
 def network(ctx: Ctx, argv: list[str]) -> int:
     """``berth network SUBCOMMAND``."""
-    if not argv or argv[0] in ("-h", "--help"):
-        names = "\n".join(f"  {n}" for n in ("connect", "create", "disconnect", "inspect",
-                                              "ls", "prune", "rm"))
-        _out(f"Usage:  berth network COMMAND\n\nManage networks\n\nCommands:\n{names}")
-        return 0
-    fn = SUBCOMMANDS.get(argv[0])
-    if fn is None:
-        raise InvalidArgument(f"unknown command: berth network {argv[0]}")
-    return fn(ctx, argv[1:])
+    return run_group(ctx, argv, group="network", title="Manage networks", subs=SUBCOMMANDS,
+                     listed=("connect", "create", "disconnect", "inspect", "ls", "prune", "rm"))
 
 
 def port(ctx: Ctx, argv: list[str]) -> int:
@@ -192,5 +172,5 @@ def port(ctx: Ctx, argv: list[str]) -> int:
     p.add_argument("private_port", nargs="?", metavar="PRIVATE_PORT[/PROTO]")
     a = p.parse(argv)
     ports = ctx.engine.container_ports(a.container)
-    _out("\n".join(format_port_lines(ports, a.private_port, a.container)))
+    out("\n".join(format_port_lines(ports, a.private_port, a.container)))
     return 0

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import sys
 
+from berth.cli.common import confirm, run_group
 from berth.cli.main import Ctx
 from berth.cli.parser import Parser, add_format
-from berth.errors import InvalidArgument
 
 
 def version(ctx: Ctx, argv: list[str]) -> int:
@@ -61,13 +61,7 @@ def info(ctx: Ctx, argv: list[str]) -> int:
 
 def system(ctx: Ctx, argv: list[str]) -> int:
     subs = {"df": df, "check": check, "info": info, "prune": prune}
-    if not argv or argv[0] in ("-h", "--help"):
-        print("Usage:  berth system COMMAND\n\nManage berth\n\nCommands:\n" +
-              "\n".join(f"  {n}" for n in sorted(subs)))
-        return 0
-    if argv[0] not in subs:
-        raise InvalidArgument(f"unknown command: berth system {argv[0]}")
-    return subs[argv[0]](ctx, argv[1:])
+    return run_group(ctx, argv, group="system", title="Manage berth", subs=subs)
 
 
 def df(ctx: Ctx, argv: list[str]) -> int:
@@ -119,11 +113,10 @@ def prune(ctx: Ctx, argv: list[str]) -> int:
     p.add_argument("--filter", action="append", default=[], help="Provide filter values")
     a = p.parse(argv)
     if not a.force:
-        from berth.cli.images_cmd import _confirm
-
-        if not _confirm("WARNING! This will remove:\n  - all stopped containers\n"
+        if not confirm("WARNING! This will remove:\n  - all stopped containers\n"
                         "  - all " + ("images without at least one container associated "
                                       "to them" if a.all else "dangling images") +
+                        "\n  - all " + ("build cache" if a.all else "dangling build cache") +
                         ("\n  - anonymous volumes not used by at least one container"
                          if a.volumes else "")):
             return 0
@@ -146,5 +139,10 @@ def prune(ctx: Ctx, argv: list[str]) -> int:
             [f"untagged: {t}" for t in res.untagged] + [f"deleted: {d}" for d in res.deleted])
             + "\n")
     total += res.reclaimed
+    cache = eng.builder_prune(all=a.all)  # dangling build cache (all of it with -a)
+    if cache.removed:
+        print("Deleted build cache objects:\n" + "\n".join(
+            k.split(":", 1)[-1][:25] for k in cache.removed) + "\n")
+    total += cache.reclaimed
     print(f"Total reclaimed space: {human_size(total)}")
     return 0

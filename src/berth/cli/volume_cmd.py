@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Any, Callable
 
+from berth.cli.common import confirm, out, run_group
 from berth.cli.main import Ctx
 from berth.cli.parser import Parser, add_filter, add_format, parse_filters
 from berth.errors import BerthError, InvalidArgument
@@ -19,25 +20,13 @@ VOLUME_HEADERS = {"Driver": "DRIVER", "Name": "VOLUME NAME", "Scope": "SCOPE",
                   "Size": "SIZE"}
 
 
-def _out(text: str) -> None:
-    if text:
-        sys.stdout.write(text if text.endswith("\n") else text + "\n")
-        sys.stdout.flush()
-
-
 def volume(ctx: Ctx, argv: list[str]) -> int:
     """``berth volume SUBCOMMAND``."""
     subs: dict[str, Callable[[Ctx, list[str]], int]] = {
         "create": create, "ls": ls, "list": ls, "inspect": inspect, "rm": rm,
         "remove": rm, "prune": prune}
-    if not argv or argv[0] in ("-h", "--help"):
-        names = "\n".join(f"  {n}" for n in ("create", "inspect", "ls", "prune", "rm"))
-        print(f"Usage:  berth volume COMMAND\n\nManage volumes\n\nCommands:\n{names}")
-        return 0
-    fn = subs.get(argv[0])
-    if fn is None:
-        raise InvalidArgument(f"unknown command: berth volume {argv[0]}")
-    return fn(ctx, argv[1:])
+    return run_group(ctx, argv, group="volume", title="Manage volumes", subs=subs,
+                     listed=("create", "inspect", "ls", "prune", "rm"))
 
 
 def _pairs(items: list[str], flag: str, need_value: bool) -> dict[str, str]:
@@ -66,7 +55,7 @@ def create(ctx: Ctx, argv: list[str]) -> int:
     rec = ctx.engine.volume_create(a.name or a.name_flag or None, driver=a.driver,
                                    labels=_pairs(a.label, "--label", False),
                                    options=_pairs(a.opt, "-o, --opt", True))
-    _out(rec.name)
+    out(rec.name)
     return 0
 
 
@@ -87,7 +76,7 @@ def ls(ctx: Ctx, argv: list[str]) -> int:
     a = p.parse(argv)
     filters = parse_filters(a.filter, VOLUME_FILTERS, p.prog)
     rows = [_row(v) for v in ctx.engine.volumes(filters=filters)]
-    _out(format_rows(rows, VOLUME_COLUMNS, a.format, quiet=a.quiet, quiet_key="Name",
+    out(format_rows(rows, VOLUME_COLUMNS, a.format, quiet=a.quiet, quiet_key="Name",
                      headers=VOLUME_HEADERS))
     return 0
 
@@ -117,7 +106,7 @@ def rm(ctx: Ctx, argv: list[str]) -> int:
             sys.stderr.write(f"Error: {e}\n")
             failed = True
             continue
-        _out(n)
+        out(n)
     return 1 if failed else 0
 
 
@@ -132,14 +121,12 @@ def prune(ctx: Ctx, argv: list[str]) -> int:
     a = p.parse(argv)
     filters = parse_filters(a.filter, {"label", "label!", "all"}, p.prog)
     if not a.force:
-        from berth.cli.images_cmd import _confirm
-
         what = "all local volumes" if a.all else "anonymous local volumes"
-        if not _confirm(f"WARNING! This will remove {what} not used by at least one "
+        if not confirm(f"WARNING! This will remove {what} not used by at least one "
                         "container."):
             return 0
     names, space = ctx.engine.volume_prune(all=a.all, filters=filters)
     if names:
-        _out("Deleted Volumes:\n" + "\n".join(names) + "\n\n")
-    _out(f"Total reclaimed space: {human_size(space)}")
+        out("Deleted Volumes:\n" + "\n".join(names) + "\n\n")
+    out(f"Total reclaimed space: {human_size(space)}")
     return 0

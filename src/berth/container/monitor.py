@@ -32,6 +32,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from ..errors import RuntimeFailure
+from ..procs import pid_alive
 from . import cgroups
 from .runtime import OCIRuntime, classify
 
@@ -373,7 +374,8 @@ def run_attached(runtime: OCIRuntime, cid: str, paths: MonitorPaths, *,
 
 
 # exit -----------------------------------------------------------------------------------
-def _read_exit(handle: MonitorHandle) -> tuple[int, float] | None:
+def read_exit(handle: MonitorHandle) -> tuple[int, float] | None:
+    """conmon's exit file for this run: (code, mtime), or None while it runs."""
     for path in (handle.exit_file, os.path.join(handle.persist_dir, "exit")):
         try:
             with open(path, encoding="ascii") as f:
@@ -383,20 +385,6 @@ def _read_exit(handle: MonitorHandle) -> tuple[int, float] | None:
         except (OSError, ValueError):
             continue
     return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def oom_killed(handle: MonitorHandle) -> bool:
@@ -418,21 +406,21 @@ def wait_exit(handle: MonitorHandle, timeout: float | None = None
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
-        got = _read_exit(handle)
+        got = read_exit(handle)
         if got:
             return got[0], got[1], oom_killed(handle)
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if _alive(handle.container_pid):
+        if pid_alive(handle.container_pid):
             _wait_pid(handle.container_pid, left)
-        elif _alive(handle.conmon_pid):
+        elif pid_alive(handle.conmon_pid):
             time.sleep(0.002 if left is None else min(0.002, left))  # exit file is due
         else:
-            got = _read_exit(handle)
+            got = read_exit(handle)
             if got:
                 return got[0], got[1], oom_killed(handle)
             return 255, time.time(), oom_killed(handle)
         if deadline is not None and time.monotonic() >= deadline:
-            got = _read_exit(handle)
+            got = read_exit(handle)
             return (got[0], got[1], oom_killed(handle)) if got else None
 
 
@@ -451,7 +439,7 @@ def _wait_pid(pid: int, timeout: float | None) -> None:
 
 def kill_monitor(handle: MonitorHandle) -> None:
     """SIGKILL conmon (cleanup after a failed start; the runtime ``delete`` follows)."""
-    if _alive(handle.conmon_pid):
+    if pid_alive(handle.conmon_pid):
         try:
             os.kill(handle.conmon_pid, signal.SIGKILL)
         except ProcessLookupError:

@@ -31,7 +31,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BerthError, Conflict, InvalidArgument, NotFound, RuntimeFailure
+from ..errors import BerthError, Conflict, InvalidArgument, NotFound
+from ..procs import pid_alive
+from ..store.fsutil import tree_size
 from . import monitor, restart
 from .create_options import CreateOptions, argv_of, merge, parse_signal
 from .records import ContainerRecord
@@ -97,9 +99,9 @@ class ContainerService:
         if rec.status not in ("running", "paused") or not rec.monitor:
             return rec
         h = monitor.MonitorHandle.from_dict(rec.monitor)
-        got = _read_exit(h)
+        got = monitor.read_exit(h)
         if got is None:
-            if _alive(h.conmon_pid) or _alive(h.container_pid):
+            if pid_alive(h.conmon_pid) or pid_alive(h.container_pid):
                 return rec
             got = (255, time.time())
         oom = os.path.exists(os.path.join(h.persist_dir, "oom"))
@@ -732,7 +734,7 @@ class ContainerService:
             except NotFound:
                 pass
         deadline = time.monotonic() + 5
-        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
             time.sleep(0.02)
 
     def prune(self, *, until: float | None = None,
@@ -745,7 +747,7 @@ class ContainerService:
                 continue
             if not label_match(rec.labels, labels):
                 continue
-            size = dir_size(rec.upper)
+            size = tree_size(rec.upper)
             try:
                 self.remove(rec.id)
             except (Conflict, NotFound):
@@ -789,7 +791,7 @@ class ContainerService:
         h = self._handle(rec)
         if rec.status not in ("running", "paused") or h is None:
             return lambda: True
-        return lambda: _read_exit(h) is not None or not _alive(h.conmon_pid)
+        return lambda: monitor.read_exit(h) is not None or not pid_alive(h.conmon_pid)
 
     # -- attach, exec ---------------------------------------------------------------------
     def attach(self, name_or_id: str, *, stdin_fd: int | None, stdout_fd: int = 1,
@@ -876,50 +878,3 @@ def _read(path: str) -> str:
             return f.read()
     except OSError:
         return ""
-
-
-def _read_exit(h: monitor.MonitorHandle) -> tuple[int, float] | None:
-    """conmon's exit file for this run: (code, mtime) or None while it runs."""
-    for path in (h.exit_file, os.path.join(h.persist_dir, "exit")):
-        try:
-            with open(path, encoding="ascii") as f:
-                text = f.read().strip()
-            if text:
-                return int(text), os.stat(path).st_mtime
-        except (OSError, ValueError):
-            continue
-    return None
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
-def dir_size(path: str) -> int:
-    """Bytes under ``path`` (the writable layer), hard links counted once."""
-    total, seen = 0, set()
-    for dirpath, dirnames, filenames in os.walk(path):
-        for n in filenames + dirnames:
-            try:
-                st = os.lstat(os.path.join(dirpath, n))
-            except OSError:
-                continue
-            if (st.st_dev, st.st_ino) in seen:
-                continue
-            seen.add((st.st_dev, st.st_ino))
-            if not os.path.isdir(os.path.join(dirpath, n)) or os.path.islink(
-                    os.path.join(dirpath, n)):
-                total += st.st_size
-    return total

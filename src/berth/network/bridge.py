@@ -2,14 +2,16 @@
 
 Every function is idempotent because start paths are retried after crashes and several
 containers race to bring the same network up: "make it so" beats "create or fail".
-pyroute2 is imported inside the functions so ``--network none`` never loads it.
+Netlink goes through :mod:`.rtnl` (imported inside the functions, so ``--network none``
+never loads it): a bridge start must cost about nothing next to ``--network none``.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
-from typing import Any
+import socket
 
 from ..errors import BerthError
 
@@ -31,63 +33,51 @@ def bridge_name(network_id: str, *, default: bool = False) -> str:
     return f"brt-{digest[:11]}"
 
 
-def _ipr() -> Any:
-    from pyroute2 import IPRoute
-
-    return IPRoute()
-
-
 def link_index(name: str) -> int | None:
-    """The interface index of ``name`` in the host namespace, or None."""
-    with _ipr() as ipr:
-        found = ipr.link_lookup(ifname=name)
-    return found[0] if found else None
+    """The interface index of ``name`` in the host namespace, or None (one ioctl)."""
+    try:
+        return socket.if_nametoindex(name)
+    except OSError:
+        return None
 
 
 def ensure_bridge(name: str, gateway: str, prefixlen: int, *, mtu: int | None = None) -> int:
-    """Make ``name`` exist as an up bridge holding ``gateway/prefixlen``; return its index."""
-    from pyroute2.netlink.exceptions import NetlinkError
+    """Make ``name`` exist as an up bridge holding ``gateway/prefixlen``; return its index.
+
+    No read-then-write: one netlink batch says "create (EEXIST is fine), address it
+    (EEXIST is fine), up". That is idempotent, race-free between concurrent starts, and
+    costs one round trip whether or not the bridge was there.
+    """
+    from .rtnl import NetlinkError, Rtnl, new_addr, new_bridge, set_up
 
     if len(name) > IFNAMSIZ:
         raise BerthError(f"bridge name {name!r} is longer than {IFNAMSIZ} characters")
-    with _ipr() as ipr:
-        found = ipr.link_lookup(ifname=name)
-        if not found:
-            try:
-                extra = {"mtu": mtu} if mtu else {}
-                ipr.link("add", ifname=name, kind="bridge", **extra)
-            except NetlinkError as e:
-                if e.code != 17:  # EEXIST: a concurrent start won the race; fine
-                    raise BerthError(f"creating bridge {name}: {e}") from e
-            found = ipr.link_lookup(ifname=name)
-        index = found[0]
-        have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"])
-                for a in ipr.get_addr(index=index, family=2)}
-        if (gateway, prefixlen) not in have:
-            try:
-                ipr.addr("add", index=index, address=gateway, prefixlen=prefixlen)
-            except NetlinkError as e:
-                if e.code != 17:
-                    raise BerthError(f"adding {gateway}/{prefixlen} to {name}: {e}") from e
-        ipr.link("set", index=index, state="up")
+    with Rtnl() as nl:
+        index = link_index(name)
+        try:
+            if index is None:
+                nl.request([new_bridge(name, mtu=mtu)], ok=(errno.EEXIST,))
+                index = link_index(name)
+                if index is None:
+                    raise BerthError(f"creating bridge {name}: it vanished right away")
+            nl.request([new_addr(index, gateway, prefixlen), set_up(name)],
+                       ok=(errno.EEXIST,))
+        except NetlinkError as e:
+            raise BerthError(f"setting up bridge {name} ({gateway}/{prefixlen}): "
+                             f"{e.strerror}") from e
     return index
 
 
 def delete_bridge(name: str) -> bool:
     """Remove the bridge (ports detach by themselves); False when it was already gone."""
-    from pyroute2.netlink.exceptions import NetlinkError
+    from .rtnl import NetlinkError, Rtnl, del_link
 
-    with _ipr() as ipr:
-        found = ipr.link_lookup(ifname=name)
-        if not found:
-            return False
-        try:
-            ipr.link("del", index=found[0])
-        except NetlinkError as e:
-            if e.code == 19:  # ENODEV: removed concurrently
-                return False
-            raise BerthError(f"deleting bridge {name}: {e}") from e
-    return True
+    try:
+        with Rtnl() as nl:
+            code, = nl.request([del_link(name)], ok=(errno.ENODEV,))
+    except NetlinkError as e:
+        raise BerthError(f"deleting bridge {name}: {e.strerror}") from e
+    return code == 0
 
 
 def enable_forwarding(ifname: str) -> None:

@@ -129,9 +129,14 @@ def _needs_dnat(host_ip: str) -> bool:
 
 def stop(runroot: str, cid: str, network_ids: Iterable[str], proxy_pid: int | None, *,
          had_ports: bool, dnat: bool = True) -> None:
-    """Tear down everything :func:`start` may have made; safe to repeat."""
-    from .proxy import stop_proxy
+    """Tear down everything :func:`start` may have made; safe to repeat.
 
+    Without published ports neither the proxy module (it imports asyncio, tens of ms)
+    nor the firewall is touched: a plain container's teardown is one netlink request
+    and an unmount.
+    """
+    if proxy_pid or had_ports:
+        from .proxy import stop_proxy
     if proxy_pid:
         stop_proxy(proxy_pid)
     if had_ports:

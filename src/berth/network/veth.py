@@ -11,8 +11,10 @@ so neighbours' ARP caches stay right when an address is reused.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import socket
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
@@ -50,29 +52,30 @@ def attach(netns_path: str, bridge: str, host_ifname: str, address: str, prefixl
     Inside the namespace: ``lo`` up, ``ifname`` with ``address/prefixlen`` and ``mac``,
     default route via ``gateway`` (none when ``gateway`` is None, as for an internal
     network). On any failure the host end is deleted again, which takes the peer with it.
+
+    Two netlink round trips in all: the pair is made up, enslaved and with its peer
+    already in the namespace by one request (:func:`berth.network.rtnl.new_veth`); the
+    inside is configured by one batch on a socket opened in the namespace.
     """
-    from pyroute2 import IPRoute
-    from pyroute2.netlink.exceptions import NetlinkError
+    from .rtnl import NetlinkError, Rtnl, new_veth
 
     mac = mac or mac_for_ip(address)
-    extra = {"mtu": mtu} if mtu else {}
-    nsfd = os.open(netns_path, os.O_RDONLY)
     try:
-        with IPRoute() as ipr:
-            br = ipr.link_lookup(ifname=bridge)
-            if not br:
-                raise BerthError(f"bridge {bridge} does not exist")
+        master = socket.if_nametoindex(bridge)
+    except OSError:
+        raise BerthError(f"bridge {bridge} does not exist") from None
+    nsfd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        with Rtnl() as nl:
             try:
-                ipr.link("add", ifname=host_ifname, kind="veth", **extra,
-                         peer={"ifname": ifname, "net_ns_fd": nsfd, "address": mac, **extra})
+                nl.request([new_veth(host_ifname, master, ifname, nsfd, mac, mtu=mtu)])
             except NetlinkError as e:
-                raise BerthError(f"creating veth {host_ifname} for {netns_path}: {e}") from e
-            idx = ipr.link_lookup(ifname=host_ifname)[0]
+                raise BerthError(f"creating veth {host_ifname} for {netns_path}: "
+                                 f"{e.strerror}") from e
             try:
-                ipr.link("set", index=idx, master=br[0], state="up")
                 _configure_inside(netns_path, ifname, address, prefixlen, gateway)
             except BaseException:
-                ipr.link("del", index=idx)
+                detach(host_ifname)
                 raise
     finally:
         os.close(nsfd)
@@ -81,17 +84,26 @@ def attach(netns_path: str, bridge: str, host_ifname: str, address: str, prefixl
 
 def _configure_inside(netns_path: str, ifname: str, address: str, prefixlen: int,
                       gateway: str | None) -> None:
-    from pyroute2 import IPRoute
+    """``lo`` and ``ifname`` up, the address on ``ifname``, the default route.
 
-    # flags=0: never let pyroute2 create a namespace that should already exist.
-    with IPRoute(netns=netns_path, flags=0) as ns:
-        lo = ns.link_lookup(ifname="lo")[0]
-        ns.link("set", index=lo, state="up")
-        idx = ns.link_lookup(ifname=ifname)[0]
-        ns.addr("add", index=idx, address=address, prefixlen=prefixlen)
-        ns.link("set", index=idx, state="up")
+    One batch on a netlink socket opened inside the namespace by a thread that entered it
+    (no helper process, no pyroute2 ``NetNS``).
+    """
+    from .rtnl import NetlinkError, Rtnl, new_addr, new_default_route, run_in_netns, set_up
+
+    def inside() -> None:
+        idx = socket.if_nametoindex(ifname)  # resolved in the namespace: this thread is in it
+        msgs = [set_up("lo"), set_up(ifname), new_addr(idx, address, prefixlen)]
         if gateway:
-            ns.route("add", dst="0.0.0.0/0", gateway=gateway)
+            msgs.append(new_default_route(gateway))
+        with Rtnl() as ns:
+            ns.request(msgs)
+
+    try:
+        run_in_netns(netns_path, inside)
+    except (NetlinkError, OSError) as e:
+        raise BerthError(f"configuring {ifname} ({address}/{prefixlen}, gateway "
+                         f"{gateway or 'none'}) in {netns_path}: {e.strerror or e}") from e
 
 
 def detach(host_ifname: str) -> bool:
@@ -100,17 +112,11 @@ def detach(host_ifname: str) -> bool:
     Deleting before the namespace is unpinned matters: namespace teardown frees its devices
     later, on a kernel work queue, and a leak check (or the next start) may look sooner.
     """
-    from pyroute2 import IPRoute
-    from pyroute2.netlink.exceptions import NetlinkError
+    from .rtnl import NetlinkError, Rtnl, del_link
 
-    with IPRoute() as ipr:
-        found = ipr.link_lookup(ifname=host_ifname)
-        if not found:
-            return False
-        try:
-            ipr.link("del", index=found[0])
-        except NetlinkError as e:
-            if e.code == 19:
-                return False
-            raise BerthError(f"deleting veth {host_ifname}: {e}") from e
-    return True
+    try:
+        with Rtnl() as nl:
+            code, = nl.request([del_link(host_ifname)], ok=(errno.ENODEV,))
+    except NetlinkError as e:
+        raise BerthError(f"deleting veth {host_ifname}: {e.strerror}") from e
+    return code == 0

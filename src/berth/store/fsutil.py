@@ -42,10 +42,15 @@ def syncfs(path: str) -> None:
         os.close(fd)
 
 
-def atomic_write(path: str, data: bytes, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``data`` so that readers see the old or the new file, never half."""
+def atomic_write(path: str, data: bytes, mode: int = 0o644, *,
+                 tmp_dir: str | None = None) -> None:
+    """Replace ``path`` with ``data`` so that readers see the old or the new file, never half.
+
+    The temp file goes beside ``path`` unless ``tmp_dir`` (same filesystem) is given, for
+    trees where a stray temp name must never show up in a listing.
+    """
     d = os.path.dirname(path) or "."
-    tmp = os.path.join(d, f".tmp-{os.getpid()}-{os.urandom(4).hex()}")
+    tmp = os.path.join(tmp_dir or d, f".tmp-{os.getpid()}-{os.urandom(4).hex()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -11,6 +11,7 @@ import os
 from contextlib import contextmanager
 from typing import Iterator
 
+from berth.procs import owner_alive
 from berth.store.content import ContentStore
 from berth.store.db import Database
 from berth.store.fsutil import remove_tree
@@ -51,11 +52,7 @@ class Store:
         """Remove temp entries whose owning process is gone; return what was removed."""
         removed = []
         for name in os.listdir(self.tmp):
-            parts = name.split("-")
-            pid = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
-            if pid is not None and pid != os.getpid() and _alive(pid):
-                continue
-            if pid == os.getpid():
+            if owner_alive(name):
                 continue
             remove_tree(os.path.join(self.tmp, name))
             removed.append(name)
@@ -63,13 +60,3 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Conflict, InvalidArgument, NotFound
+from ..procs import owner_alive
 from . import specs
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -196,7 +197,7 @@ class VolumeService:
         known = {r["name"] for r in self.db.query("SELECT name FROM volumes")}
         gone = []
         for n in names:
-            if n in known or (n.startswith(".tmp-") and _owner_alive(n)):
+            if n in known or (n.startswith(".tmp-") and owner_alive(n)):
                 continue
             _remove_aside(os.path.join(self.dir, n), self.dir)
             gone.append(n)
@@ -265,17 +266,3 @@ def _remove_aside(path: str, parent: str) -> None:
     remove_tree(trash)
 
 
-def _owner_alive(name: str) -> bool:
-    parts = name.split("-")
-    if len(parts) < 3 or not parts[1].isdigit():
-        return False
-    pid = int(parts[1])
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

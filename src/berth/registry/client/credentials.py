@@ -68,24 +68,11 @@ def _read() -> dict[str, Any]:
 
 
 def _write(doc: dict[str, Any]) -> None:
+    from berth.store.fsutil import atomic_write
+
     path = config_path()
-    d = os.path.dirname(path)
-    os.makedirs(d, mode=0o700, exist_ok=True)
-    tmp = os.path.join(d, f".config.json.{os.getpid()}.{os.urandom(4).hex()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent="\t")
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    atomic_write(path, (json.dumps(doc, indent="\t") + "\n").encode(), mode=0o600)
 
 
 def _candidates(domain: str) -> list[str]:

@@ -25,25 +25,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 from berth.registry.server.paths import NAME_RE, TAG_RE, check_digest
+from berth.store.fsutil import atomic_write, fsync_dir
 
 
 def _split(digest: str) -> tuple[str, str]:
     alg, _, hexpart = digest.partition(":")
     return alg, hexpart
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename in ``path`` durable (the directory entry is data too)."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Storage:
@@ -64,20 +55,7 @@ class Storage:
     def write_atomic(self, path: Path, data: bytes) -> None:
         """Write ``data`` to ``path`` so that readers see all of it or nothing."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.tmp, prefix="w-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
-        fsync_dir(path.parent)
+        atomic_write(str(path), data, tmp_dir=str(self.tmp))
 
     # -- blobs ---------------------------------------------------------------------------
 
@@ -102,7 +80,7 @@ class Storage:
             os.fsync(f.fileno())
         dest = self.blob_path(digest)
         os.replace(src, dest)
-        fsync_dir(dest.parent)
+        fsync_dir(str(dest.parent))
 
     def put_blob_bytes(self, data: bytes, digest: str) -> None:
         """Store a small, already verified blob (a manifest) under its digest."""

@@ -1,0 +1,39 @@
+"""Is a process still there? One answer for the store, the monitor and the volumes.
+
+Temp entries are named ``<kind>-<pid>-<random>`` so that whoever finds one can tell
+whether its writer still runs; monitors and containers are checked by pid. A zombie counts
+as gone: it has exited and only waits to be reaped.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def pid_alive(pid: int | None) -> bool:
+    """True while ``pid`` runs (not for a zombie or a pid that does not exist)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def owner_pid(name: str) -> int | None:
+    """The writer's pid in a ``<kind>-<pid>-<random>`` temp name (leading dots ignored)."""
+    parts = name.lstrip(".").split("-")
+    return int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
+
+
+def owner_alive(name: str) -> bool:
+    """True when the process that made temp entry ``name`` still runs (or is us)."""
+    pid = owner_pid(name)
+    return pid is not None and (pid == os.getpid() or pid_alive(pid))
