@@ -8,14 +8,17 @@ names, locks) decides *what* should exist and calls these to make the kernel agr
 * :mod:`.netns` -- a container's network namespace as a bind-mounted file, so the OCI
   runtime can join it (``linux.namespaces: [{"type": "network", "path": ...}]``);
 * :mod:`.veth` -- the cable between bridge and namespace (``eth0``, address, default route);
+* :mod:`.rtnl` -- the netlink requests those two send, batched, in-namespace by a thread;
 * :mod:`.firewall` -- masquerade for a subnet and DNAT for published ports (nft, or iptables);
 * :mod:`.ports` -- ``-p``/``-P``/``--expose`` parsing, host-port allocation, Docker's PORTS
   column and ``port`` lines;
 * :mod:`.proxy` -- a docker-proxy-like userland forwarder (loopback cannot be DNAT'ed);
 * :mod:`.hostsfiles` -- the container's ``/etc/hosts`` and ``resolv.conf``.
 
-Only :mod:`.bridge` and :mod:`.veth` use pyroute2, and only inside their functions: a
-``--network none`` run must never pay for importing it.
+Netlink for the start/stop path is :mod:`.rtnl` (a few fixed requests packed with
+``struct``), imported inside :mod:`.bridge` and :mod:`.veth` functions: importing pyroute2
+costs more than a whole ``--network none`` run (see :mod:`.rtnl`), and ``--network none``
+must never load any of this.
 
 Call sequence for one container on one bridge network (the service holds the network lock):
 

@@ -7,10 +7,11 @@ as something references it; the bind mount of ``/proc/<pid>/ns/net`` onto a plai
 is that reference (the same trick ``ip netns add`` uses), so no helper process has to
 stay behind.
 
-Creation forks a child that calls ``unshare(CLONE_NEWNET)`` and bind-mounts its own
-namespace onto the file: the parent's network namespace is never changed, which matters
-because Python threads share it. The child only makes two libc calls before ``_exit``,
-so forking a threaded process is safe here. No pyroute2 needed.
+Creation runs a throwaway *thread* that calls ``unshare(CLONE_NEWNET)`` and bind-mounts
+its own namespace (``/proc/thread-self/ns/net``) onto the file. A network namespace is a
+per-thread attribute in Linux, so the rest of the process never changes namespace, and
+the thread ends right after. This replaced a forked child: a fork of the CLI costs a few
+milliseconds of page-table copying on every bridge start. No pyroute2 needed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import threading
 
 from ..errors import BerthError, Conflict
 
@@ -57,20 +59,20 @@ def create_netns(path: str) -> str:
     except FileExistsError:
         pass  # an empty placeholder from a crash; reuse it as the mount point
     target = os.fsencode(path)
-    pid = os.fork()
-    if pid == 0:  # child: two syscalls, then leave without running any Python cleanup
-        rc = 0
+    failed: list[tuple[str, int]] = []
+
+    def unshare_and_pin() -> None:  # two syscalls, in this thread only
         if _libc.unshare(CLONE_NEWNET) != 0:
-            rc = 10 + ctypes.get_errno() % 100
-        elif _libc.mount(b"/proc/self/ns/net", target, None, MS_BIND, None) != 0:
-            rc = 110 + ctypes.get_errno() % 100
-        os._exit(rc)
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
+            failed.append(("unshare", ctypes.get_errno()))
+        elif _libc.mount(b"/proc/thread-self/ns/net", target, None, MS_BIND, None) != 0:
+            failed.append(("bind mount", ctypes.get_errno()))
+
+    t = threading.Thread(target=unshare_and_pin, name="berth-unshare", daemon=True)
+    t.start()
+    t.join()
+    if failed:
         _unlink_quiet(path)
-        step = "unshare" if code < 110 else "bind mount"
-        err = (code - 10) % 100
+        step, err = failed[0]
         raise BerthError(f"creating network namespace {path}: {step}: {os.strerror(err)}")
     return path
 

@@ -10,13 +10,16 @@ restart re-derives the same requests. Host ports are only *decided* at start
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .ports import PortRequest, parse_expose, parse_publish, publish_all
+if TYPE_CHECKING:  # pragma: no cover
+    from .ports import PortRequest
 
 
 def bindings_from_flags(publish: Sequence[str]) -> dict[str, list[dict[str, str]]]:
     """``-p`` values -> ``PortBindings`` (invalid specs raise InvalidArgument)."""
+    from .ports import parse_publish
+
     out: dict[str, list[dict[str, str]]] = {}
     for spec in publish:
         for req in parse_publish(spec):
@@ -34,6 +37,8 @@ def bindings_from_flags(publish: Sequence[str]) -> dict[str, list[dict[str, str]
 def exposed_from_flags(expose: Sequence[str], bindings: dict[str, Any],
                        image_exposed: dict[str, Any] | None) -> dict[str, dict] | None:
     """Config.ExposedPorts: the image's, ``--expose`` ones and every published port."""
+    from .ports import parse_expose
+
     keys = list((image_exposed or {}).keys())
     for e in expose:
         keys += parse_expose(e)
@@ -47,10 +52,19 @@ def _normal(key: str) -> str:
 
 def requests_of(host_config: dict[str, Any], exposed: Iterable[str] | None
                 ) -> list[PortRequest]:
-    """The start-time requests: explicit bindings, plus every exposed port under ``-P``."""
+    """The start-time requests: explicit bindings, plus every exposed port under ``-P``.
+
+    Most containers publish nothing: they return before :mod:`.ports` is even imported
+    (it is on every bridge start and stop path).
+    """
+    bindings = host_config.get("PortBindings") or {}
+    if not bindings and not host_config.get("PublishAllPorts"):
+        return []
+    from .ports import PortRequest, publish_all
+
     reqs: list[PortRequest] = []
     bound: set[str] = set()
-    for key, items in (host_config.get("PortBindings") or {}).items():
+    for key, items in bindings.items():
         port, _, proto = _normal(key).partition("/")
         bound.add(_normal(key))
         for b in items or [{}]:

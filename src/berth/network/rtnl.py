@@ -6,14 +6,16 @@ the package ``__init__``, which imports the whole library (asyncio, NDB, IPDB, c
 Bypassing that ``__init__`` still costs ~55 ms for its message classes (logging,
 multiprocessing) and leans on its internals. The start path needs six fixed requests, so
 they are encoded here with :mod:`struct` in well under a millisecond, imports included.
-pyroute2 stays the project's netlink library wherever such a cost does not count.
+This stays deliberately small (no dumps, no attribute parsing): anything richer, off the
+run path, should bring in pyroute2 rather than grow this module.
 
 Requests are batched: every message of one :meth:`Rtnl.request` goes out in a single
 ``send`` and the kernel answers each with an ACK (or error), matched by sequence number.
 Work inside a container's namespace goes through :func:`run_in_netns`: a netlink socket
 belongs to the namespace it was *created* in, so a throwaway thread ``setns()``es into
-the container's namespace, opens its socket there, sends one batch and exits. ``setns`` only moves the calling thread, so the
-rest of the process never changes namespace, and no helper process is forked or left.
+the container's namespace, opens its socket there, sends one batch and exits. ``setns``
+only moves the calling thread, so the rest of the process never changes namespace, and
+no helper process is forked or left behind (unlike pyroute2's ``NetNS``).
 """
 
 from __future__ import annotations

@@ -17,9 +17,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
+from typing import TYPE_CHECKING
+
 from .netns import create_netns, delete_netns, netns_path
-from .ports import PortMapping, PortRequest
 from .records import EndpointRecord, NetworkRecord
+
+if TYPE_CHECKING:  # pragma: no cover - ports (regexes, random) loads only when used
+    from .ports import PortMapping, PortRequest
 
 
 @dataclass(frozen=True)
@@ -43,11 +47,12 @@ def bring_up_network(net: NetworkRecord) -> None:
     out of the common start path.
     """
     from . import bridge
-    from .firewall import open_firewall
 
     existed = bridge.link_index(net.bridge) is not None
     bridge.ensure_bridge(net.bridge, net.gateway, net.prefixlen)
     if not existed and not net.internal:
+        from .firewall import open_firewall  # only here: nft is not on the common path
+
         bridge.enable_forwarding(net.bridge)
         open_firewall().ensure_masquerade(f"net:{net.id}", net.subnet, net.bridge)
 
