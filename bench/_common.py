@@ -22,7 +22,8 @@ BERTH = [sys.executable, "-m", "berth"]
 def podman_cmd(tmp: str) -> list[str]:
     """podman on a private store (this host needs cgroupfs + file events)."""
     return ["podman", "--root", os.path.join(tmp, "proot"), "--runroot",
-            os.path.join(tmp, "prun"), "--cgroup-manager=cgroupfs",
+            os.path.join(tmp, "prun"), "--tmpdir", os.path.join(tmp, "ptmp"),
+            "--cgroup-manager=cgroupfs",
             "--events-backend=file", "--storage-driver=overlay"]
 
 

@@ -130,7 +130,7 @@ def main() -> None:
         def ratio(a: float, b: float | None) -> str:
             return "-" if not b else f"{a / b:.2f}"
 
-        rows = [("commit, new layer (unpack 5000 files)", ms(b_first), ms(p_first),
+        rows = [("commit, new layer (5000 new files)", ms(b_first), ms(p_first),
                  ratio(b_first, p_first)),
                 ("commit again, same content (layer reused)", ms(b_again), ms(p_again),
                  ratio(b_again, p_again)),

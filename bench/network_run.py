@@ -9,7 +9,8 @@
   sink in the container): berth's userland proxy vs podman's.
 
 podman runs on a private store (cgroupfs, file events). netavark turns on the host-wide
-``net.ipv4.ip_forward`` when it sets up its bridge; the value is restored afterwards.
+``net.ipv4.ip_forward`` and adds nft tables and a bridge when it sets up its network; the
+value is restored and what it added is removed afterwards.
 berth runs with ``BERTH_IP_FORWARD=0`` and needs no host-wide switch for any of this.
 """
 
@@ -44,7 +45,18 @@ def latency(cmd: list[str], n: int, env: dict[str, str] | None = None) -> float:
 
 
 def _extra(tool: list[str]) -> list[str]:
-    return ["--ulimit", "host"] if tool[0] == "podman" else []
+    # this host refuses podman's default RLIMIT_NOFILE/NPROC; explicit small limits work
+    return (["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+            if tool[0] == "podman" else [])
+
+
+def _nft_tables() -> set[str]:
+    out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    return {line.strip() for line in out.splitlines() if line.strip()}
+
+
+def _links() -> set[str]:
+    return set(os.listdir("/sys/class/net"))
 
 
 def c2c(tool: list[str], mib: int, env: dict[str, str] | None = None) -> float:
@@ -110,6 +122,7 @@ def main() -> None:
         # forbids raising RLIMIT_NOFILE to podman's default
         pod = [podman_cmd(tmp)[0], "--runtime", "runc", *podman_cmd(tmp)[1:]]
         fwd_before = open(FWD).read().strip()
+        tables_before, links_before = _nft_tables(), _links()
         try:
             podman_ok = subprocess.run([*pod, "import", "--change", 'CMD ["sh"]', tar,
                                         "busybox:latest"], capture_output=True).returncode == 0
@@ -154,6 +167,10 @@ def main() -> None:
             if open(FWD).read().strip() != fwd_before:
                 with open(FWD, "w") as f:
                     f.write(fwd_before)
+            for table in _nft_tables() - tables_before:  # netavark's, made for this run
+                subprocess.run(["nft", "delete", *table.split()], capture_output=True)
+            for link in _links() - links_before:
+                subprocess.run(["ip", "link", "del", link], capture_output=True)
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'berth':>8}  {'podman':>8}")
     for name, b, p in rows:

@@ -98,12 +98,15 @@ def main() -> None:
                      timed(["runc", "--root", str(base / "runc-state"), "run", "-b",
                             str(bundle), "bare"], n)))
         if shutil.which("podman"):
-            pod = ["podman", "--cgroup-manager=cgroupfs", "--events-backend=file", "--root",
+            pod = ["podman", "--runtime", "runc", "--cgroup-manager=cgroupfs",
+                   "--events-backend=file", "--root",
                    str(base / "proot"), "--runroot", str(base / "prun"), "--tmpdir",
                    str(base / "ptmp")]
             subprocess.run([*pod, "import", tar, "bb"], capture_output=True)
-            rows.append(("podman run --rm --network none bb true",
-                         timed([*pod, "run", "--rm", "--network", "none", "bb", "true"], n)))
+            rows.append(("podman --runtime runc run --rm --network none bb true",
+                         timed([*pod, "run", "--rm", "--network", "none", "--ulimit",
+                                "nofile=1024:1024", "--ulimit", "nproc=1024:1024", "bb",
+                                "true"], n)))
         if a.crun_fix and shutil.which("crun") and not os.path.ismount(HUGETLB):
             os.makedirs(HUGETLB, exist_ok=True)
             subprocess.run(["mount", "-t", "cgroup", "-o", "hugetlb", "cgroup", HUGETLB],

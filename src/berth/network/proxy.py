@@ -21,13 +21,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..errors import BerthError, Conflict
 
-_CHUNK = 256 * 1024
 _UDP_IDLE = 60.0
 
 
@@ -53,31 +53,61 @@ class ProxyMap:
 
 # -- the process side ------------------------------------------------------------------
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+_PIPE_SIZE = 1 << 20
+_F_SETPIPE_SZ = 1031
+
+
+def _relay(src: socket.socket, dst: socket.socket) -> None:
+    """Move bytes ``src`` → ``dst`` inside the kernel (splice through a pipe) until EOF.
+
+    No byte is copied into Python: this is what lets a userland proxy keep up with DNAT.
+    """
+    r, w = os.pipe()
     try:
-        while data := await reader.read(_CHUNK):
-            writer.write(data)
-            await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
-    except (ConnectionError, OSError):
-        writer.close()
-
-
-def _tcp_handler(m: ProxyMap):  # type: ignore[no-untyped-def]
-    async def handle(creader: asyncio.StreamReader, cwriter: asyncio.StreamWriter) -> None:
         try:
-            ureader, uwriter = await asyncio.open_connection(m.container_ip, m.container_port,
-                                                              limit=_CHUNK)
+            import fcntl
+
+            fcntl.fcntl(w, _F_SETPIPE_SZ, _PIPE_SIZE)
         except OSError:
-            cwriter.close()
-            return
-        try:
-            await asyncio.gather(_pipe(creader, uwriter), _pipe(ureader, cwriter))
-        finally:
-            for w in (cwriter, uwriter):
-                w.close()
-    return handle
+            pass
+        sfd, dfd = src.fileno(), dst.fileno()
+        while n := os.splice(sfd, w, _PIPE_SIZE):
+            while n:
+                n -= os.splice(r, dfd, n)
+        dst.shutdown(socket.SHUT_WR)
+    except OSError:
+        for sock in (src, dst):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def _tcp_conn(conn: socket.socket, m: ProxyMap) -> None:
+    """One client: connect to the container, then relay both ways on two threads."""
+    try:
+        up = socket.create_connection((m.container_ip, m.container_port), timeout=10)
+    except OSError:
+        conn.close()
+        return
+    up.settimeout(None)
+    conn.setblocking(True)
+    back = threading.Thread(target=_relay, args=(up, conn), daemon=True)
+    back.start()
+    _relay(conn, up)
+    back.join()
+    conn.close()
+    up.close()
+
+
+async def _accept_loop(sock: socket.socket, m: ProxyMap) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        conn, _ = await loop.sock_accept(sock)
+        threading.Thread(target=_tcp_conn, args=(conn, m), daemon=True).start()
 
 
 class _UdpFront(asyncio.DatagramProtocol):
@@ -158,15 +188,14 @@ async def _serve(maps: Sequence[ProxyMap], ready_fd: int | None) -> None:
     stop = loop.create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
-    servers: list[asyncio.AbstractServer] = []
+    accepting: list[asyncio.Task[None]] = []
     transports: list[asyncio.BaseTransport] = []
     try:
         for m in maps:
             for fam, addr in _addresses(m.host_ip):
                 sock = _listen_socket(m, fam, addr)
                 if m.proto == "tcp":
-                    servers.append(await asyncio.start_server(_tcp_handler(m), sock=sock,
-                                                              limit=_CHUNK))
+                    accepting.append(asyncio.create_task(_accept_loop(sock, m)))
                 else:
                     t, _ = await loop.create_datagram_endpoint(lambda m=m: _UdpFront(m),
                                                                sock=sock)
@@ -176,8 +205,8 @@ async def _serve(maps: Sequence[ProxyMap], ready_fd: int | None) -> None:
         raise SystemExit(1) from None
     _report(ready_fd, "ok")
     await stop
-    for s in servers:
-        s.close()
+    for task in accepting:
+        task.cancel()
     for t in transports:
         t.close()
 
