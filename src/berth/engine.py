@@ -232,10 +232,8 @@ class Engine:
             return self.image_service.resolve(name)
         except NotFound:
             pass
-        try:
-            familiar = reference.parse(name).with_default_tag().familiar
-        except Exception:  # noqa: BLE001 - an odd name: say it as typed
-            familiar = name
+        # not stored: it must be a well-formed reference before we say we will pull it
+        familiar = reference.parse(name).with_default_tag().familiar
         if notify is not None:
             notify(f"Unable to find image '{familiar}' locally")
         pull = getattr(self, "pull", None)

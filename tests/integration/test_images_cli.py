@@ -165,3 +165,12 @@ def test_system_df_and_info(berth, imported):  # type: ignore[no-untyped-def]
     r = berth("info")
     assert "Images: 1" in r.stdout
     assert berth("version").returncode == 0
+
+
+def test_reference_checked_before_anything_else(berth):  # type: ignore[no-untyped-def]
+    r = berth("run", "--rm", "Bad:Ref", "true")
+    assert r.returncode == 125
+    assert r.stderr == ("Error: invalid reference format: repository name (library/Bad) "
+                        "must be lowercase\n")
+    r = berth("tag", "nosuch", "Bad")
+    assert r.returncode == 1 and r.stderr.startswith("Error: invalid reference format")

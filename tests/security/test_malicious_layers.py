@@ -202,3 +202,24 @@ def test_xattrs_cannot_forge_overlay_redirects(host: Host) -> None:
     host.apply([dir("d", xattrs={"trusted.overlay.redirect": b"/sentinel",
                                  "trusted.overlay.metacopy": b""})])
     assert os.listxattr(host.dest / "d") == []
+
+
+def test_rejected_import_leaves_no_trace_in_the_store(berth, berth_env):  # type: ignore[no-untyped-def]
+    """Through the CLI: one clear line, exit 1, and no blob, layer, row or temp file left."""
+    import os
+
+    bad = berth_env["tmp"] / "evil.tar"
+    bad.write_bytes(make_tar([file("ok.txt", b"fine"), file("../../escape.txt", b"x")]))
+    r = berth("import", str(bad), "evil:1")
+    assert r.returncode == 1
+    assert r.stderr.startswith("Error: ") and len(r.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in r.stderr
+    assert not (berth_env["tmp"] / "escape.txt").exists()
+    root = berth_env["root"]
+    assert os.listdir(os.path.join(root, "blobs", "sha256")) == []
+    assert os.listdir(os.path.join(root, "layers")) == ["l"]
+    assert os.listdir(os.path.join(root, "layers", "l")) == []
+    assert os.listdir(os.path.join(root, "tmp")) == []
+    assert berth("images", "-aq").stdout == ""
+    r = berth("system", "check")
+    assert r.returncode == 0 and "0 garbage" in r.stdout, r.stdout

@@ -113,8 +113,8 @@ class ImageService:
 
         from berth.images.ingest import set_tag
 
+        ref = reference.parse_named_tagged(target)  # Docker checks the new name first
         image_id = self.resolve(source)
-        ref = reference.parse_named_tagged(target)
         if ref.digest:
             raise InvalidReference("refusing to create a tag with a digest reference")
         with self.db.tx() as tx:
