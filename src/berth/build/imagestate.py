@@ -75,7 +75,7 @@ def commit_step(store: Store, before: ImageState, after: ImageState, *, created_
     ``before``; returns it with its new ID. The layer's pending dir is published or
     discarded here, whatever happens."""
     from berth.images.ingest import IngestedLayer, commit_image
-    from berth.oci.image_config import canonical_config, parse_config
+    from berth.oci.image_config import finish_config
 
     doc = after.doc
     layers = [x if isinstance(x, IngestedLayer) else IngestedLayer(
@@ -92,11 +92,8 @@ def commit_step(store: Store, before: ImageState, after: ImageState, *, created_
         if layer is None:
             entry["empty_layer"] = True
         doc["history"] = [*(doc.get("history") or []), entry]
-    for legacy in ("container", "container_config", "docker_version"):
-        doc.pop(legacy, None)
-    raw = canonical_config(doc)
     try:
-        parse_config(raw)
+        raw = finish_config(doc)
     except BaseException:
         if layer is not None and layer.pending is not None:
             layer.pending.discard()

@@ -453,20 +453,10 @@ def cleanup(ctx: Ctx, argv: list[str]) -> int:
 def _foreground_attached(ctx: Ctx, cid: str) -> bool:
     """The service's ``.fg`` lock test, done before opening the store (milliseconds count:
     conmon, and so a foreground ``run``, waits for this exit command)."""
-    import fcntl
+    from berth.store.locks import is_locked
 
     runroot = ctx.runroot or os.environ.get("BERTH_RUNROOT") or "/run/berth"
-    try:
-        fd = os.open(os.path.join(runroot, "locks", cid + ".fg"), os.O_RDWR | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    return is_locked(os.path.join(runroot, "locks", cid + ".fg"))
 
 
 _EXTRA = ("cp", "diff", "export", "stats", "top", "commit")

@@ -125,24 +125,30 @@ def _renderer(quiet: bool) -> tuple[Any, Any]:
 
 
 # -- commands ---------------------------------------------------------------------------------
-def pull(ctx: "Ctx", argv: list[str]) -> int:
-    """``berth pull [OPTIONS] NAME[:TAG|@DIGEST]``."""
+def _transfer_start(p: Parser, argv: list[str], trust: str):  # type: ignore[no-untyped-def]
+    """Flags and first output shared by pull and push: ``(args, ref, progress, running)``."""
     from berth.oci import reference
 
-    p = Parser("berth pull", "Download an image from a registry")
-    p.add_argument("name", metavar="NAME[:TAG|@DIGEST]")
-    p.add_argument("-a", "--all-tags", action="store_true",
-                   help="Download all tagged images in the repository")
-    p.add_argument("--platform", default=None, help="Set platform if server is multi-platform")
     p.add_argument("-q", "--quiet", action="store_true", help="Suppress verbose output")
     p.add_argument("--disable-content-trust", type=_bool_flag, nargs="?", const=True,
-                   default=True, help="Skip image verification (accepted, always true)")
+                   default=True, help=f"Skip image {trust} (accepted, always true)")
     _add_tls_verify(p)
     a = p.parse(argv)
     ref = reference.parse(a.name)
     if not a.quiet and not a.all_tags and not ref.tag and not ref.digest:
         print("Using default tag: latest", flush=True)
     progress, running = _renderer(a.quiet)
+    return a, ref, progress, running
+
+
+def pull(ctx: "Ctx", argv: list[str]) -> int:
+    """``berth pull [OPTIONS] NAME[:TAG|@DIGEST]``."""
+    p = Parser("berth pull", "Download an image from a registry")
+    p.add_argument("name", metavar="NAME[:TAG|@DIGEST]")
+    p.add_argument("-a", "--all-tags", action="store_true",
+                   help="Download all tagged images in the repository")
+    p.add_argument("--platform", default=None, help="Set platform if server is multi-platform")
+    a, ref, progress, running = _transfer_start(p, argv, "verification")
     with running:
         results = ctx.engine.pull(a.name, platform=a.platform, all_tags=a.all_tags,
                                   tls_verify=a.tls_verify, progress=progress)
@@ -165,21 +171,11 @@ def pull(ctx: "Ctx", argv: list[str]) -> int:
 
 def push(ctx: "Ctx", argv: list[str]) -> int:
     """``berth push [OPTIONS] NAME[:TAG]``."""
-    from berth.oci import reference
-
     p = Parser("berth push", "Upload an image to a registry")
     p.add_argument("name", metavar="NAME[:TAG]")
     p.add_argument("-a", "--all-tags", action="store_true",
                    help="Push all tags of an image to the repository")
-    p.add_argument("-q", "--quiet", action="store_true", help="Suppress verbose output")
-    p.add_argument("--disable-content-trust", type=_bool_flag, nargs="?", const=True,
-                   default=True, help="Skip image signing (accepted, always true)")
-    _add_tls_verify(p)
-    a = p.parse(argv)
-    ref = reference.parse(a.name)
-    if not a.quiet and not a.all_tags and not ref.tag and not ref.digest:
-        print("Using default tag: latest", flush=True)
-    progress, running = _renderer(a.quiet)
+    a, ref, progress, running = _transfer_start(p, argv, "signing")
     with running:
         results = ctx.engine.push(a.name, all_tags=a.all_tags, tls_verify=a.tls_verify,
                                   progress=progress)

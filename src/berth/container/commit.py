@@ -100,7 +100,7 @@ def commit(store: Store, rec: ContainerRecord, *, base_config: bytes,
            exclude: Callable[[str], bool] | None = None) -> CommitResult:
     """Commit ``rec`` on top of its image (``base_config`` raw, ``base_layers`` rows)."""
     from berth.container.create_options import argv_of
-    from berth.oci.image_config import apply_changes, canonical_config, parse_config
+    from berth.oci.image_config import apply_changes, finish_config
     from berth.units import rfc3339_nano
 
     doc = json.loads(base_config)
@@ -125,11 +125,8 @@ def commit(store: Store, rec: ContainerRecord, *, base_config: bytes,
             entry = {"created": now, "created_by": " ".join(argv_of(rec.config)),
                      "author": author, "comment": message}
             doc["history"] = [*doc["history"], entry]
-        for legacy in ("container", "container_config", "docker_version"):
-            doc.pop(legacy, None)
-        raw = canonical_config(doc)
         try:
-            parse_config(raw)
+            raw = finish_config(doc)
         except BaseException:
             if layer.pending is not None:
                 layer.pending.discard()

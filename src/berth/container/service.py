@@ -178,20 +178,9 @@ class ContainerService:
         conmon waits for its exit command, and the attached CLI may wait for conmon, so
         the exit command must not queue behind that CLI: it leaves the work to it.
         """
-        import fcntl
+        from ..store.locks import is_locked
 
-        path = os.path.join(self.store.runroot, "locks", cid + ".fg")
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
-        return False
+        return is_locked(os.path.join(self.store.runroot, "locks", cid + ".fg"))
 
     def _conmon(self) -> str:
         """conmon behind a wrapper that adds our ``--exit-command`` for this container.

@@ -22,7 +22,7 @@ from berth.oci.digest import validate
 from berth.oci.manifest import host_arch
 
 __all__ = ["parse_config", "new_config", "chain_ids", "apply_changes", "canonical_config",
-           "MAX_CONFIG_SIZE"]
+           "finish_config", "MAX_CONFIG_SIZE"]
 
 MAX_CONFIG_SIZE = 8 * 1024 * 1024
 
@@ -174,6 +174,16 @@ def new_config(*, diff_ids: list[str], architecture: str | None = None, os: str 
         "rootfs": {"type": "layers", "diff_ids": list(diff_ids)},
         "history": list(history) if history is not None else None,
     }
+    raw = canonical_config(doc)
+    parse_config(raw)
+    return raw
+
+
+def finish_config(doc: dict[str, Any]) -> bytes:
+    """The stored bytes of an edited config (commit, build): Docker-only legacy keys
+    dropped, canonical JSON so equal content keeps an equal image ID, and validated."""
+    for legacy in ("container", "container_config", "docker_version"):
+        doc.pop(legacy, None)
     raw = canonical_config(doc)
     parse_config(raw)
     return raw

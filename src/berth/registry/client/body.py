@@ -27,7 +27,44 @@ class Cancelled(BerthError):
     """Another transfer of the same operation failed; this one stopped on purpose."""
 
 
-class BodyReader:
+class ChunkReader:
+    """File-like ``read(n)``/``readinto`` over a source of chunks (``_next``; b"" at EOF).
+
+    Reads are exact: fewer bytes than asked only at EOF, which tar readers rely on.
+    """
+
+    _pending = b""
+
+    def _next(self) -> bytes:  # pragma: no cover - subclasses say where chunks come from
+        raise NotImplementedError
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            parts = [self._pending]
+            while chunk := self._next():
+                parts.append(chunk)
+            self._pending = b""
+            return b"".join(parts)
+        if not self._pending:
+            self._pending = self._next()
+        if len(self._pending) >= n:
+            data, self._pending = self._pending[:n], self._pending[n:]
+            return data
+        parts, have = [self._pending], len(self._pending)
+        while have < n and (chunk := self._next()):
+            parts.append(chunk)
+            have += len(chunk)
+        joined = b"".join(parts)
+        data, self._pending = joined[:n], joined[n:]
+        return data
+
+    def readinto(self, buf) -> int:  # type: ignore[no-untyped-def]
+        data = self.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+
+class BodyReader(ChunkReader):
     """``read(n)`` over a streamed response; exact reads (fewer bytes only at EOF)."""
 
     def __init__(self, resp: "httpx.Response", *, limit: int, what: str,
@@ -67,35 +104,6 @@ class BodyReader:
         if self._on_bytes is not None:
             self._on_bytes(len(chunk))
         return chunk
-
-    def read(self, n: int = -1) -> bytes:
-        if n is None or n < 0:
-            parts = [self._pending]
-            while chunk := self._next():
-                parts.append(chunk)
-            self._pending = b""
-            return b"".join(parts)
-        if not self._pending:
-            self._pending = self._next()
-        if len(self._pending) >= n:
-            data, self._pending = self._pending[:n], self._pending[n:]
-            return data
-        parts = [self._pending]
-        have = len(self._pending)
-        while have < n:
-            chunk = self._next()
-            if not chunk:
-                break
-            parts.append(chunk)
-            have += len(chunk)
-        joined = b"".join(parts)
-        data, self._pending = joined[:n], joined[n:]
-        return data
-
-    def readinto(self, buf) -> int:  # type: ignore[no-untyped-def]
-        data = self.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
 
     def close(self) -> None:
         self._resp.close()

@@ -28,6 +28,7 @@ from typing import Any, BinaryIO
 
 from berth.errors import InvalidArchive
 from berth.images.ingest import IngestedLayer, chain_id_of
+from berth.registry.client.body import ChunkReader
 from berth.oci.compression import GZIP_MAGIC
 from berth.oci.digest import CHUNK
 from berth.store.store import Store
@@ -40,7 +41,7 @@ class _Aborted(Exception):
     """The other side of the pipe gave up; its own error is the one to report."""
 
 
-class _Pipe:
+class _Pipe(ChunkReader):
     """A bounded, abortable byte queue: ``put`` on one thread, file-like ``read`` on the other."""
 
     def __init__(self) -> None:
@@ -77,31 +78,6 @@ class _Pipe:
             self._done = True
             return b""
         return item  # type: ignore[no-any-return]
-
-    def read(self, n: int = -1) -> bytes:
-        if n is None or n < 0:
-            parts = [self._pending]
-            while chunk := self._next():
-                parts.append(chunk)
-            self._pending = b""
-            return b"".join(parts)
-        if not self._pending:
-            self._pending = self._next()
-        if len(self._pending) >= n:
-            data, self._pending = self._pending[:n], self._pending[n:]
-            return data
-        parts, have = [self._pending], len(self._pending)
-        while have < n and (chunk := self._next()):
-            parts.append(chunk)
-            have += len(chunk)
-        joined = b"".join(parts)
-        data, self._pending = joined[:n], joined[n:]
-        return data
-
-    def readinto(self, buf) -> int:  # type: ignore[no-untyped-def]
-        data = self.read(len(buf))
-        buf[: len(data)] = data
-        return len(data)
 
     def peek_head(self, n: int) -> bytes:
         """The first ``n`` bytes without consuming them (to sniff the compression)."""
