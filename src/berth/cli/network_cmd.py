@@ -12,6 +12,7 @@ from collections.abc import Callable
 from berth.cli.common import confirm, err, out, run_group
 from berth.cli.main import Ctx
 from berth.cli.parser import Parser, add_format, parse_filters
+from berth.container.create_options import parse_key_values
 from berth.errors import BerthError, InvalidArgument
 
 LS_COLUMNS = [("NETWORK ID", "ID"), ("NAME", "Name"), ("DRIVER", "Driver"),
@@ -19,16 +20,6 @@ LS_COLUMNS = [("NETWORK ID", "ID"), ("NAME", "Name"), ("DRIVER", "Driver"),
 LS_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE",
               "IPv6": "IPV6", "Internal": "INTERNAL", "Labels": "LABELS",
               "CreatedAt": "CREATED AT"}
-
-
-def _kv(items: list[str], what: str) -> dict[str, str]:
-    out = {}
-    for item in items:
-        k, _, v = item.partition("=")
-        if not k:
-            raise InvalidArgument(f"invalid {what}: {item!r}")
-        out[k] = v
-    return out
 
 
 def create(ctx: Ctx, argv: list[str]) -> int:
@@ -48,7 +39,7 @@ def create(ctx: Ctx, argv: list[str]) -> int:
         a.name, driver=a.driver, subnet=a.subnet[0] if a.subnet else None,
         gateway=a.gateway[0] if a.gateway else None,
         ip_range=a.ip_range[0] if a.ip_range else None, internal=a.internal,
-        labels=_kv(a.label, "label"), options=_kv(a.opt, "option"))
+        labels=parse_key_values(a.label), options=parse_key_values(a.opt, "option"))
     out(net.id)
     return 0
 

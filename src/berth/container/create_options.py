@@ -131,12 +131,13 @@ def merge_env(base: list[str], overrides: list[str]) -> list[str]:
     return [values[k] for k in order]
 
 
-def parse_labels(items: list[str]) -> dict[str, str]:
+def parse_key_values(items: list[str], what: str = "label") -> dict[str, str]:
+    """``["k=v", "flag"]`` → ``{"k": "v", "flag": ""}`` (labels, network options)."""
     out = {}
     for item in items:
         k, _, v = item.partition("=")
         if not k:
-            raise InvalidArgument(f"invalid label: {item!r}")
+            raise InvalidArgument(f"invalid {what}: {item!r}")
         out[k] = v
     return out
 
@@ -218,7 +219,7 @@ def merge(opts: CreateOptions, image_config: dict[str, Any], image_ref: str
     env_in = [line for path in opts.env_files for line in read_env_file(path)] + opts.env
     env = merge_env(list(img.get("Env") or []), _expand_env(env_in))
     labels = dict(img.get("Labels") or {})
-    labels.update(parse_labels(opts.labels))
+    labels.update(parse_key_values(opts.labels))
     policy = restart.parse(opts.restart)
     if opts.auto_remove and policy.name != "no":
         raise InvalidArgument("Conflicting options: --restart and --rm")
