@@ -85,8 +85,8 @@ class Engine:
 
         filters = filters or {}
         until = min((parse_timestamp(v) for v in filters.get("until", [])), default=None)
-        return self.image_service.prune(all_unused=all, until=until,
-                                        label_filters=filters.get("label", []))
+        labels = filters.get("label", []) + ["!" + v for v in filters.get("label!", [])]
+        return self.image_service.prune(all_unused=all, until=until, label_filters=labels)
 
     def import_image(self, src: BinaryIO, ref: str | None = None, *,
                      changes: list[str] = (), message: str = "") -> str:  # type: ignore[assignment]

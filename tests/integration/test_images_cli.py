@@ -174,3 +174,20 @@ def test_reference_checked_before_anything_else(berth):  # type: ignore[no-untyp
                         "must be lowercase\n")
     r = berth("tag", "nosuch", "Bad")
     assert r.returncode == 1 and r.stderr.startswith("Error: invalid reference format")
+
+
+def test_prune_filters_and_prompts(berth, busybox_tar):  # type: ignore[no-untyped-def]
+    for ref, keep in (("keep:1", "yes"), ("drop:1", "no")):
+        assert berth("import", "-c", f"LABEL keep={keep}", str(busybox_tar), ref).returncode == 0
+    r = berth("image", "prune", "-a", "-f", "--filter", "label!=keep=yes")
+    assert r.returncode == 0 and "untagged: drop:1" in r.stdout
+    assert berth("images", "--format", "{{.Repository}}").stdout.split() == ["keep"]
+    for cmd in (["system", "prune", "-f", "--filter", "color=red"],
+                ["builder", "prune", "-f", "--filter", "until=1h"]):
+        r = berth(*cmd)
+        assert r.returncode == 1 and r.stderr.startswith("Error: invalid filter"), r.stderr
+    r = berth("builder", "prune", input="n\n")  # the prompt, answered no
+    assert r.returncode == 0 and "Are you sure you want to continue?" in r.stdout
+    r = berth("system", "prune", input="n\n")
+    assert r.returncode == 0 and "Are you sure you want to continue?" in r.stdout
+    assert berth("images", "-q").stdout.strip() != ""

@@ -19,7 +19,8 @@ from typing import Any, BinaryIO
 
 from berth.build.progress import BuildProgress, StepRef
 from berth.cli.main import Ctx
-from berth.cli.parser import Parser
+from berth.cli.common import confirm
+from berth.cli.parser import Parser, parse_filters
 from berth.errors import BerthError, InvalidArgument
 
 _TAR_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
@@ -340,11 +341,10 @@ def prune(ctx: Ctx, argv: list[str]) -> int:
     p.add_argument("-f", "--force", action="store_true", help="Do not prompt for confirmation")
     p.add_argument("--filter", action="append", default=[], help="Provide filter values")
     a = p.parse(argv)
+    parse_filters(a.filter, set(), p.prog)  # no filters are supported: refuse, don't ignore
     if not a.force:
-        from berth.cli.images_cmd import _confirm
-
         what = "all build cache" if a.all else "all dangling build cache"
-        if not _confirm(f"WARNING! This will remove {what}."):
+        if not confirm(f"WARNING! This will remove {what}."):
             return 0
     res = ctx.engine.builder_prune(all=a.all)
     if res.removed:

@@ -242,7 +242,7 @@ def prune(ctx: Ctx, argv: list[str]) -> int:
     p.add_argument("-f", "--force", action="store_true", help="Do not prompt for confirmation")
     add_filter(p, short=False)
     a = p.parse(argv)
-    filters = parse_filters(a.filter, {"until", "label"}, p.prog)
+    filters = parse_filters(a.filter, {"until", "label", "label!"}, p.prog)
     if not a.force and not confirm(
             "WARNING! This will remove all " + ("images without at least one container "
                                                 "associated to them." if a.all else

@@ -7,7 +7,7 @@ import sys
 
 from berth.cli.common import confirm, run_group
 from berth.cli.main import Ctx
-from berth.cli.parser import Parser, add_format
+from berth.cli.parser import Parser, add_format, parse_filters
 
 
 def version(ctx: Ctx, argv: list[str]) -> int:
@@ -112,6 +112,7 @@ def prune(ctx: Ctx, argv: list[str]) -> int:
     p.add_argument("--volumes", action="store_true", help="Prune anonymous volumes")
     p.add_argument("--filter", action="append", default=[], help="Provide filter values")
     a = p.parse(argv)
+    filters = parse_filters(a.filter, {"until", "label", "label!"}, p.prog)
     if not a.force:
         if not confirm("WARNING! This will remove:\n  - all stopped containers\n"
                         "  - all " + ("images without at least one container associated "
@@ -124,16 +125,17 @@ def prune(ctx: Ctx, argv: list[str]) -> int:
     total = 0
     pruner = getattr(eng, "container_prune", None)
     if pruner is not None:
-        removed, space = pruner()
+        removed, space = pruner(filters=filters)
         if removed:
             print("Deleted Containers:\n" + "\n".join(removed) + "\n")
         total += space
     if a.volumes:  # Docker's order: containers, networks, volumes, images
-        names, space = eng.volume_prune()
+        names, space = eng.volume_prune(filters={k: v for k, v in filters.items()
+                                                 if k != "until"})
         if names:
             print("Deleted Volumes:\n" + "\n".join(names) + "\n")
         total += space
-    res = eng.image_prune(all=a.all)
+    res = eng.image_prune(all=a.all, filters=filters)
     if res.untagged or res.deleted:
         print("Deleted Images:\n" + "\n".join(
             [f"untagged: {t}" for t in res.untagged] + [f"deleted: {d}" for d in res.deleted])

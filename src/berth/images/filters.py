@@ -12,7 +12,10 @@ IMAGE_FILTERS = {"dangling", "reference", "before", "since", "label", "until"}
 
 
 def label_matches(labels: dict[str, str], expr: str) -> bool:
-    """``key`` (present), ``key=value`` (equal) or ``key!=value`` (different or absent)."""
+    """``key`` (present), ``key=value`` (equal) or ``key!=value`` (different or absent);
+    a leading ``!`` (from ``--filter label!=...``) negates the whole test."""
+    if expr.startswith("!"):
+        return not label_matches(labels, expr[1:])
     if "!=" in expr:
         k, v = expr.split("!=", 1)
         return labels.get(k) != v
