@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,7 @@ def berth_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[
 
 
 def _teardown(tmp_path: Path, root: Path, runroot: Path, before_net: set[str]) -> None:
+    bridges: list[str] = []
     if root.exists():
         try:
             from berth.engine import Engine
@@ -96,12 +98,12 @@ def _teardown(tmp_path: Path, root: Path, runroot: Path, before_net: set[str]) -
                 cleanup = getattr(eng, "remove_all_containers", None)
                 if cleanup is not None:
                     cleanup()
-                networks = getattr(eng, "remove_all_networks", None)
-                if networks is not None:  # bridges and nft rules are host-global
-                    networks()
+                bridges = _store_bridges(eng)
         except Exception as e:  # noqa: BLE001 - report below, do not mask the test result
             print(f"teardown cleanup failed: {e}", file=sys.stderr)
     leaks = []
+    # conmon exit commands of this store (``berth container cleanup``) may still be running:
+    # let them finish before the networks go, or one could bring a bridge back
     for _ in range(20):
         procs = _procs_mentioning(str(tmp_path))
         if not procs:
@@ -113,6 +115,20 @@ def _teardown(tmp_path: Path, root: Path, runroot: Path, before_net: set[str]) -
             os.kill(pid, 9)
         except ProcessLookupError:
             pass
+    if root.exists():
+        try:
+            from berth.engine import Engine
+
+            with Engine(root=str(root), runroot=str(runroot)) as eng:
+                networks = getattr(eng, "remove_all_networks", None)
+                if networks is not None:  # bridges and nft rules are host-global
+                    networks()
+        except Exception as e:  # noqa: BLE001
+            print(f"teardown network cleanup failed: {e}", file=sys.stderr)
+    for br in bridges:
+        if os.path.exists(f"/sys/class/net/{br}"):
+            warnings.warn(f"bridge {br} was still there after its networks were removed")
+            subprocess.run(["ip", "link", "del", br], check=False)
     for m in sorted(_mounts_under(str(tmp_path)), key=len, reverse=True):
         leaks.append(f"mount {m}")
         subprocess.run(["umount", "-l", m], check=False)
@@ -122,6 +138,17 @@ def _teardown(tmp_path: Path, root: Path, runroot: Path, before_net: set[str]) -
         leaks += sorted(new_net)
     if leaks:
         pytest.fail("test left behind:\n  " + "\n  ".join(leaks), pytrace=False)
+
+
+def _store_bridges(eng) -> list[str]:  # type: ignore[no-untyped-def]
+    """Linux bridges this store's networks use (to check they are gone afterwards)."""
+    import json
+
+    try:
+        rows = eng.store.db.query("SELECT options FROM networks")
+    except Exception:  # noqa: BLE001 - no networks table: nothing to check
+        return []
+    return [b for r in rows if (b := json.loads(r["options"] or "{}").get("bridge"))]
 
 
 @pytest.fixture
