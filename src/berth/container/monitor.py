@@ -137,13 +137,15 @@ def _read_json_line(fd: int, timeout: float) -> dict | None:
     return json.loads(line) if line else None
 
 
-def _spawn(argv: list[str], pipes: dict[str, int]) -> subprocess.Popen:
+def _spawn(argv: list[str], pipes: dict[str, int], cwd: str) -> subprocess.Popen:
+    """Start conmon in ``cwd`` (its bundle): it writes some markers, such as ``oom`` for an
+    exec session, into its working directory, which must never be the user's."""
     env = dict(os.environ)
     for name, fd in pipes.items():
         env[name] = str(fd)
     return subprocess.Popen(argv, env=env, pass_fds=tuple(pipes.values()),
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, close_fds=True)
+                            stderr=subprocess.PIPE, close_fds=True, cwd=cwd)
 
 
 def _fail(msg: dict | None, stderr: bytes) -> Exception:
@@ -187,7 +189,7 @@ def create_container(runtime: OCIRuntime, cid: str, paths: MonitorPaths, *,
     try:
         p = _spawn(_conmon_argv(runtime, cid, paths, terminal=terminal, stdin=stdin,
                                 stdin_once=stdin_once, log_size_max=log_size_max,
-                                conmon=conmon), {"_OCI_SYNCPIPE": w})
+                                conmon=conmon), {"_OCI_SYNCPIPE": w}, paths.bundle)
         os.close(w)
         w = -1
         _, err = p.communicate(timeout=timeout)
@@ -475,7 +477,7 @@ def exec_process(runtime: OCIRuntime, cid: str, process: dict, paths: MonitorPat
                         exec_attach=attach_mode)
     sock = None
     try:
-        p = _spawn(argv, fds)
+        p = _spawn(argv, fds, paths.bundle)
         for fd in (sync_w, start_r, att_w):
             os.close(fd)
         sync_w = start_r = att_w = -1
