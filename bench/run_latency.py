@@ -10,7 +10,8 @@ is what berth's own overhead should be read against. Medians in milliseconds.
 
 ``--crun-fix`` applies the documented host fix for crun 1.8 on hybrid cgroup hosts (a v1
 hierarchy for hugetlb) for the duration of the run, measures berth and crun with it, and
-removes it again. Without it, berth falls back to runc here.
+unmounts it again. The kernel may keep hugetlb on that v1 hierarchy until the next boot
+(crun then keeps working); without the fix, berth falls back to runc here.
 """
 
 from __future__ import annotations
@@ -133,15 +134,17 @@ def main() -> None:
             subprocess.run(["podman", "--root", str(base / "proot"), "--runroot",
                             str(base / "prun"), "system", "reset", "-f"],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # the runtimes' cgroups first (in the hugetlb hierarchy too: a v1 hierarchy with
+        # children outlives its unmount), then the host fix itself
+        for ctrl in os.listdir("/sys/fs/cgroup"):
+            for d in ("berth-bench", "berth"):
+                p = os.path.join("/sys/fs/cgroup", ctrl, d)
+                if os.path.isdir(p) and (d == "berth-bench" or ctrl == "hugetlb"):
+                    subprocess.run(["find", p, "-depth", "-type", "d", "-exec", "rmdir",
+                                    "{}", ";"], stderr=subprocess.DEVNULL)
         if fixed:
             subprocess.run(["umount", HUGETLB], check=False)
             os.rmdir(HUGETLB)
-        for d in ("berth-bench",):
-            for ctrl in os.listdir("/sys/fs/cgroup"):
-                p = os.path.join("/sys/fs/cgroup", ctrl, d)
-                if os.path.isdir(p):
-                    subprocess.run(["find", p, "-depth", "-type", "d", "-delete"],
-                                   stderr=subprocess.DEVNULL)
         subprocess.run(["umount", "-R", "-l", str(base / "proot")], stderr=subprocess.DEVNULL)
         shutil.rmtree(base, ignore_errors=True)
 
