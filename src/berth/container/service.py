@@ -6,7 +6,7 @@ the row honest without anything resident:
 
 * **Exit commands.** Every container's conmon is started with ``--exit-command``
   ``python -m berth --root R --runroot RR container cleanup ID`` (through a tiny generated
-  shell wrapper around conmon, see :meth:`ContainerService._conmon`). That process records
+  shell wrapper around conmon, see :mod:`berth.container.exits`). That process records
   the exit, deletes the runtime state, unmounts the rootfs, removes ``--rm`` containers and
   applies the restart policy (Docker's backoff, slept *without* holding the lock).
 * **One lock per container** (``<runroot>/locks/<id>``, flock, so a killed process frees
@@ -16,6 +16,11 @@ the row honest without anything resident:
 * **Lazy reconciliation.** Reading a row that says running also looks at conmon's exit
   file (one ``stat``/``read``, never a runtime call), so ``ps -a`` stays cheap and correct
   even when an exit command could not run.
+
+The class is split by job: this module has lookup, create/prepare, start/stop/kill/remove/
+rename/pause and reconciliation; :mod:`.exits` the exit command and what it does after an
+exit (:class:`~.exits.ExitHandling`); :mod:`.sessions` foreground runs, attach, exec and
+waiting (:class:`~.sessions.Sessions`).
 """
 
 from __future__ import annotations
@@ -25,9 +30,8 @@ import os
 import shutil
 import signal
 import sqlite3
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +40,9 @@ from ..procs import pid_alive
 from ..store.fsutil import tree_size
 from . import monitor, restart
 from .create_options import CreateOptions, argv_of, merge, parse_signal
+from .exits import ExitHandling
 from .records import ContainerRecord
+from .sessions import Sessions
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..images.service import ImageService
@@ -50,7 +56,7 @@ _HOSTS = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 _LINKS_ABOVE = 20        # beyond this many layers mount through the short links
 
 
-class ContainerService:
+class ContainerService(ExitHandling, Sessions):
     def __init__(self, store: "Store", images: "ImageService") -> None:
         self.store = store
         self.db = store.db
@@ -171,50 +177,6 @@ class ContainerService:
         os.makedirs(d, mode=0o700, exist_ok=True)
         with flock(os.path.join(d, cid + kind), exclusive=True):
             yield
-
-    def _attached_elsewhere(self, cid: str) -> bool:
-        """Whether a live foreground ``run``/``start -a`` will finish this container.
-
-        conmon waits for its exit command, and the attached CLI may wait for conmon, so
-        the exit command must not queue behind that CLI: it leaves the work to it.
-        """
-        from ..store.locks import is_locked
-
-        return is_locked(os.path.join(self.store.runroot, "locks", cid + ".fg"))
-
-    def _conmon(self) -> str:
-        """conmon behind a wrapper that adds our ``--exit-command`` for this container.
-
-        monitor.py takes a conmon path but no extra arguments; the wrapper (written once
-        per store, content-addressed) finds the container ID after ``-c`` and execs the
-        real conmon, so nothing stays in between.
-        """
-        import binascii
-        import shlex
-
-        import berth
-
-        src = os.path.dirname(os.path.dirname(os.path.abspath(berth.__file__)))
-        args = [sys.executable, "-m", "berth", "--root", self.store.root,
-                "--runroot", self.store.runroot, "container", "cleanup"]
-        exit_args = " ".join(f"--exit-command-arg {shlex.quote(a)}" for a in args[1:])
-        script = (
-            "#!/bin/sh\n# berth: conmon plus the exit command that applies --rm and "
-            "restart policies\n"
-            f"PYTHONPATH={shlex.quote(src)}${{PYTHONPATH:+:$PYTHONPATH}}; export PYTHONPATH\n"
-            'cid=; prev=\nfor a in "$@"; do [ "$prev" = "-c" ] && cid=$a; prev=$a; done\n'
-            f'exec {monitor.CONMON} "$@" --exit-command {shlex.quote(args[0])} {exit_args} '
-            '--exit-command-arg "$cid"\n')
-        digest = f"{binascii.crc32(script.encode()):08x}"  # a name per script, not security
-        path = os.path.join(self.store.runroot, "bin", f"conmon-{digest}")
-        if not os.path.exists(path):
-            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-            tmp = f"{path}.{os.getpid()}"
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(script)
-            os.chmod(tmp, 0o700)
-            os.replace(tmp, path)
-        return path
 
     # -- create ---------------------------------------------------------------------------
     def create(self, opts: CreateOptions, image_id: str, *,
@@ -427,127 +389,6 @@ class ContainerService:
             now, h.to_dict()
         return h, sock
 
-    def run_attached(self, rec: ContainerRecord, *, stdin_fd: int | None, stdout_fd: int,
-                     stderr_fd: int, sig_proxy: bool = True) -> int | None:
-        """Start and stream until the container exits; its exit code (None: detached).
-
-        Holds the container's lock throughout, so the exit command waits and this process
-        finishes the container (records the exit, unmounts, ``--rm``) before returning.
-        """
-        with self._lock(rec.id, ".fg"):
-            with self._lock(rec.id):
-                fresh = self._reload(rec.id)
-                if fresh is None:
-                    raise NotFound(f"No such container: {rec.id}")
-                if fresh.running:
-                    raise Conflict(f"container {rec.id} is already running")
-                tty = bool(fresh.config.get("Tty"))
-                h, sock = self._launch(fresh, stdin=stdin_fd is not None, connect=True)
-            restore = self._proxy_signals(h) if sig_proxy and not tty else None
-            try:
-                detached = monitor.pump(sock, stdin_fd=stdin_fd, stdout_fd=stdout_fd,
-                                        stderr_fd=stderr_fd, tty=tty, bundle=h.bundle)
-            finally:
-                sock.close()
-                if restore:
-                    restore()
-            if detached:
-                return None
-            got = monitor.wait_exit(h)
-            assert got is not None
-            with self._lock(rec.id):
-                again = self._finish(fresh, h, got)
-        if again is not None:
-            self._restart_later(again)
-        return got[0]
-
-    def _proxy_signals(self, h: monitor.MonitorHandle) -> Callable[[], None]:
-        """Forward SIGINT/SIGTERM/SIGHUP to the container, like Docker's --sig-proxy."""
-        rt = self.runtime(None)
-        old = {}
-
-        def forward(signum: int, _frame: object) -> None:
-            try:
-                rt.kill(h.cid, signum)
-            except BerthError:
-                pass
-
-        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            old[s] = signal.signal(s, forward)
-        return lambda: [signal.signal(s, f) for s, f in old.items()] and None
-
-    # -- exit handling --------------------------------------------------------------------
-    def cleanup(self, cid: str) -> None:
-        """The exit command: record the exit, tear down, ``--rm``, restart policy."""
-        if self._reload(cid) is None or self._attached_elsewhere(cid):
-            return
-        with self._lock(cid):
-            rec = self._reload(cid)
-            if rec is None or not rec.monitor:
-                return
-            h = monitor.MonitorHandle.from_dict(rec.monitor)
-            got = monitor.wait_exit(h, timeout=0)
-            if got is None:
-                return  # an older run's exit command: this run is still going
-            again = self._finish(rec, h, got)
-        if again is not None:
-            self._restart_later(again)
-
-    def _finish(self, rec: ContainerRecord, h: monitor.MonitorHandle,
-                got: tuple[int, float, bool]) -> ContainerRecord | None:
-        """After an exit (lock held): row, runtime state, mount; the record to restart."""
-        code, finished, oom = got
-        rec = self._reload(rec.id) or rec
-        if rec.status in ("running", "paused"):
-            self._record_exit(rec, code, finished, oom)
-        if rec.status == "restarting" and rec.manual_stop:
-            rec.status = "exited"
-            self._set_status(rec.id, "exited")
-        again = rec.status == "restarting"
-        rt = self._runtime_of(rec)
-        try:
-            rt.delete(rec.id, force=True)
-        except BerthError:
-            pass
-        net = self._net(rec)
-        if net is not None:
-            net.container_stopped(rec)
-        if rec.config.get("HostConfig", {}).get("AutoRemove") and not again:
-            self._destroy(rec)
-            self._release_volumes(rec)
-            return None
-        if not again:
-            self._unmount(rec)
-        with self.db.tx() as tx:
-            tx.execute("UPDATE containers SET monitor=NULL WHERE id=?", (rec.id,))
-        rec.monitor = None
-        return rec if again else None
-
-    def _restart_later(self, rec: ContainerRecord) -> None:
-        """Sleep the backoff (unlocked, watching for stop/rm), then start again."""
-        cid = rec.id
-        ran = (rec.finished_at or 0) - (rec.started_at or 0)
-        deadline = time.monotonic() + restart.delay(rec.restart_count, ran)
-        while time.monotonic() < deadline:
-            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
-            cur = self._reload(cid)
-            if cur is None or cur.status != "restarting" or cur.manual_stop:
-                return
-        with self._lock(cid):
-            cur = self._reload(cid)
-            if cur is None or cur.status != "restarting" or cur.manual_stop:
-                return
-            with self.db.tx() as tx:
-                tx.execute("UPDATE containers SET restart_count=restart_count+1 WHERE id=?",
-                           (cid,))
-            cur.restart_count += 1
-            try:
-                self._launch(cur, stdin=bool(cur.config.get("OpenStdin")))
-            except BerthError:
-                with self.db.tx() as tx:
-                    tx.execute("UPDATE containers SET status='exited' WHERE id=?", (cid,))
-                self._unmount(cur)
-
     # -- stop / kill / restart ------------------------------------------------------------
     def _handle(self, rec: ContainerRecord) -> monitor.MonitorHandle | None:
         return monitor.MonitorHandle.from_dict(rec.monitor) if rec.monitor else None
@@ -745,7 +586,7 @@ class ContainerService:
             space += size
         return removed, space
 
-    # -- rename, wait ---------------------------------------------------------------------
+    # -- rename ---------------------------------------------------------------------------
     def rename(self, old: str, new: str) -> None:
         from . import names
 
@@ -760,95 +601,6 @@ class ContainerService:
         except sqlite3.IntegrityError:
             row = self.db.one("SELECT id FROM containers WHERE name=?", (new,))
             raise Conflict(_name_conflict(new, row["id"] if row else "")) from None
-
-    def wait(self, name_or_id: str) -> int:
-        """Block until the container is not running; its exit code."""
-        rec = self.get(name_or_id)
-        while rec.status == "restarting" and not rec.monitor:
-            time.sleep(0.05)
-            rec = self.find(rec.id) or rec
-            if rec is None:
-                break
-        h = self._handle(rec)
-        if rec.status in ("running", "paused") and h is not None:
-            got = monitor.wait_exit(h)
-            return got[0] if got else 255
-        return rec.exit_code or 0
-
-    def is_done(self, rec: ContainerRecord) -> Callable[[], bool]:
-        """For ``logs -f``: true once the run that was live at the call has exited."""
-        h = self._handle(rec)
-        if rec.status not in ("running", "paused") or h is None:
-            return lambda: True
-        return lambda: monitor.read_exit(h) is not None or not pid_alive(h.conmon_pid)
-
-    # -- attach, exec ---------------------------------------------------------------------
-    def attach(self, name_or_id: str, *, stdin_fd: int | None, stdout_fd: int = 1,
-               stderr_fd: int = 2) -> int | None:
-        rec = self.get(name_or_id)
-        h = self._handle(rec)
-        if rec.status != "running" or h is None:
-            raise Conflict("You cannot attach to a stopped container, start it first"
-                           if rec.status != "paused" else
-                           "You cannot attach to a paused container, unpause it first")
-        detached = monitor.attach(h, stdin_fd=stdin_fd if h.stdin else None,
-                                  stdout_fd=stdout_fd, stderr_fd=stderr_fd)
-        if detached:
-            return None
-        got = monitor.wait_exit(h, timeout=30)
-        return got[0] if got else 0
-
-    def exec(self, name_or_id: str, cmd: list[str], *, detach: bool = False,
-             tty: bool = False, stdin_fd: int | None = None, stdout_fd: int = 1,
-             stderr_fd: int = 2, env: list[str] = (),  # type: ignore[assignment]
-             user: str | None = None, workdir: str | None = None,
-             privileged: bool = False) -> int | None:
-        from .create_options import _expand_env, merge_env
-        from .users import resolve_user
-
-        rec = self.get(name_or_id)
-        if rec.status == "paused":
-            raise Conflict(f"Container {rec.id} is paused, unpause the container before "
-                           "exec")
-        if rec.status != "running" or not rec.monitor:
-            raise Conflict(f"Container {rec.id} is not running")
-        if not cmd:
-            raise InvalidArgument("exec requires at least 1 argument")
-        with open(os.path.join(rec.bundle, "config.json"), encoding="utf-8") as f:
-            proc = dict(json.load(f)["process"])
-        proc["args"] = list(cmd)
-        proc["terminal"] = tty
-        proc["env"] = merge_env(proc["env"], _expand_env(list(env)))
-        if workdir:
-            if not workdir.startswith("/"):
-                raise InvalidArgument(f"the working directory '{workdir}' is invalid, it "
-                                      "needs to be an absolute path")
-            proc["cwd"] = workdir
-        if user:
-            u = resolve_user(rec.merged, user)
-            proc["user"] = {"uid": u.uid, "gid": u.gid, **(
-                {"additionalGids": u.additional_gids} if u.additional_gids else {})}
-        if tty and not any(e.startswith("TERM=") for e in proc["env"]):
-            proc["env"].append("TERM=xterm")
-        if privileged:
-            from .caps import effective_set
-
-            full = list(effective_set([], [], True))
-            proc["capabilities"] = {k: full for k in ("bounding", "effective", "permitted")}
-        eid = os.urandom(16).hex()
-        d = os.path.join(rec.run_dir, "exec", eid)
-        paths = monitor.MonitorPaths(bundle=d, log_path=os.path.join(d, "exec.log"),
-                                     exit_dir=os.path.join(d, "exits"),
-                                     persist_dir=os.path.join(d, "persist"),
-                                     socket_dir=self._socket_dir())
-        try:
-            return monitor.exec_process(self._runtime_of(rec), rec.id, proc, paths,
-                                        terminal=tty, stdin_fd=stdin_fd,
-                                        stdout_fd=stdout_fd, stderr_fd=stderr_fd,
-                                        detach=detach)
-        finally:
-            if not detach:
-                shutil.rmtree(d, ignore_errors=True)
 
 
 # -- helpers ---------------------------------------------------------------------------------

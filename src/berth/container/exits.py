@@ -1,0 +1,142 @@
+"""Exit handling of ContainerService: conmon's exit command and what it does.
+
+Every container's conmon runs ``python -m berth ... container cleanup ID`` when the
+container exits (through the wrapper :meth:`ExitHandling._conmon` writes). ``cleanup``
+records the exit, deletes the runtime state, unmounts, applies ``--rm`` and the restart
+policy; a foreground ``run``/``start -a`` holding the ``.fg`` lock does that work itself
+(:meth:`ExitHandling._finish`), so the exit command then leaves it alone.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from ..errors import BerthError
+from . import monitor, restart
+from .records import ContainerRecord
+
+
+class ExitHandling:
+    """Mixin of :class:`~berth.container.service.ContainerService` (uses its lookup,
+    lock, runtime, network and teardown helpers)."""
+
+    # -- conmon and its exit command ------------------------------------------------------
+    def _conmon(self) -> str:
+        """conmon behind a wrapper that adds our ``--exit-command`` for this container.
+
+        monitor.py takes a conmon path but no extra arguments; the wrapper (written once
+        per store, content-addressed) finds the container ID after ``-c`` and execs the
+        real conmon, so nothing stays in between.
+        """
+        import binascii
+        import shlex
+
+        import berth
+
+        src = os.path.dirname(os.path.dirname(os.path.abspath(berth.__file__)))
+        args = [sys.executable, "-m", "berth", "--root", self.store.root,
+                "--runroot", self.store.runroot, "container", "cleanup"]
+        exit_args = " ".join(f"--exit-command-arg {shlex.quote(a)}" for a in args[1:])
+        script = (
+            "#!/bin/sh\n# berth: conmon plus the exit command that applies --rm and "
+            "restart policies\n"
+            f"PYTHONPATH={shlex.quote(src)}${{PYTHONPATH:+:$PYTHONPATH}}; export PYTHONPATH\n"
+            'cid=; prev=\nfor a in "$@"; do [ "$prev" = "-c" ] && cid=$a; prev=$a; done\n'
+            f'exec {monitor.CONMON} "$@" --exit-command {shlex.quote(args[0])} {exit_args} '
+            '--exit-command-arg "$cid"\n')
+        digest = f"{binascii.crc32(script.encode()):08x}"  # a name per script, not security
+        path = os.path.join(self.store.runroot, "bin", f"conmon-{digest}")
+        if not os.path.exists(path):
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            tmp = f"{path}.{os.getpid()}"
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(script)
+            os.chmod(tmp, 0o700)
+            os.replace(tmp, path)
+        return path
+
+    # -- foreground lock ------------------------------------------------------------------
+    def _attached_elsewhere(self, cid: str) -> bool:
+        """Whether a live foreground ``run``/``start -a`` will finish this container.
+
+        conmon waits for its exit command, and the attached CLI may wait for conmon, so
+        the exit command must not queue behind that CLI: it leaves the work to it.
+        """
+        from ..store.locks import is_locked
+
+        return is_locked(os.path.join(self.store.runroot, "locks", cid + ".fg"))
+
+    # -- exit handling --------------------------------------------------------------------
+    def cleanup(self, cid: str) -> None:
+        """The exit command: record the exit, tear down, ``--rm``, restart policy."""
+        if self._reload(cid) is None or self._attached_elsewhere(cid):
+            return
+        with self._lock(cid):
+            rec = self._reload(cid)
+            if rec is None or not rec.monitor:
+                return
+            h = monitor.MonitorHandle.from_dict(rec.monitor)
+            got = monitor.wait_exit(h, timeout=0)
+            if got is None:
+                return  # an older run's exit command: this run is still going
+            again = self._finish(rec, h, got)
+        if again is not None:
+            self._restart_later(again)
+
+    def _finish(self, rec: ContainerRecord, h: monitor.MonitorHandle,
+                got: tuple[int, float, bool]) -> ContainerRecord | None:
+        """After an exit (lock held): row, runtime state, mount; the record to restart."""
+        code, finished, oom = got
+        rec = self._reload(rec.id) or rec
+        if rec.status in ("running", "paused"):
+            self._record_exit(rec, code, finished, oom)
+        if rec.status == "restarting" and rec.manual_stop:
+            rec.status = "exited"
+            self._set_status(rec.id, "exited")
+        again = rec.status == "restarting"
+        rt = self._runtime_of(rec)
+        try:
+            rt.delete(rec.id, force=True)
+        except BerthError:
+            pass
+        net = self._net(rec)
+        if net is not None:
+            net.container_stopped(rec)
+        if rec.config.get("HostConfig", {}).get("AutoRemove") and not again:
+            self._destroy(rec)
+            self._release_volumes(rec)
+            return None
+        if not again:
+            self._unmount(rec)
+        with self.db.tx() as tx:
+            tx.execute("UPDATE containers SET monitor=NULL WHERE id=?", (rec.id,))
+        rec.monitor = None
+        return rec if again else None
+
+    def _restart_later(self, rec: ContainerRecord) -> None:
+        """Sleep the backoff (unlocked, watching for stop/rm), then start again."""
+        cid = rec.id
+        ran = (rec.finished_at or 0) - (rec.started_at or 0)
+        deadline = time.monotonic() + restart.delay(rec.restart_count, ran)
+        while time.monotonic() < deadline:
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+            cur = self._reload(cid)
+            if cur is None or cur.status != "restarting" or cur.manual_stop:
+                return
+        with self._lock(cid):
+            cur = self._reload(cid)
+            if cur is None or cur.status != "restarting" or cur.manual_stop:
+                return
+            with self.db.tx() as tx:
+                tx.execute("UPDATE containers SET restart_count=restart_count+1 WHERE id=?",
+                           (cid,))
+            cur.restart_count += 1
+            try:
+                self._launch(cur, stdin=bool(cur.config.get("OpenStdin")))
+            except BerthError:
+                with self.db.tx() as tx:
+                    tx.execute("UPDATE containers SET status='exited' WHERE id=?", (cid,))
+                self._unmount(cur)
+
