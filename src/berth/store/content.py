@@ -18,7 +18,9 @@ from typing import BinaryIO, Iterator
 
 from berth.errors import DigestMismatch, NotFound
 from berth.oci.digest import CHUNK, hex_of, validate
-from berth.store.fsutil import fsync_dir
+from berth.store.fsutil import fsync_dir, start_writeback
+
+WRITEBACK_STEP = 8 << 20  # start writeback every 8 MiB so the final fsync is short
 
 
 class ContentStore:
@@ -115,12 +117,18 @@ class Ingestion:
         self.size = 0
         self.tmp_path = os.path.join(store.tmp, f"ingest-{os.getpid()}-{os.urandom(6).hex()}")
         self._f = open(self.tmp_path, "xb")  # noqa: SIM115 - closed in commit/abort
+        self._written_back = 0
         self._done = False
 
     def write(self, data: bytes) -> int:
         self._f.write(data)
         self._h.update(data)
         self.size += len(data)
+        if self.size - self._written_back >= WRITEBACK_STEP:
+            self._f.flush()
+            start_writeback(self._f.fileno(), self._written_back,
+                            self.size - self._written_back)
+            self._written_back = self.size
         return len(data)
 
     @property
