@@ -187,27 +187,25 @@ class _Exec:
             return self.call(node.name, _Command([node], node.pos), dot, _NO_FINAL)
         raise _ExecError(f"can't evaluate {node}")  # pragma: no cover - parser prevents it
 
+    def _key(self, recv: Mapping[str, Any], name: str, node: Any) -> Any:
+        """A map lookup: a missing key is Go's error on the top-level object, else nil."""
+        try:
+            return recv[name]
+        except KeyError:
+            if recv is self.root:
+                raise _ExecError(
+                    f"can't evaluate field {name} in type {_go_type(recv)}", node) from None
+            return None
+
     def field(self, recv: Any, name: str, node: Any) -> Any:
-        if type(recv) is dict:
-            try:
-                return recv[name]
-            except KeyError:
-                if recv is self.root:
-                    raise _ExecError(
-                        f"can't evaluate field {name} in type {_go_type(recv)}", node) from None
-                return None
+        if type(recv) is dict:  # the common case, before the slower ABC checks
+            return self._key(recv, name, node)
         if recv is None:
             return None
         if isinstance(recv, _HeaderStr):
             return recv.headers[name]
         if isinstance(recv, Mapping):
-            try:
-                return recv[name]
-            except KeyError:
-                if recv is self.root:
-                    raise _ExecError(
-                        f"can't evaluate field {name} in type {_go_type(recv)}", node) from None
-                return None
+            return self._key(recv, name, node)
         if not isinstance(recv, (str, int, float, list, tuple, bytes)) and not name.startswith("_"):
             try:
                 value = getattr(recv, name)
