@@ -32,10 +32,13 @@ def podman_reset(tmp: str) -> None:
 
 
 def timed(cmd: list[str], env: dict[str, str] | None = None, **kw) -> float:  # type: ignore[no-untyped-def]
+    """Seconds one command takes; a failure stops the bench with the tail of its stderr."""
     t = time.perf_counter()
-    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, **kw)
-    return time.perf_counter() - t
+    p = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
+    took = time.perf_counter() - t
+    if p.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:4])} failed: {p.stderr.decode()[-600:]}")
+    return took
 
 
 def median_of(n: int, cmd: list[str], env: dict[str, str] | None = None) -> float:

@@ -19,11 +19,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import berth_env, podman_cmd, podman_reset, table  # noqa: E402
+from bench._common import berth_env, podman_cmd, podman_reset, table, timed  # noqa: E402
 from tests.conftest import busybox_rootfs_tar  # noqa: E402
 
 BIG_MB = 50
@@ -31,15 +30,6 @@ STEPS = ("RUN echo one > /one\nRUN echo two > /two\nRUN echo three > /three\n"
          "COPY big.bin /big.bin\n")
 PY = sys.executable
 DOCKER = os.environ.get("BENCH_DOCKER", "docker")  # a CLI with BuildKit built in (20.10's)
-
-
-def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
-    t = time.perf_counter()
-    p = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    took = time.perf_counter() - t
-    if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv[:4])} failed: {p.stderr.decode()[-600:]}")
-    return took
 
 
 def context(tmp: str) -> str:

@@ -14,11 +14,10 @@ import statistics
 import tempfile
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import berth_env, podman_cmd, podman_reset, table  # noqa: E402
+from bench._common import berth_env, podman_cmd, podman_reset, table, timed  # noqa: E402
 from tests.conftest import busybox_rootfs_tar  # noqa: E402
 
 FILES = 5000
@@ -27,15 +26,6 @@ FILES = 5000
 WRITE = ("t=$(cat /proc/sys/kernel/random/uuid); mkdir /w; i=0; "
          f"while [ $i -lt {FILES} ]; do echo file $i $t > /w/f$i; i=$((i+1)); done")
 PY = sys.executable
-
-
-def run_timed(argv: list[str], env: dict[str, str] | None = None) -> float:
-    t = time.perf_counter()
-    p = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    took = time.perf_counter() - t
-    if p.returncode != 0:
-        raise SystemExit(f"{argv[:4]} failed: {p.stderr.decode()[-400:]}")
-    return took
 
 
 def measure(engines: dict[str, tuple[list[str], list[str], dict[str, str] | None]]
@@ -49,10 +39,10 @@ def measure(engines: dict[str, tuple[list[str], list[str], dict[str, str] | None
     n = min(len(names) for _, names, _ in engines.values())
     for i in range(n):
         for key, (commit, names, env) in engines.items():
-            first[key].append(run_timed([*commit, names[i], f"bench/{names[i]}:1"], env))
+            first[key].append(timed([*commit, names[i], f"bench/{names[i]}:1"], env))
     for i in range(n):
         for key, (commit, names, env) in engines.items():
-            again[key].append(run_timed([*commit, names[0], f"bench/{names[0]}:{i + 2}"], env))
+            again[key].append(timed([*commit, names[0], f"bench/{names[0]}:{i + 2}"], env))
     return {k: (statistics.median(first[k]), statistics.median(again[k])) for k in engines}
 
 
@@ -115,7 +105,7 @@ def main() -> None:
                 engines["podman"] = (pcommit, pnames, None)
             got = measure(engines)
             out = os.path.join(tmp, "plain.tar")
-            t_tar = statistics.median(run_timed(["tar", "-cf", out, "-C", upper, "."])
+            t_tar = statistics.median(timed(["tar", "-cf", out, "-C", upper, "."])
                                       for _ in range(n))
         finally:
             cleanup_berth(env)

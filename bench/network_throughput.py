@@ -24,7 +24,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 from berth.network import bridge, firewall, ipam, netns, proxy, veth
 from berth.network.ports import PortRequest, allocate
