@@ -34,8 +34,10 @@ def _each(names: list[str], fn: Callable[[str], Any], echo: bool = True) -> int:
     for n in names:
         try:
             fn(n)
-        except BerthError as e:
-            err(f"Error: {e}")
+        except Exception as e:  # noqa: BLE001 - one line per failed name, then go on
+            from berth.cli.main import report
+
+            report(e)
             failed = True
             continue
         if echo:
@@ -126,10 +128,14 @@ def _options(a: argparse.Namespace, detach: bool):  # type: ignore[no-untyped-de
         dns_search=a.dns_search, dns_options=a.dns_option)
 
 
-def _engine_error(e: BerthError) -> BerthError:
-    if e.exit_code not in (125, 126, 127):
-        e.exit_code = 125
-    return e
+def _engine_error(e: Exception) -> Exception:
+    """run/create: berth failing before the container starts exits 125 (a full disk too)."""
+    from berth.errors import translate
+
+    t = translate(e)
+    if isinstance(t, BerthError) and t.exit_code not in (125, 126, 127):
+        t.exit_code = 125
+    return t
 
 
 def create(ctx: Ctx, argv: list[str]) -> int:
@@ -137,7 +143,7 @@ def create(ctx: Ctx, argv: list[str]) -> int:
     try:
         a = p.parse(argv)
         rec = ctx.engine.container_create(_options(a, detach=True), notify=err)
-    except BerthError as e:
+    except Exception as e:  # noqa: BLE001 - typed and full-disk errors exit 125
         raise _engine_error(e) from None
     out(rec.id)
     return 0
@@ -152,7 +158,7 @@ def run(ctx: Ctx, argv: list[str]) -> int:
             raise InvalidArgument("the input device is not a TTY")
         rec, code = ctx.engine.container_run(
             opts, notify=err, stdin_fd=0 if a.interactive and not a.detach else None)
-    except BerthError as e:
+    except Exception as e:  # noqa: BLE001 - typed and full-disk errors exit 125
         raise _engine_error(e) from None
     if a.detach:
         out(rec.id)

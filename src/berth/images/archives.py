@@ -64,8 +64,15 @@ class LoadResult:
 def spool(store: Store, stream: BinaryIO) -> str:
     """Copy a non-seekable input (stdin) to a temp file the archive reader can seek in."""
     path = os.path.join(store.tmp, f"spool-{os.getpid()}-{os.urandom(6).hex()}")
-    with open(path, "xb") as f:
-        shutil.copyfileobj(stream, f, 1 << 20)
+    try:
+        with open(path, "xb") as f:
+            shutil.copyfileobj(stream, f, 1 << 20)
+    except BaseException:
+        try:
+            os.unlink(path)  # a full disk must not leave the partial copy behind
+        except FileNotFoundError:
+            pass
+        raise
     return path
 
 

@@ -146,7 +146,7 @@ class ImageService:
     def _remove_one(self, name: str, force: bool, prune_parents: bool,
                     result: RemoveResult) -> None:
         image_id = self.resolve(name)
-        by_tag = self._by_reference(name) == image_id and not _HEX_PREFIX.match(name)
+        by_tag = self._by_reference(name) == image_id and not _is_id_prefix(name, image_id)
         with self.db.tx() as tx:
             tags = [r["name"] for r in tx.query("SELECT name FROM tags WHERE image_id=?",
                                                 (image_id,))]
@@ -281,3 +281,13 @@ class ImageService:
         for r in self.db.query("SELECT DISTINCT blob_digest FROM image_layers"):
             live.add(r["blob_digest"])
         return live
+
+
+def _is_id_prefix(name: str, image_id: str) -> bool:
+    """Whether ``name`` names the image by (a prefix of) its ID rather than by a tag.
+
+    Docker's rule: ``rmi b2`` untags ``b2:latest`` although ``b2`` is valid hex, unless
+    the image's ID really starts with it.
+    """
+    m = _HEX_PREFIX.match(name)
+    return bool(m) and hex_of(image_id).startswith(m.group(1))

@@ -163,7 +163,10 @@ class Ingestion:
 
     def abort(self) -> None:
         if not self._f.closed:
-            self._f.close()
+            try:
+                self._f.close()  # flushes what is buffered: fails again on a full disk
+            except OSError:
+                pass
         try:
             os.unlink(self.tmp_path)
         except FileNotFoundError:

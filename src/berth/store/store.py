@@ -2,7 +2,8 @@
 
 Opening a store creates its directories (0700 root) and runs migrations; it also removes
 temp files left by processes that no longer exist, which is the whole of crash recovery for
-ingestion (see :mod:`berth.store.content` and :mod:`berth.store.layers`).
+ingestion (see :mod:`berth.store.content` and :mod:`berth.store.layers`). The reserve file
+(:mod:`berth.store.space`) keeps reads and removals working on a full disk.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from berth.store.db import Database
 from berth.store.fsutil import remove_tree
 from berth.store.layers import LayerStore
 from berth.store.locks import flock
+from berth.store.space import Reserve
 
 DEFAULT_ROOT = "/var/lib/berth"
 DEFAULT_RUNROOT = "/run/berth"
@@ -31,7 +33,9 @@ class Store:
             os.makedirs(d, mode=0o700, exist_ok=True)
         self.tmp = os.path.join(self.root, "tmp")
         os.makedirs(self.tmp, exist_ok=True)
-        self.db = Database(os.path.join(self.root, "berth.db"))
+        self.reserve = Reserve(self.root)
+        self.db = Database(os.path.join(self.root, "berth.db"), self.reserve.make_room,
+                           self.reserve.take_back)
         self.content = ContentStore(self.root, self.tmp)
         self.layers = LayerStore(self.root, self.tmp)
         self._lock_path = os.path.join(self.root, "store.lock")
@@ -59,4 +63,6 @@ class Store:
         return removed
 
     def close(self) -> None:
+        """Close the database, then top the reserve up if it was used and there is room."""
         self.db.close()
+        self.reserve.refill()
