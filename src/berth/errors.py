@@ -54,6 +54,12 @@ class Conflict(BerthError):
     http_status = 409
 
 
+class PortAllocated(Conflict):
+    """A host port another container (or any process) holds: Docker's ``port is already
+    allocated``. Its own type so ``run`` can tell it from other start failures and remove
+    the container it made, as when ``create`` catches the clash itself."""
+
+
 class DigestMismatch(InvalidArgument):
     """Bytes did not hash to the digest (or size) they were announced with."""
 
