@@ -28,9 +28,15 @@ PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
               "LocalVolumes": "LOCAL VOLUMES"}
 
 
-def _each(names: list[str], fn: Callable[[str], Any], echo: bool = True) -> int:
-    """Docker's multi-container commands: go on after a failure, exit 1 if any failed."""
-    failed = False
+def _each(names: list[str], fn: Callable[[str], Any], echo: bool = True,
+          summary: str = "") -> int:
+    """Docker's multi-container commands: go on after a failure, exit 1 if any failed.
+
+    Every failure -- typed, full disk or unexpected -- is one line for its name; the next
+    name is still tried. ``summary`` (``start``'s "failed to start containers") ends the
+    output with the failed names, as Docker's CLI does.
+    """
+    failed: list[str] = []
     for n in names:
         try:
             fn(n)
@@ -38,10 +44,12 @@ def _each(names: list[str], fn: Callable[[str], Any], echo: bool = True) -> int:
             from berth.cli.main import report
 
             report(e)
-            failed = True
+            failed.append(n)
             continue
         if echo:
             out(n)
+    if failed and summary:
+        err(f"Error: {summary}: {', '.join(failed)}")
     return 1 if failed else 0
 
 
@@ -101,12 +109,9 @@ def _options(a: argparse.Namespace, detach: bool):  # type: ignore[no-untyped-de
     from berth.container.create_options import CreateOptions
     from berth.units import parse_size
 
-    cpus = None
-    if a.cpus is not None:
-        try:
-            cpus = float(a.cpus)
-        except ValueError:
-            raise InvalidArgument(f'invalid argument "{a.cpus}" for "--cpus" flag') from None
+    from berth.container.create_options import parse_cpus
+
+    cpus = parse_cpus(a.cpus) if a.cpus is not None else None
     mem = parse_size(a.memory) if a.memory else None
     swap = None
     if a.memory_swap:
@@ -179,7 +184,8 @@ def start(ctx: Ctx, argv: list[str]) -> int:
         code = ctx.engine.container_start_attached(
             a.containers[0], stdin_fd=0 if a.interactive else None)
         return code or 0
-    return _each(a.containers, ctx.engine.container_start)
+    return _each(a.containers, ctx.engine.container_start,
+                 summary="failed to start containers")
 
 
 def stop(ctx: Ctx, argv: list[str]) -> int:

@@ -177,6 +177,7 @@ def load(ctx: Ctx, argv: list[str]) -> int:
 
 
 def save(ctx: Ctx, argv: list[str]) -> int:
+    from berth.errors import is_no_space
     from berth.store.fsutil import fsync_dir
 
     p = Parser("berth save", "Save one or more images to a tar archive (streamed to STDOUT by default)")
@@ -196,9 +197,22 @@ def save(ctx: Ctx, argv: list[str]) -> int:
         sys.stdout.buffer.flush()
         return 0
     out_dir = os.path.dirname(os.path.abspath(a.output))
+    if not os.path.isdir(out_dir):  # Docker's words, before anything is written
+        raise BerthError(f'failed to save image: invalid output path: directory "{out_dir}" '
+                         "does not exist")
+    if os.path.isdir(a.output):
+        raise BerthError(f'failed to save image: invalid output path: "{a.output}" is a '
+                         "directory")
     tmp = os.path.join(out_dir, f".{os.path.basename(a.output)}.berth-tmp-{os.getpid()}")
     try:
-        with open(tmp, "wb") as f:
+        try:
+            f = open(tmp, "wb")  # noqa: SIM115 - closed by the with below
+        except OSError as e:
+            if is_no_space(e):
+                raise
+            raise BerthError(f"failed to save image: open {a.output}: "
+                             f"{(e.strerror or str(e)).lower()}") from None
+        with f:
             eng.save(a.images, f, format=a.format)
             f.flush()
             os.fsync(f.fileno())
