@@ -473,9 +473,9 @@ class Engine:
         """``commit``: the container's upper dir becomes a new image; returns its ID."""
         from berth.container.commit import commit
         from berth.container.diff import mount_targets, placeholders
-        from berth.oci import reference
+        from berth.images.ingest import parse_tag
 
-        tags = [reference.parse_named_tagged(ref)] if ref else []
+        tags = [parse_tag(ref)] if ref else []
         rec = self.container(name)
         svc = self.container_service
         skip = placeholders(rec.upper, self._lowers(rec.image_id), mount_targets(rec.bundle))

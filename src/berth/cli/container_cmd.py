@@ -106,10 +106,8 @@ def _create_parser(prog: str, desc: str, run: bool) -> Parser:
 
 
 def _options(a: argparse.Namespace, detach: bool):  # type: ignore[no-untyped-def]
-    from berth.container.create_options import CreateOptions
+    from berth.container.create_options import CreateOptions, parse_cpus
     from berth.units import parse_size
-
-    from berth.container.create_options import parse_cpus
 
     cpus = parse_cpus(a.cpus) if a.cpus is not None else None
     mem = parse_size(a.memory) if a.memory else None

@@ -133,9 +133,9 @@ def import_(ctx: Ctx, argv: list[str]) -> int:
     p.add_argument("--platform", default=None, help="Set platform (os/arch)")
     a = p.parse(argv)
     if a.reference:  # validate before reading a possibly huge input
-        from berth.oci.reference import parse_named_tagged
+        from berth.images.ingest import parse_tag
 
-        parse_named_tagged(a.reference)
+        parse_tag(a.reference)
     src = sys.stdin.buffer if a.file == "-" else _open_input(a.file)
     try:
         image_id = ctx.engine.import_image(src, a.reference, changes=a.change,
