@@ -133,14 +133,17 @@ def stocked(disk: Disk, berth, busybox_tar) -> Disk:  # type: ignore[no-untyped-
 
 
 def test_reads_and_removals_work_on_a_full_disk(stocked: Disk, berth) -> None:  # type: ignore[no-untyped-def]
+    r = berth("run", "-d", "--name", "up", "--network", "none", "busybox", "sleep", "60")
+    assert r.returncode == 0, r.stderr
     stocked.fill()
     for args in (["ps", "-a"], ["images"], ["inspect", "busybox"], ["inspect", "c2"],
-                 ["volume", "ls"], ["network", "ls"], ["system", "df"]):
+                 ["volume", "ls"], ["network", "ls"], ["system", "df"], ["logs", "up"]):
         r = berth(*args)
         assert r.returncode == 0, (args, r.stderr)
-    assert "c2" in berth("ps", "-a").stdout
-    r = berth("rm", "c2")
-    assert r.returncode == 0, r.stderr
+    assert "c2" in berth("ps", "-a").stdout and "up" in berth("ps").stdout
+    for args in (["stop", "-t", "1", "up"], ["rm", "up"], ["rm", "c2"]):
+        r = berth(*args)
+        assert r.returncode == 0, (args, r.stderr)
     r = berth("rmi", "b2")
     assert (r.returncode, r.stdout.strip()) == (0, "Untagged: b2:latest"), r.stderr
     for args in (["container", "prune", "-f"], ["volume", "prune", "-f"],
