@@ -183,7 +183,7 @@ def test_writes_fail_in_one_line_and_leave_nothing(stocked: Disk, berth) -> None
     before = stocked.state()
     with open(bb, "rb") as f:
         r = subprocess.run(berth_cmd("load"), stdin=f, capture_output=True, text=True,
-                           timeout=120)
+                           timeout=120, check=False)
     assert (r.returncode, r.stderr.strip()) == (1, NO_SPACE)
     assert stocked.state() == before
 
@@ -207,9 +207,10 @@ def test_pull_fails_cleanly_on_a_full_disk(stocked: Disk, berth, tmp_path: Path)
 
     log = tmp_path / "registry.log"
     env = dict(os.environ, BERTH_ROOT=str(tmp_path / "regroot"))
-    srv = subprocess.Popen(berth_cmd("registry", "serve", "--addr", "127.0.0.1:0",
-                                     "--storage", str(tmp_path / "regstore")),
-                           stdout=subprocess.DEVNULL, stderr=open(log, "wb"), env=env)
+    with open(log, "wb") as log_f:
+        srv = subprocess.Popen(berth_cmd("registry", "serve", "--addr", "127.0.0.1:0",
+                                         "--storage", str(tmp_path / "regstore")),
+                               stdout=subprocess.DEVNULL, stderr=log_f, env=env)
     try:
         url = ""
         for _ in range(200):

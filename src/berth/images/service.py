@@ -300,4 +300,4 @@ def _is_id_prefix(name: str, image_id: str) -> bool:
     the image's ID really starts with it.
     """
     m = _HEX_PREFIX.match(name)
-    return bool(m) and hex_of(image_id).startswith(m.group(1))
+    return m is not None and hex_of(image_id).startswith(m.group(1))

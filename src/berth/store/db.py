@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from berth.errors import is_no_space
 
@@ -284,7 +285,8 @@ class Database:
         return self.conn.execute(sql, args).fetchall()
 
     def one(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Row | None:
-        return self.conn.execute(sql, args).fetchone()
+        row: sqlite3.Row | None = self.conn.execute(sql, args).fetchone()
+        return row
 
     def close(self) -> None:
         c = getattr(self._local, "conn", None)
@@ -315,4 +317,5 @@ class Tx:
         return self._c.execute(sql, args).fetchall()
 
     def one(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Row | None:
-        return self._c.execute(sql, args).fetchone()
+        row: sqlite3.Row | None = self._c.execute(sql, args).fetchone()
+        return row
