@@ -131,7 +131,7 @@ def _options(a: argparse.Namespace, detach: bool):  # type: ignore[no-untyped-de
         dns_search=a.dns_search, dns_options=a.dns_option)
 
 
-def _engine_error(e: Exception) -> Exception:
+def _engine_error(e: Exception) -> BaseException:
     """run/create: berth failing before the container starts exits 125 (a full disk too)."""
     from berth.errors import translate
 

@@ -265,7 +265,7 @@ class Database:
             t.execute(f"PRAGMA user_version={len(MIGRATIONS)}")
 
     @contextmanager
-    def tx(self) -> Iterator["Tx"]:
+    def tx(self) -> Iterator[Tx]:
         """A write transaction: ``BEGIN IMMEDIATE`` … ``COMMIT`` (rolled back on error)."""
         c = self.conn
         self._make_room(False)

@@ -9,8 +9,8 @@ ingestion (see :mod:`berth.store.content` and :mod:`berth.store.layers`). The re
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from berth.procs import owner_alive
 from berth.store.content import ContentStore
