@@ -45,6 +45,7 @@ def test_cpus_out_of_range(busybox_image, berth, value: str, text: str) -> None:
     (["--cpu-shares", "-5"], "invalid CPU shares (-5)"),
     (["--pids-limit", "99999999999999999999"], '"--pids-limit" flag: value out of range'),
     (["-v", ":/x"], "empty section between colons"),
+    (["-h", "h" * 65], "a hostname is at most 64 characters"),
 ])
 def test_resource_and_volume_flags(busybox_image, berth, flags: list[str], text: str) -> None:  # type: ignore[no-untyped-def]
     _one_error(berth("create", "--network", "none", *flags, "busybox", "true"), 125, text)

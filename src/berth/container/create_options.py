@@ -123,6 +123,9 @@ def check_cpus(cpus: float) -> None:
 
 def _check_resources(opts: CreateOptions) -> None:
     """The limits Docker's daemon refuses at create, so none fails only at start."""
+    if opts.hostname and len(opts.hostname.encode()) > 64:  # the kernel's HOST_NAME_MAX
+        raise InvalidArgument(f'invalid argument "{opts.hostname[:20]}..." for "--hostname" '
+                              "flag: a hostname is at most 64 characters")
     if opts.cpus is not None:
         check_cpus(float(opts.cpus))
     if opts.memory is not None and 0 < opts.memory < _MIN_MEMORY:
