@@ -208,3 +208,22 @@ def test_start_goes_on_past_failures(busybox_image, berth, berth_env) -> None:  
     assert err[2] == "Error: failed to start containers: bad, nosuch"
     running = berth("ps", "--format", "{{.Names}}").stdout.split()
     assert sorted(running) == ["aa", "cc"]
+
+
+def test_fuzzed_flags_found_by_trying(busybox_image, berth, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Values a little fuzzing found that used to end in an internal error."""
+    r = berth("run", "--name", "lg", "--network", "none", "busybox", "echo", "hi")
+    assert r.returncode == 0, r.stderr
+    for flag, value, shown in (("--since", "99999999999999999999", ""),
+                               ("--until", "99999999999999999999", "hi\n"),
+                               ("--since", "999999999h", "hi\n")):
+        r = berth("logs", flag, value, "lg")
+        assert (r.returncode, r.stdout, r.stderr) == (0, shown, ""), (flag, value)
+    # -o "" is standard output, as in Docker
+    r = berth("save", "-o", "", "busybox", input=b"")
+    assert r.returncode == 0 and r.stdout[257:262] == b"ustar" and r.stderr == b""
+    # a file bind-mounted over a directory: the runtime's one-line error, exit 125
+    src = tmp_path / "file"
+    src.write_text("x")
+    r = berth("run", "--rm", "--network", "none", "-v", f"{src}:/etc", "busybox", "true")
+    _one_error(r, 125, "not a directory")

@@ -189,7 +189,7 @@ def save(ctx: Ctx, argv: list[str]) -> int:
     eng = ctx.engine
     for name in a.images:
         eng.image_service.resolve(name)  # fail before creating any file
-    if a.output is None:
+    if not a.output:  # Docker: -o "" is standard output too
         if sys.stdout.isatty():
             raise BerthError("cowardly refusing to save to a terminal. "
                              "Use the -o flag or redirect")

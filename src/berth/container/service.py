@@ -252,7 +252,8 @@ class ContainerService(ExitHandling, Sessions):
         cfg, host = rec.config, rec.config["HostConfig"]
         mounts = self._etc_files(rec)
         for b in host.get("Mounts") or []:
-            os.makedirs(b["Source"], exist_ok=True)  # Docker creates missing bind sources
+            if not os.path.lexists(b["Source"]):  # Docker creates missing bind sources
+                os.makedirs(b["Source"], exist_ok=True)
             mounts.append({"type": "bind", "source": b["Source"],
                            "destination": b["Destination"], "ro": not b["RW"]})
         for dst, o in (host.get("Tmpfs") or {}).items():
