@@ -46,6 +46,10 @@ def test_cpus_out_of_range(busybox_image, berth, value: str, text: str) -> None:
     (["--pids-limit", "99999999999999999999"], '"--pids-limit" flag: value out of range'),
     (["-v", ":/x"], "empty section between colons"),
     (["-h", "h" * 65], "a hostname is at most 64 characters"),
+    # argv bytes that are not UTF-8 (Python keeps them as surrogates)
+    (["-h", "bad\udcff"], 'invalid argument "bad\\xff" for "--hostname" flag: not valid UTF-8'),
+    (["--add-host", "a\udcff:1.2.3.4"], 'for "--add-host" flag: not valid UTF-8'),
+    (["-v", "/tmp/berth-\udcff:/x"], 'for "--volume" flag: not valid UTF-8'),
 ])
 def test_resource_and_volume_flags(busybox_image, berth, flags: list[str], text: str) -> None:  # type: ignore[no-untyped-def]
     _one_error(berth("create", "--network", "none", *flags, "busybox", "true"), 125, text)

@@ -121,8 +121,36 @@ def check_cpus(cpus: float) -> None:
                               "CPUs available")
 
 
+# Flags whose values become file contents or paths on the host (hosts files, bind
+# sources): a byte that is not UTF-8 could not be written there or named to the runtime.
+_TEXT_FLAGS = (("--hostname", "hostname"), ("--add-host", "add_hosts"),
+               ("--dns-search", "dns_search"), ("--dns-option", "dns_options"),
+               ("--network-alias", "network_aliases"), ("--workdir", "workdir"),
+               ("--volume", "volumes"), ("--mount", "mounts"), ("--tmpfs", "tmpfs"))
+
+
+def _check_text(opts: CreateOptions) -> None:
+    """Refuse flag values that are not valid UTF-8 (argv bytes Python kept as surrogates)."""
+    for flag, attr in _TEXT_FLAGS:
+        value = getattr(opts, attr)
+        for v in value if isinstance(value, list) else [value]:
+            if v is not None and _has_surrogates(v):
+                shown = v.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                raise InvalidArgument(f'invalid argument "{shown}" for "{flag}" flag: not '
+                                      "valid UTF-8")
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _check_resources(opts: CreateOptions) -> None:
     """The limits Docker's daemon refuses at create, so none fails only at start."""
+    _check_text(opts)
     if opts.hostname and len(opts.hostname.encode()) > 64:  # the kernel's HOST_NAME_MAX
         raise InvalidArgument(f'invalid argument "{opts.hostname[:20]}..." for "--hostname" '
                               "flag: a hostname is at most 64 characters")
