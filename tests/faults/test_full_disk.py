@@ -134,6 +134,7 @@ def stocked(disk: Disk, berth, busybox_tar) -> Disk:  # type: ignore[no-untyped-
     return disk
 
 
+@pytest.mark.slow
 def test_reads_and_removals_work_on_a_full_disk(stocked: Disk, berth) -> None:  # type: ignore[no-untyped-def]
     r = berth("run", "-d", "--name", "up", "--network", "none", "busybox", "sleep", "60")
     assert r.returncode == 0, r.stderr
@@ -149,7 +150,8 @@ def test_reads_and_removals_work_on_a_full_disk(stocked: Disk, berth) -> None:  
     r = berth("rmi", "b2")
     assert (r.returncode, r.stdout.strip()) == (0, "Untagged: b2:latest"), r.stderr
     for args in (["container", "prune", "-f"], ["volume", "prune", "-f"],
-                 ["network", "prune", "-f"], ["image", "prune", "-af"]):
+                 ["network", "prune", "-f"], ["system", "prune", "-f"],
+                 ["image", "prune", "-af"]):
         r = berth(*args)
         assert r.returncode == 0, (args, r.stderr)
     assert berth("images", "-q").stdout == "" and berth("ps", "-aq").stdout == ""

@@ -154,6 +154,7 @@ def test_parallel_runs_on_one_host_port_leave_one_container(busybox_image, berth
     assert ids == [won[0][1].strip()], "a losing run left its container behind"
 
 
+@pytest.mark.slow
 def test_run_and_tag_racing_rmi_give_true_errors(engine, busybox_tar, berth) -> None:  # type: ignore[no-untyped-def]
     seen: list[str] = []
     for i in range(6):
