@@ -21,6 +21,10 @@ from berth.store.store import Store
 
 class Engine:
     def __init__(self, root: str | None = None, runroot: str | None = None) -> None:
+        if os.geteuid() != 0:  # rootless: join the store's user namespace (berth.rootless)
+            from berth.rootless import enter
+
+            root, runroot = enter(root, runroot)
         self.store = Store(root, runroot)
         self.store.clean_tmp()
 
@@ -159,7 +163,7 @@ class Engine:
         counts = {t: db.one(f"SELECT COUNT(*) AS n FROM {t}")["n"]
                   for t in ("images", "containers", "layers")}
         running = db.one("SELECT COUNT(*) AS n FROM containers WHERE status='running'")["n"]
-        return {
+        info: dict[str, Any] = {
             "ServerVersion": __version__,
             "Root": self.root,
             "RunRoot": self.runroot,
@@ -176,6 +180,16 @@ class Engine:
             "CgroupVersion": "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1",
             **self._container_info(),
         }
+        from berth.rootless import active  # rootless: flag, ID maps, limits (berth.rootless)
+
+        if active():
+            from berth.rootless.info import info as rootless_info
+
+            extra = rootless_info()
+            info["Warnings"] += extra.pop("RootlessWarnings")
+            info.update(extra)
+            info["DefaultNetwork"] = "none"
+        return info
 
     def _container_info(self) -> dict[str, Any]:
         rt = self.runtime_info()

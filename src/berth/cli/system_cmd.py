@@ -54,6 +54,10 @@ def info(ctx: Ctx, argv: list[str]) -> int:
            f"  Stopped: {data['ContainersStopped']}",
            f" Images: {data['Images']}", f" Layers: {data['Layers']}"]
     out += [f" {label}: {data[key]}" for label, key in labels if key in data]
+    if data.get("Rootless"):  # rootless: ID mappings (berth.rootless.info)
+        from berth.rootless.info import format_maps
+
+        out += format_maps(data)
     out += [f" WARNING: {w}" for w in data.get("Warnings", [])]
     print("\n".join(out))
     return 0

@@ -187,6 +187,12 @@ class ContainerService(ExitHandling, Sessions):
         except NotFound:  # removed (and collected) since it was resolved: a lost race
             raise NotFound(f"No such image: {opts.image}") from None
         config = merge(opts, image_config, opts.image)
+        from ..rootless import active
+
+        if active():  # rootless: refuse what needs host root before any state (berth.rootless)
+            from ..rootless.containers import check_config
+
+            check_config(config)
         if config["HostConfig"].get("VolumesFrom"):
             from ..volumes.hooks import inherit_volumes
 
@@ -282,6 +288,12 @@ class ContainerService(ExitHandling, Sessions):
             cpu_shares=host.get("CpuShares") or None, pids_limit=host.get("PidsLimit"),
             cgroups_path=_cgroups_path(rec.id), init=bool(host.get("Init")),
             annotations={"io.berth.name": rec.name}))
+        from ..rootless import active
+
+        if active():  # rootless: a spec runc can run inside the user namespace
+            from ..rootless.containers import adjust_spec
+
+            adjust_spec(spec)
         tmp = os.path.join(rec.bundle, ".config.json.tmp")
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(spec, f)

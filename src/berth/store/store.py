@@ -29,6 +29,9 @@ DEFAULT_RUNROOT = "/run/berth"
 
 class Store:
     def __init__(self, root: str | None = None, runroot: str | None = None) -> None:
+        if not (root or os.environ.get("BERTH_ROOT")) or \
+                not (runroot or os.environ.get("BERTH_RUNROOT")):
+            root, runroot = _defaults(root, runroot)
         self.root = os.path.abspath(root or os.environ.get("BERTH_ROOT") or DEFAULT_ROOT)
         self.runroot = os.path.abspath(
             runroot or os.environ.get("BERTH_RUNROOT") or DEFAULT_RUNROOT)
@@ -69,6 +72,17 @@ class Store:
         """Close the database, then top the reserve up if it was used and there is room."""
         self.db.close()
         self.reserve.refill()
+
+
+def _defaults(root: str | None, runroot: str | None) -> tuple[str | None, str | None]:
+    """Root's paths for root; a rootless user's (and its namespace's) XDG paths otherwise."""
+    from berth.rootless import active  # tiny module: reads /proc/self/uid_map once
+
+    if not active():
+        return root, runroot
+    from berth.rootless.paths import resolve
+
+    return resolve(root, runroot)
 
 
 def _make_store_dir(flag: str, path: str) -> None:

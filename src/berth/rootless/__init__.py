@@ -1,0 +1,61 @@
+"""Rootless berth: an ordinary user runs containers whose root is that user, not host root.
+
+The model is Podman's. A non-root CLI (euid != 0) first *enters* the store's user namespace
+(:func:`enter`): one long-lived "pause" process (``catatonit -P``) per run root holds a user
+namespace, made with the distribution's setuid ``newuidmap``/``newgidmap`` from the user's
+``/etc/subuid`` and ``/etc/subgid`` ranges, plus a mount namespace; every berth command joins
+both with ``setns`` (no re-exec, so it costs a few syscalls). Inside, berth is uid 0 with
+capabilities over the namespace only: overlay mounts, ``chown`` while unpacking layers, and
+runc work as they do for root, while every file and process stays the user's on the host.
+
+Nothing here is imported on root's path: callers import :mod:`berth.rootless` only when
+``os.geteuid() != 0`` or :func:`active` is asked (which reads one small procfs file).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+__all__ = ["active", "enter", "in_userns", "notice_limits"]
+
+
+@functools.cache
+def in_userns() -> bool:
+    """True inside a user namespace other than the initial one (its uid_map is not identity).
+
+    Children berth starts inside the namespace (conmon's exit command, ``container
+    cleanup``) have euid 0 there, so this, not euid, tells them they are rootless.
+    """
+    try:
+        with open("/proc/self/uid_map", encoding="ascii") as f:
+            lines = f.read().split()
+    except OSError:
+        return False
+    return lines != ["0", "0", "4294967295"]
+
+
+def active() -> bool:
+    """Whether this process is a rootless berth: a non-root user, or inside its namespace."""
+    return os.geteuid() != 0 or in_userns()
+
+
+def enter(root: str | None, runroot: str | None) -> tuple[str, str]:
+    """Resolve the user's store paths, make them (0700) and join the store's namespaces.
+
+    Returns ``(root, runroot)`` as absolute paths; after it returns the process is uid 0 in
+    the store's user namespace and in its mount namespace. A no-op join when already inside.
+    """
+    from . import paths, userns
+
+    root, runroot = paths.resolve(root, runroot)
+    if os.geteuid() != 0:
+        userns.join(runroot)
+    return root, runroot
+
+
+def notice_limits(what: list[str]) -> str:
+    """Why cgroup limits cannot apply to a rootless container on this host."""
+    from .cgroups import limits_error
+
+    return limits_error(what)
