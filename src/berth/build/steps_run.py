@@ -24,6 +24,7 @@ from berth.build.plan import Step
 from berth.build.progress import StepRef
 from berth.build.steps_meta import command_words, join_workdir
 from berth.errors import BerthError, DockerfileError
+from berth.oci.layer_apply import opaque_xattr
 
 if TYPE_CHECKING:  # pragma: no cover
     from berth.build.executor import BuildSession
@@ -258,7 +259,7 @@ def _only_skipped(upper: str, rel: str, skip: set[str]) -> bool:
     try:
         if os.path.islink(path) or not os.path.isdir(path):
             return False
-        if os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False) == b"y":
+        if os.getxattr(path, opaque_xattr(), follow_symlinks=False) == b"y":
             return False
     except OSError:
         pass

@@ -50,7 +50,10 @@ def image_config_from(image_inner: dict[str, Any], container: dict[str, Any]) ->
 def paused(rec: ContainerRecord, pause: bool,
            runtime_for: Callable[[ContainerRecord], Any]) -> Iterator[None]:
     """Freeze a running container for the duration (no-op when stopped or already paused)."""
-    if not pause or rec.status != "running":
+    from ..procs import in_userns
+
+    # rootless without a delegated cgroup has no freezer: commit unpaused, as Podman does
+    if not pause or rec.status != "running" or in_userns():
         yield
         return
     rt = runtime_for(rec)

@@ -60,6 +60,10 @@ def overlay_options(lowerdirs: list[str], upper: str | None, work: str | None) -
     opts = "lowerdir=" + ":".join(d.replace(":", "\\:").replace(",", "\\,") for d in lowerdirs)
     if upper and work:
         opts += f",upperdir={upper},workdir={work}"
+    from ..procs import in_userns
+
+    if in_userns():  # rootless: trusted.* xattrs need host root (berth.rootless)
+        opts += ",userxattr"
     return opts
 
 

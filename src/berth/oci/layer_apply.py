@@ -35,6 +35,17 @@ from berth.oci.digest import CHUNK, TAR_STREAM_BUFSIZE, DigestingReader, validat
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
+# Rootless stores mount overlay with ``userxattr`` (trusted.* needs host root): same marker
+# under user.*. A layer may carry neither; both prefixes are overlayfs' private ones.
+USER_OPAQUE_XATTR = "user.overlay.opaque"
+OVERLAY_PRIVATE = ("trusted.overlay.", "user.overlay.")
+
+
+def opaque_xattr() -> str:
+    """The opaque-dir xattr overlay reads here: user.* in a user namespace (rootless)."""
+    from berth.procs import in_userns
+
+    return USER_OPAQUE_XATTR if in_userns() else OVERLAY_OPAQUE_XATTR
 _PAX_XATTR = "SCHILY.xattr."
 _BLOCK = 512
 _DIR_PATH = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -376,7 +387,7 @@ class _Applier:
         dfd = self.dir_fd(dparts, member, create=True)
         assert dfd is not None
         if not self.flat:
-            os.setxattr(f"/proc/self/fd/{dfd}", OVERLAY_OPAQUE_XATTR, b"y")
+            os.setxattr(f"/proc/self/fd/{dfd}", opaque_xattr(), b"y")
             return
         self.added.add(dparts)
         self._prune(dparts, dfd)
@@ -437,14 +448,14 @@ class _Applier:
     def _xattr_items(member: tarfile.TarInfo) -> list[tuple[str, bytes]]:
         """xattrs from PAX ``SCHILY.xattr.*``, minus overlayfs' private ones.
 
-        ``trusted.overlay.*`` would let a layer forge opaque dirs, redirects or metacopy
+        ``trusted.overlay.*`` (``user.overlay.*`` rootless) would let a layer forge opaque dirs, redirects or metacopy
         files that overlayfs trusts; the layer format says those things with whiteouts.
         """
         out = []
         for key, value in member.pax_headers.items():
             if key.startswith(_PAX_XATTR):
                 name = key[len(_PAX_XATTR):]
-                if name and not name.startswith("trusted.overlay."):
+                if name and not name.startswith(OVERLAY_PRIVATE):
                     out.append((name, value.encode("utf-8", "surrogateescape")))
         return out
 

@@ -14,25 +14,14 @@ Nothing here is imported on root's path: callers import :mod:`berth.rootless` on
 
 from __future__ import annotations
 
-import functools
 import os
 
 __all__ = ["active", "enter", "in_userns", "notice_limits"]
 
 
-@functools.cache
-def in_userns() -> bool:
-    """True inside a user namespace other than the initial one (its uid_map is not identity).
-
-    Children berth starts inside the namespace (conmon's exit command, ``container
-    cleanup``) have euid 0 there, so this, not euid, tells them they are rootless.
-    """
-    try:
-        with open("/proc/self/uid_map", encoding="ascii") as f:
-            lines = f.read().split()
-    except OSError:
-        return False
-    return lines != ["0", "0", "4294967295"]
+# Children berth starts inside the namespace (conmon's exit command, ``container cleanup``)
+# have euid 0 there, so in_userns(), not euid, tells them they are rootless.
+from ..procs import in_userns
 
 
 def active() -> bool:
