@@ -1,0 +1,162 @@
+"""Rootless berth as a real unprivileged user: paths, ID maps, errors, run and lifecycle."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+import tarfile
+
+import pytest
+from conftest import make_user, remove_user
+
+
+def _sub_start(path: str, name: str) -> int:
+    for line in open(path, encoding="utf-8"):
+        n, start, _count = line.strip().split(":")
+        if n == name:
+            return int(start)
+    raise AssertionError(f"{name} has no range in {path}")
+
+
+def test_paths_info_and_id_maps(rootless_user):
+    u = rootless_user
+    p = u.berth("info", "--format", "json")
+    assert p.returncode == 0, p.stderr
+    info = json.loads(p.stdout)
+    assert info["Rootless"] is True
+    assert info["Root"] == u.store
+    assert info["RunRoot"] == f"/tmp/berth-{u.uid}"   # no XDG_RUNTIME_DIR under runuser
+    sub = _sub_start("/etc/subuid", u.name)
+    assert info["IDMappings"]["UIDMap"] == [
+        {"ContainerID": 0, "HostID": u.uid, "Size": 1},
+        {"ContainerID": 1, "HostID": sub, "Size": 65535}]
+    assert info["IDMappings"]["GIDMap"][1]["HostID"] == _sub_start("/etc/subgid", u.name)
+    for d in (u.store, u.runroot):
+        st = os.stat(d)
+        assert st.st_uid == u.uid and stat.S_IMODE(st.st_mode) == 0o700, d
+    text = u.berth("info").stdout
+    assert "Rootless: true" in text and f"container 0 -> host {u.uid}" in text
+
+
+def test_xdg_dirs_are_used(rootless_user):
+    u = rootless_user
+    xdg_run = os.path.join(u.home, "xdgrun")
+    assert u.sh(f"mkdir -m 700 {xdg_run}").returncode == 0
+    p = u.berth("info", "--format", "{{.Root}} {{.RunRoot}}",
+                env={"XDG_DATA_HOME": f"{u.home}/data", "XDG_RUNTIME_DIR": xdg_run})
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == [f"{u.home}/data/berth", f"{xdg_run}/berth"]
+    os.kill(int(open(f"{xdg_run}/berth/pause.pid").read().split()[0]), 9)
+
+
+def test_missing_subuid_range_is_one_clear_line():
+    u = make_user(subids=False)
+    try:
+        p = u.berth("images")
+        assert p.returncode == 125
+        assert p.stderr.count("\n") == 1 and "Traceback" not in p.stderr
+        assert p.stderr.startswith("Error: no subordinate UID range for user "
+                                   f"{u.name} in /etc/subuid")
+        with open("/etc/subuid", "a", encoding="utf-8") as f:  # too small a range
+            f.write(f"{u.name}:900000000:1000\n")
+        p = u.berth("images")
+        assert p.returncode == 125 and "/etc/subuid has 1000 IDs, 65535 are needed" in p.stderr
+    finally:
+        assert remove_user(u) == []
+        subprocess_sed(u.name)
+
+
+def subprocess_sed(name: str) -> None:
+    import subprocess
+
+    for f in ("/etc/subuid", "/etc/subgid"):
+        subprocess.run(["sed", "-i", f"/^{name}:/d", f], check=False)
+
+
+def test_layers_unpack_with_mapped_owners(rootless_user):
+    """A layer file owned by container uid 1000 is owned by subuid+999 on the host."""
+    u = rootless_user
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, uid in (("rootfile", 0), ("userfile", 1000)):
+            ti = tarfile.TarInfo(name)
+            ti.uid = ti.gid = uid
+            ti.size = 2
+            tf.addfile(ti, io.BytesIO(b"x\n"))
+    p = u.berth("import", "-", "owners", input=buf.getvalue())
+    assert p.returncode == 0, p.stderr
+    layers = os.path.join(u.store, "layers")
+    [diff] = [os.path.join(layers, d, "diff") for d in os.listdir(layers)
+              if os.path.exists(os.path.join(layers, d, "diff", "userfile"))]
+    sub = _sub_start("/etc/subuid", u.name)
+    assert os.stat(f"{diff}/rootfile").st_uid == u.uid
+    assert os.stat(f"{diff}/userfile").st_uid == sub + 999
+
+
+def test_run_as_plain_user(rootless_busybox):
+    u = rootless_busybox
+    p = u.berth("run", "--rm", "--network", "none", "busybox", "sh", "-c",
+                "id -u; cat /proc/self/uid_map; ip -o link | wc -l")
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.split("\n")
+    assert lines[0] == "0"
+    assert lines[1].split() == ["0", str(u.uid), "1"]
+    assert lines[3].strip() == "1"   # --network none: only lo
+    p = u.berth("run", "--rm", "--network", "host", "busybox", "sh", "-c",
+                "ls /sys/class/net; exit 3")
+    assert p.returncode == 3, p.stderr
+    seen = set(p.stdout.split()) - {"lo"}  # the host's links (others' tests add some)
+    assert seen and seen & set(os.listdir("/sys/class/net"))
+    assert u.berth("ps", "-aq").stdout == ""
+
+
+def test_opaque_dirs_and_whiteouts_commit(rootless_busybox):
+    """Deleting lower files and dirs works (userxattr overlay) and commits as such."""
+    u = rootless_busybox
+    p = u.berth("run", "--name", "cc", "--network", "none", "busybox", "sh", "-c",
+                "rm -rf /sbin && mkdir /sbin && touch /sbin/new && rm /bin/ls")
+    assert p.returncode == 0, p.stderr
+    assert u.berth("commit", "cc", "img2").returncode == 0
+    p = u.berth("run", "--rm", "--network", "none", "img2", "sh", "-c",
+                "ls /sbin; test -e /bin/ls && echo still")
+    assert p.stdout == "new\n", p.stderr
+    assert u.berth("rm", "cc").returncode == 0
+
+
+def test_lifecycle(rootless_busybox):
+    u = rootless_busybox
+    p = u.berth("run", "-d", "--name", "bg", "--network", "none", "busybox", "sh", "-c",
+                "echo hello; trap 'exit 0' TERM; while true; do sleep 0.1; done")
+    assert p.returncode == 0, p.stderr
+    assert "bg" in u.berth("ps").stdout
+    p = u.berth("exec", "bg", "sh", "-c", "echo in; id -u")
+    assert p.stdout == "in\n0\n", p.stderr
+    for _ in range(50):
+        if u.berth("logs", "bg").stdout == "hello\n":
+            break
+    assert u.berth("logs", "bg").stdout == "hello\n"
+    assert u.berth("stop", "bg").returncode == 0
+    assert "Exited (0)" in u.berth("ps", "-a").stdout
+    assert u.berth("rm", "bg").returncode == 0
+    assert u.berth("ps", "-aq").stdout == ""
+
+
+@pytest.mark.parametrize("flags,named", [(["-m", "64m"], "--memory"),
+                                          (["--cpus", "1"], "--cpus"),
+                                          (["--pids-limit", "10"], "--pids-limit")])
+def test_limits_refused_with_reason(rootless_busybox, flags, named):
+    u = rootless_busybox
+    p = u.berth("run", "--rm", "--network", "none", *flags, "busybox", "true")
+    assert p.returncode == 125
+    assert p.stderr.startswith(f"Error: {named} cannot be applied: rootless containers need "
+                               "a delegated cgroup v2 subtree, and this host has cgroup v1")
+    assert u.berth("ps", "-aq").stdout == ""
+
+
+def test_bridge_network_refused(rootless_busybox):
+    p = rootless_busybox.berth("run", "--rm", "busybox", "true")
+    assert p.returncode == 125
+    assert 'network "bridge" is not available rootless yet' in p.stderr
+    assert rootless_busybox.berth("ps", "-aq").stdout == ""
