@@ -160,3 +160,55 @@ def test_bridge_network_refused(rootless_busybox):
     assert p.returncode == 125
     assert 'network "bridge" is not available rootless yet' in p.stderr
     assert rootless_busybox.berth("ps", "-aq").stdout == ""
+
+
+def test_build_with_run_step(rootless_busybox):
+    """RUN steps run rootless; a chown to container uid 1000 lands in the layer."""
+    u = rootless_busybox
+    ctx = os.path.join(u.home, "ctx")
+    df = ("FROM busybox\nRUN echo hi > /hello && mkdir /home/bob && touch /home/bob/f "
+          "&& chown -R 1000:1000 /home/bob\nCOPY a /a\n")
+    assert u.sh(f"mkdir {ctx} && printf '{df}' > {ctx}/Dockerfile && echo A > {ctx}/a"
+                ).returncode == 0
+    p = u.berth("build", "-t", "built", ctx)
+    assert p.returncode == 0, p.stderr
+    p = u.berth("run", "--rm", "--network", "none", "built", "sh", "-c",
+                "cat /hello /a; stat -c %u /home/bob/f")
+    assert p.stdout == "hi\nA\n1000\n", p.stderr
+
+
+def test_push_and_pull_with_own_registry(rootless_busybox):
+    """``registry serve`` on an unprivileged port, push, remove, pull back, run."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    u = rootless_busybox
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    reg = subprocess.Popen(["runuser", "-u", u.name, "--", "env", "-i", f"HOME={u.home}",
+                            sys.executable, "-m", "berth", "registry", "serve", "--addr",
+                            f"127.0.0.1:{port}"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, cwd="/")
+    try:
+        ref = f"127.0.0.1:{port}/bb:1"
+        assert u.berth("tag", "busybox", ref).returncode == 0
+        for _ in range(100):
+            p = u.berth("push", ref)
+            if p.returncode == 0:
+                break
+            time.sleep(0.1)
+        assert p.returncode == 0, p.stderr
+        assert u.berth("rmi", ref, "busybox").returncode == 0
+        p = u.berth("pull", ref)
+        assert p.returncode == 0, p.stderr
+        p = u.berth("run", "--rm", "--network", "none", ref, "echo", "pulled")
+        assert p.stdout == "pulled\n", p.stderr
+    finally:
+        for pid in [int(x) for x in subprocess.run(["pgrep", "-P", str(reg.pid)],
+                                                   capture_output=True, text=True
+                                                   ).stdout.split()]:
+            os.kill(pid, 15)
+        reg.wait(10)

@@ -117,6 +117,12 @@ def run_step(s: "BuildSession", ref: StepRef, state: ImageState, step: Step
             cwd=join_workdir(None, cfg.get("WorkingDir") or "/"),
             user=cfg.get("User") or None, hostname=HOSTNAME, mounts=mounts,
             network=network, cgroups_path=f"/berth/{cid}"))
+        from berth.procs import in_userns
+
+        if in_userns():  # rootless: no cgroup, /sys bound for host network (berth.rootless)
+            from berth.rootless.containers import adjust_spec
+
+            adjust_spec(spec)
         bundle = ws.path("bundle")
         os.makedirs(bundle, mode=0o700)
         with open(os.path.join(bundle, "config.json"), "w", encoding="utf-8") as f:
