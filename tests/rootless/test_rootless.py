@@ -212,3 +212,25 @@ def test_push_and_pull_with_own_registry(rootless_busybox):
                                                    ).stdout.split()]:
             os.kill(pid, 15)
         reg.wait(10)
+
+
+def test_volumes_and_cp(rootless_busybox):
+    u = rootless_busybox
+    assert u.berth("volume", "create", "v1").returncode == 0
+    p = u.berth("run", "--rm", "--network", "none", "-v", "v1:/data", "busybox", "sh", "-c",
+                "echo vol > /data/x && chown 1000 /data/x")
+    assert p.returncode == 0, p.stderr
+    p = u.berth("run", "--rm", "--network", "none", "-v", "v1:/data", "busybox", "sh", "-c",
+                "cat /data/x; stat -c %u /data/x")
+    assert p.stdout == "vol\n1000\n", p.stderr
+    assert u.berth("run", "-d", "--name", "cpc", "--network", "none", "busybox", "sleep",
+                   "60").returncode == 0
+    assert u.sh(f"echo hostfile > {u.home}/src").returncode == 0
+    p = u.berth("cp", f"{u.home}/src", "cpc:/dst")
+    assert p.returncode == 0, p.stderr
+    assert u.berth("exec", "cpc", "cat", "/dst").stdout == "hostfile\n"
+    p = u.berth("cp", "cpc:/dst", f"{u.home}/back")
+    assert p.returncode == 0, p.stderr
+    assert os.stat(f"{u.home}/back").st_uid == u.uid
+    assert u.berth("rm", "-f", "cpc").returncode == 0
+    assert u.berth("volume", "rm", "v1").returncode == 0
