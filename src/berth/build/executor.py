@@ -110,10 +110,18 @@ class BuildSession:
 
     @staticmethod
     def scoped(root: str | None, path: str) -> str:
-        from berth.build.steps_copy import resolve_in_root
+        """Host path of an existing node of a mounted image, resolved inside it.
+
+        Every symlink is followed by ``openat2(RESOLVE_IN_ROOT)`` and the answer is the
+        node's real path, which has no symlink left in it; a mounted image changes under
+        no one, so handing that path to the runtime cannot lead elsewhere. A missing
+        node (a dangling link, say) is FileNotFoundError, never the host's file.
+        """
+        from berth.container.rootpath import RootFS
 
         assert root is not None
-        return resolve_in_root(root, path)
+        with RootFS(root) as fs:
+            return fs.host_path(path)
 
     def stage_image(self, index: int) -> str | None:
         return self.results[index].image_id
@@ -384,7 +392,7 @@ class BuildSession:
                 image_id = self.image_for(step.copy_from)
             extra["from"] = image_id or "scratch"
             root = self.mounted_image(image_id)
-            sources += _image_sources(root, patterns, step.name)
+            sources += _image_sources(self, root, patterns, step.name)
         elif patterns:
             names = self.ctx.resolve_sources(patterns, step.name)
             entries: list[tuple[str, str]] = []
@@ -401,23 +409,26 @@ class BuildSession:
         out["heredocs"] = heredocs
 
     def _workdir(self, step: Step, state: ImageState, after: ImageState) -> Any:
-        """WORKDIR sets the config and creates the directory when the image lacks it."""
-        from berth.build.steps_copy import resolve_in_root
+        """WORKDIR sets the config and creates the directory when the image lacks it
+        (through the image's symlinks as Docker does, but always inside the rootfs)."""
         from berth.build.steps_meta import join_workdir
         from berth.build.workspace import Workspace, image_lowers
+        from berth.container.rootpath import DirAttrs, RootFS
 
         path = join_workdir(state.config.get("WorkingDir"), step.args[0])
         after.config["WorkingDir"] = path
         ws = Workspace(self.store, image_lowers(self.store, state.image_id), kind="workdir")
         try:
-            merged = ws.mount()
-            host = resolve_in_root(merged, path)
-            if os.path.isdir(host):
-                return None
-            if os.path.lexists(host):
-                raise DockerfileError(f"Dockerfile:{step.line}: cannot create WORKDIR {path}: "
-                                      "a file is in the way")
-            os.makedirs(host, mode=0o755)
+            with RootFS(ws.mount()) as fs:
+                try:
+                    fd, _ = fs.open_dir(path, create=DirAttrs())
+                except (NotADirectoryError, FileExistsError):
+                    raise DockerfileError(f"Dockerfile:{step.line}: cannot create WORKDIR "
+                                          f"{path}: a file is in the way") from None
+                except OSError as e:
+                    raise DockerfileError(f"Dockerfile:{step.line}: cannot create WORKDIR "
+                                          f"{path}: {e.strerror}") from None
+                os.close(fd)
             return ws.layer(state.top_chain, epoch=self.epoch)
         finally:
             ws.close()
@@ -483,40 +494,57 @@ def _splice(df: Dockerfile, bp: BuildPlan, triggers: dict[int, list[str]]) -> Do
     return dataclasses.replace(df, instructions=out)
 
 
-def _image_sources(root: str, patterns: list[str], instruction: str) -> list[Any]:
-    """``COPY --from`` sources inside a mounted image, wildcards per path component."""
+def _image_sources(s: BuildSession, root: str, patterns: list[str],
+                   instruction: str) -> list[Any]:
+    """``COPY --from`` sources inside a mounted image, wildcards per path component.
+
+    Each source is opened inside the image (``openat2(RESOLVE_IN_ROOT)``: its symlinks
+    followed but clamped to the image) and read through that fd's ``/proc/self/fd`` link,
+    held open until the step ends, so no host path walk ever sees the image's links.
+    """
     import fnmatch
     import posixpath
+    import stat
 
-    from berth.build.steps_copy import Source, resolve_in_root, walk_tree
+    from berth.build.steps_copy import Source, walk_tree
+    from berth.container.rootpath import RootFS
 
     out = []
-    for pattern in patterns:
-        clean = posixpath.normpath("/" + pattern)
-        if not _MAGIC & set(clean):
-            names = [clean]
-        else:
-            names = ["/"]
-            for part in [p for p in clean.split("/") if p]:
-                nxt = []
-                for base in names:
-                    host = resolve_in_root(root, base)
-                    if not _MAGIC & set(part):
-                        nxt.append(posixpath.join(base, part))
-                        continue
-                    try:
-                        entries = sorted(os.listdir(host))
-                    except OSError:
-                        continue
-                    nxt += [posixpath.join(base, n) for n in entries
-                            if fnmatch.fnmatchcase(n, part)]
-                names = nxt
-            if not names:
-                raise DockerfileError(f"{instruction} failed: no source files were specified")
-        for name in names:
-            host = resolve_in_root(root, name)
-            if not os.path.lexists(host):
-                raise NotFound(f"{instruction} failed: stat {pattern}: file does not exist")
-            listing = walk_tree(host) if os.path.isdir(host) else None
-            out.append(Source(name, host, listing))
+    with RootFS(root) as fs:
+        for pattern in patterns:
+            clean = posixpath.normpath("/" + pattern)
+            if not _MAGIC & set(clean):
+                names = [clean]
+            else:
+                names = ["/"]
+                for part in [p for p in clean.split("/") if p]:
+                    nxt = []
+                    for base in names:
+                        if not _MAGIC & set(part):
+                            nxt.append(posixpath.join(base, part))
+                            continue
+                        try:
+                            dfd = fs.open(base, os.O_RDONLY | os.O_DIRECTORY)
+                        except OSError:
+                            continue
+                        try:
+                            entries = sorted(os.listdir(dfd))
+                        finally:
+                            os.close(dfd)
+                        nxt += [posixpath.join(base, n) for n in entries
+                                if fnmatch.fnmatchcase(n, part)]
+                    names = nxt
+                if not names:
+                    raise DockerfileError(f"{instruction} failed: no source files were "
+                                          "specified")
+            for name in names:
+                try:
+                    fd = fs.open(name, os.O_PATH)
+                except OSError:
+                    raise NotFound(f"{instruction} failed: stat {pattern}: file does not "
+                                   "exist") from None
+                s.hold(fd)
+                host = f"/proc/self/fd/{fd}"
+                listing = walk_tree(host) if stat.S_ISDIR(os.fstat(fd).st_mode) else None
+                out.append(Source(name, host, listing))
     return out

@@ -37,9 +37,12 @@ def run_mounts(s: "BuildSession", ws: Workspace, step: Step, workdir: str
         where = f"Dockerfile:{step.line}"
         if m.type == "bind":
             src = _source_root(s, ws, m.from_stage, m.from_, i)
-            host = s.scoped(src, m.source or "/") if m.from_ or m.from_stage is not None \
-                else s.context_path(m.source or ".")
-            if not os.path.lexists(host):
+            try:
+                host = s.scoped(src, m.source or "/") if src is not None \
+                    else s.context_path(m.source or ".")
+            except OSError:
+                host = ""
+            if not host or not os.path.lexists(host):
                 raise NotFound(f"{where}: bind mount source {m.source or '.'} not found")
             if not m.readonly:
                 host = _writable_copy(ws, host, i)

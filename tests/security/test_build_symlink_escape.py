@@ -1,0 +1,367 @@
+"""``berth build`` must never read or write host files through an image's symlinks.
+
+Issue 9 (critical): a base image whose ``/app`` is a symlink to a host path made WORKDIR and
+COPY write on the host, and ``COPY --from`` / ``RUN --mount from=`` read host files, because
+a symlink whose target was missing *inside* the image fell back to a host path walk.
+
+The corpus: hostile base images (absolute, relative-climbing, chained and
+``/proc/self/root`` links, dangling or not, links made by an earlier RUN step of the same
+build — the "race between steps") and victim Dockerfiles exercising every path build
+resolves in a rootfs (WORKDIR, COPY/ADD destinations, heredocs, directory copies, ADD of a
+tar, COPY --from files/dirs/globs, RUN --mount bind from a stage, --chown lookups, and the
+build context's own links). Each test asserts that the sentinel tree outside every root is
+byte-for-byte unchanged, that nothing was created at the host paths the links name, that
+the write landed *inside* the image (checked by a RUN step in the image), and that no host
+byte (a random marker only the host files hold) is in any saved image.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import tarfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+from berth.errors import BerthError
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/bin/busybox"),
+                                reason="needs root and busybox-static")
+
+
+@pytest.fixture
+def host(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A host tree no image has: a secret file, a directory with a file, a fake passwd."""
+    marker = f"HOST-SECRET-{uuid.uuid4().hex}"
+    h = tmp_path / "hostside"
+    (h / "dir").mkdir(parents=True)
+    (h / "secret").write_text(marker + "\n")
+    (h / "dir" / "inner").write_text(marker + "-inner\n")
+    (h / "passwd").write_text(f"hostonly:x:4242:4242:{marker}:/:/bin/sh\n")
+    (h / "group").write_text("hostgrp:x:4343:\n")
+    before = snapshot(h)
+    yield h, marker
+    assert snapshot(h) == before, "a build changed a host file outside every root"
+
+
+def snapshot(top: Path) -> dict[str, tuple[int, int, str, int]]:
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in sorted(dirnames + filenames):
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            digest = ""
+            if os.path.isfile(p) and not os.path.islink(p):
+                digest = hashlib.sha256(open(p, "rb").read()).hexdigest()
+            out[os.path.relpath(p, top)] = (st.st_mode, st.st_size, digest, st.st_mtime_ns)
+    return out
+
+
+def build(engine, tmp_path: Path, text: str, tag: str, files: dict[str, str] | None = None,  # type: ignore[no-untyped-def]
+          ctx: Path | None = None):
+    if ctx is None:
+        ctx = tmp_path / f"ctx-{uuid.uuid4().hex[:8]}"
+        ctx.mkdir()
+        for name, body in (files or {"file": "payload\n"}).items():
+            p = ctx / name
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(body)
+    return engine.build(str(ctx), dockerfile_text=text, tags=[tag])
+
+
+def image_bytes(engine, tag: str) -> bytes:  # type: ignore[no-untyped-def]
+    """Every byte of every layer of ``tag`` (decompressed), for a marker search."""
+    buf = io.BytesIO()
+    engine.save([tag], buf)
+    buf.seek(0)
+    out = []
+    with tarfile.open(fileobj=buf) as tf:
+        for m in tf:
+            if not m.isfile():
+                continue
+            data = tf.extractfile(m).read()  # type: ignore[union-attr]
+            if data[:2] == b"\x1f\x8b":
+                data = gzip.decompress(data)
+            out.append(data)
+    return b"".join(out)
+
+
+def no_host_bytes(engine, tag: str, marker: str) -> None:  # type: ignore[no-untyped-def]
+    assert marker.encode() not in image_bytes(engine, tag)
+
+
+def hostile_base(engine, tmp_path: Path, h: Path) -> None:  # type: ignore[no-untyped-def]
+    """``evil``: links of every shape to the host tree, none of whose targets exist inside."""
+    build(engine, tmp_path, f"""FROM busybox
+RUN ln -s {h}/dir /app \\
+ && ln -s ../../../../../../../../../..{h}/dir /up \\
+ && ln -s /b /a && ln -s {h}/dir /b && ln -s a/sub /c \\
+ && ln -s /proc/self/root{h}/dir /p \\
+ && ln -s {h}/newfile /f \\
+ && ln -s {h}/secret /s \\
+ && mkdir /d && ln -s {h}/dir /d/sub \\
+ && ln -s /proc/self/root{h}/secret /ps \\
+ && ln -s /a /d2
+""", "evil")
+
+
+WRITE_DESTS = ["/app", "/up", "/c", "/p", "/d2"]
+
+
+def test_workdir_and_copy_through_links_stay_in_the_image(engine, busybox_image, tmp_path,  # type: ignore[no-untyped-def]
+                                                          host):
+    h, marker = host
+    hostile_base(engine, tmp_path, h)
+    checks = []
+    steps = []
+    for i, d in enumerate(WRITE_DESTS):
+        steps += [f"WORKDIR {d}/w{i}/deep", f"COPY file {d}/sub{i}/pwned",
+                  f"COPY file {d}/", f"COPY <<EOF {d}/here{i}\nheredoc\nEOF"]
+        # /app, /up and /d2 lead to <root>{h}/dir, /c to .../dir/sub; /p's writes went to
+        # <root>/proc/self/root/... (as Docker's lexical walk does), hidden by procfs in RUN
+        if d != "/p":
+            checks.append(f"test -d {d}/w{i}/deep && test -f {d}/sub{i}/pwned "
+                          f"&& test -f {d}/file && test -f {d}/here{i}")
+    steps.append("WORKDIR /")
+    steps.append(f"RUN {' && '.join(checks)} && test -f {h}/dir/sub0/pwned "
+                 f"&& test -f {h}/dir/sub/sub2/pwned && test -d {h}/dir/w4/deep")
+    build(engine, tmp_path, "FROM evil\n" + "\n".join(steps) + "\n", "victim")
+    assert sorted(os.listdir(h / "dir")) == ["inner"]
+    no_host_bytes(engine, "victim", marker)
+
+
+def test_file_onto_dangling_link_is_written_inside(engine, busybox_image, tmp_path, host):  # type: ignore[no-untyped-def]
+    h, marker = host
+    hostile_base(engine, tmp_path, h)
+    build(engine, tmp_path, f"FROM evil\nCOPY file /f\nCOPY <<EOF /s\nx\nEOF\n"
+          f"RUN grep -q payload {h}/newfile && test -L /f && grep -qx x {h}/secret\n", "v")
+    assert not (h / "newfile").exists()
+    no_host_bytes(engine, "v", marker)
+
+
+def test_directory_copy_replaces_a_linked_child(engine, busybox_image, tmp_path, host):  # type: ignore[no-untyped-def]
+    """A source dir whose child collides with an image symlink: the link is replaced."""
+    h, marker = host
+    hostile_base(engine, tmp_path, h)
+    build(engine, tmp_path, "FROM evil\nCOPY src /d/\n"
+          "RUN test ! -L /d/sub && grep -q payload /d/sub/f && test -f /d/sub/deeper/g\n",
+          "v", files={"src/sub/f": "payload\n", "src/sub/deeper/g": "g\n"})
+    assert sorted(os.listdir(h / "dir")) == ["inner"]
+    no_host_bytes(engine, "v", marker)
+
+
+def test_add_tar_through_a_link(engine, busybox_image, tmp_path, host):  # type: ignore[no-untyped-def]
+    h, marker = host
+    hostile_base(engine, tmp_path, h)
+    ctx = tmp_path / "ctx-tar"
+    ctx.mkdir()
+    with tarfile.open(ctx / "a.tar", "w") as tf:
+        data = b"from-tar\n"
+        ti = tarfile.TarInfo("x/t")
+        ti.size = len(data)
+        tf.addfile(ti, io.BytesIO(data))
+    build(engine, tmp_path, f"FROM evil\nADD a.tar /app/tar/\nADD a.tar /up/\n"
+          f"RUN grep -q from-tar {h}/dir/tar/x/t && grep -q from-tar {h}/dir/x/t\n",
+          "v", ctx=ctx)
+    assert sorted(os.listdir(h / "dir")) == ["inner"]
+
+
+def test_links_made_by_an_earlier_step(engine, busybox_image, tmp_path, host):  # type: ignore[no-untyped-def]
+    """A RUN swaps a directory (and /etc/passwd) for host links before the next steps."""
+    h, marker = host
+    build(engine, tmp_path, f"""FROM busybox
+RUN mkdir -p /x/y && touch /x/y/keep
+RUN rm -rf /x && ln -s {h}/dir /x && ln -s /x /x2
+COPY file /x/y/pwned
+WORKDIR /x2/made
+RUN test -f {h}/dir/y/pwned && test -d {h}/dir/made
+""", "v")
+    assert sorted(os.listdir(h / "dir")) == ["inner"]
+    no_host_bytes(engine, "v", marker)
+
+
+def test_chown_names_come_from_the_image_not_the_host(engine, busybox_image, tmp_path,  # type: ignore[no-untyped-def]
+                                                      host):
+    h, marker = host
+    build(engine, tmp_path, f"FROM busybox\nRUN ln -sf {h}/passwd /etc/passwd "
+          f"&& ln -sf {h}/group /etc/group\n", "evilusers")
+    with pytest.raises(BerthError, match="hostonly"):
+        build(engine, tmp_path, "FROM evilusers\nCOPY --chown=hostonly file /f\n", "v")
+    with pytest.raises(BerthError, match="hostgrp"):
+        build(engine, tmp_path, "FROM evilusers\nCOPY --chown=0:hostgrp file /f\n", "v")
+
+
+@pytest.mark.parametrize("src", ["/s", "/ps", "/app/inner", "/up/inner", "/c/../inner",
+                                 "/p/inner", "/d/sub/inner", "/d2/inner"])
+def test_copy_from_never_reads_host_files(engine, busybox_image, tmp_path, host, src):  # type: ignore[no-untyped-def]
+    h, marker = host
+    hostile_base(engine, tmp_path, h)
+    with pytest.raises(BerthError, match="does not exist|not found"):
+        build(engine, tmp_path, f"FROM busybox\nCOPY --from=evil {src} /got\n", "v")
+
+
+@pytest.mark.parametrize("src", ["/app/", "/up", "/p/", "/d/sub/", "/d2/"])
+def test_copy_from_never_copies_host_directories(engine, busybox_image, tmp_path, host,  # type: ignore[no-untyped-def]
+                                                 src):
+    h, marker = host
+    hostile_base(engine, tmp_path, h)
+    with pytest.raises(BerthError, match="does not exist|not found"):
+        build(engine, tmp_path, f"FROM busybox\nCOPY --from=evil {src} /x/\n", "v")
+
+
+def test_copy_from_stage_links_stay_links(engine, busybox_image, tmp_path, host):  # type: ignore[no-untyped-def]
+    """A link *inside* a copied tree, or matched by a glob, is copied as a link."""
+    h, marker = host
+    build(engine, tmp_path, f"""FROM busybox AS a
+RUN mkdir /t && ln -s {h}/secret /t/l && ln -s {h}/dir /t/d
+FROM busybox
+COPY --from=a /t /t
+RUN test -L /t/l && test -L /t/d && test ! -e /t/l
+""", "v")
+    no_host_bytes(engine, "v", marker)
+    # a glob match is followed like any source: a dangling one is not found, not read
+    with pytest.raises(BerthError, match="does not exist"):
+        build(engine, tmp_path, f"FROM busybox AS a\nRUN ln -s {h}/secret /g1 && touch /g2\n"
+              "FROM busybox\nCOPY --from=a /g* /globbed/\n", "v2")
+
+
+def test_copy_from_stage_link_followed_inside(engine, busybox_image, tmp_path, host):  # type: ignore[no-untyped-def]
+    """Docker follows a source link inside the stage: an in-image target is found."""
+    h, marker = host
+    build(engine, tmp_path, f"""FROM busybox AS a
+RUN mkdir -p {h} && echo inside > {h}/secret && ln -s {h}/secret /s \\
+ && ln -s /proc/self/root/etc/hostname /h
+FROM busybox
+COPY --from=a /s /got
+RUN grep -qx inside /got
+""", "v")
+    no_host_bytes(engine, "v", marker)
+    with pytest.raises(BerthError, match="does not exist"):  # no /proc inside the image
+        build(engine, tmp_path, "FROM busybox AS a\nRUN ln -s /proc/self/root/etc/passwd /h\n"
+              "FROM busybox\nCOPY --from=a /h /got\n", "v2")
+
+
+@pytest.mark.parametrize("source", ["/app", "/s", "/p", "/up/inner", "/ps", "/d2"])
+def test_run_mount_from_never_binds_host_paths(engine, busybox_image, tmp_path, host,  # type: ignore[no-untyped-def]
+                                               source):
+    h, marker = host
+    hostile_base(engine, tmp_path, h)
+    with pytest.raises(BerthError, match="not found"):
+        build(engine, tmp_path, f"FROM busybox\nRUN --mount=type=bind,from=evil,"
+              f"source={source},target=/m cat /m /m/inner\n", "v")
+
+
+def test_run_mount_from_dir_with_a_host_link_inside(engine, busybox_image, tmp_path, host):  # type: ignore[no-untyped-def]
+    """A bound stage dir holding a host link: the link resolves in the RUN's own root."""
+    from berth.build.steps_run import RunFailed
+
+    h, marker = host
+    hostile_base(engine, tmp_path, h)
+    with pytest.raises(RunFailed) as e:
+        build(engine, tmp_path, "FROM busybox\nRUN --mount=type=bind,from=evil,source=/d,"
+              "target=/m ls -l /m && cat /m/sub/inner\n", "v")
+    assert marker.encode() not in e.value.output and b"/m/sub/inner" in e.value.output
+
+
+def test_run_mount_rw_from_stage(engine, busybox_image, tmp_path, host):  # type: ignore[no-untyped-def]
+    """A read-write bind of a stage's linked dir: writes never reach the host."""
+    h, marker = host
+    with pytest.raises(BerthError, match="not found"):
+        build(engine, tmp_path, f"FROM busybox AS a\nRUN ln -s {h}/dir /d\nFROM busybox\n"
+              "RUN --mount=type=bind,from=a,source=/d,target=/m,rw touch /m/pwned\n", "v")
+
+
+def test_context_links_stay_in_the_context(engine, busybox_image, tmp_path, host):  # type: ignore[no-untyped-def]
+    h, marker = host
+    ctx = tmp_path / "ctx-links"
+    (ctx / "sub").mkdir(parents=True)
+    (ctx / "file").write_text("payload\n")
+    os.symlink(f"{h}/secret", ctx / "abs")
+    os.symlink(f"../../../../../../../../../..{h}/secret", ctx / "rel")
+    os.symlink(f"/proc/self/root{h}/secret", ctx / "pl")
+    os.symlink(f"{h}/dir", ctx / "dirlink")
+    os.symlink("../dirlink", ctx / "sub" / "chain")
+    for src in ("abs", "rel", "pl", "dirlink", "dirlink/inner", "sub/chain/inner"):
+        with pytest.raises(BerthError, match="not found|does not exist"):
+            build(engine, tmp_path, f"FROM busybox\nCOPY {src} /got\n", "v", ctx=ctx)
+        with pytest.raises(BerthError, match="not found"):
+            build(engine, tmp_path, f"FROM busybox\nRUN --mount=type=bind,source={src},"
+                  "target=/m cat /m\n", "v", ctx=ctx)
+    # a directory copy keeps the links as links
+    build(engine, tmp_path, "FROM busybox\nCOPY . /c/\n"
+          "RUN test -L /c/abs && test -L /c/dirlink && test ! -e /c/abs\n", "v", ctx=ctx)
+    no_host_bytes(engine, "v", marker)
+
+
+def test_cli_says_one_line_and_exits_1(berth, engine, busybox_image, tmp_path, host):  # type: ignore[no-untyped-def]
+    h, marker = host
+    hostile_base(engine, tmp_path, h)
+    ctx = tmp_path / "cli"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nCOPY --from=evil /s /got\n")
+    r = berth("build", "-q", str(ctx))
+    assert r.returncode == 1, r
+    assert r.stderr.startswith("Error: ") and "Traceback" not in r.stderr
+    assert marker not in r.stdout + r.stderr
+
+
+def test_walk_scoped_unit(tmp_path):  # type: ignore[no-untyped-def]
+    """The shared walk: dangling, chained, climbing, /proc links and ``..`` stay inside."""
+    from berth.container.rootpath import DirAttrs, open_dir, scoped_path
+
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    os.symlink("/nowhere/x", root / "dangling")
+    os.symlink("../../../../../etc", root / "up")
+    os.symlink("/proc/self/root/etc", root / "pl")
+    os.symlink("dangling/../y", root / "dotdot")
+    os.symlink("loop2", root / "loop1")
+    os.symlink("loop1", root / "loop2")
+    fd = os.open(root, os.O_PATH | os.O_DIRECTORY)
+    try:
+        assert scoped_path(fd, "/dangling/a") == "/nowhere/x/a"
+        assert scoped_path(fd, "/up/passwd") == "/etc/passwd"
+        assert scoped_path(fd, "/pl/x") == "/proc/self/root/etc/x"
+        assert scoped_path(fd, "/dotdot") == "/nowhere/y"
+        assert scoped_path(fd, "/../../..") == "/"
+        assert scoped_path(fd, "/dangling", follow_last=False) == "/dangling"
+        with pytest.raises(OSError):
+            scoped_path(fd, "/loop1")
+        dfd, canonical = open_dir(fd, "/dangling/a/b", create=DirAttrs(0o750, 0, 0))
+        os.close(dfd)
+        assert canonical == "/nowhere/x/a/b"
+        assert (root / "nowhere/x/a/b").is_dir()
+        assert oct((root / "nowhere/x/a").stat().st_mode & 0o777) == "0o750"
+        with pytest.raises(FileNotFoundError):
+            open_dir(fd, "/missing")
+        (root / "file").write_text("")
+        with pytest.raises(NotADirectoryError):
+            open_dir(fd, "/file", create=DirAttrs())
+    finally:
+        os.close(fd)
+    assert not os.path.exists("/nowhere")
+
+
+def test_no_traceback_from_hostile_tar_context(berth, busybox_image, tmp_path, host):  # type: ignore[no-untyped-def]
+    """A tar context whose members climb through links is refused, not followed."""
+    h, marker = host
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        df = b"FROM busybox\nCOPY l/inner /got\n"
+        ti = tarfile.TarInfo("Dockerfile")
+        ti.size = len(df)
+        tf.addfile(ti, io.BytesIO(df))
+        ln = tarfile.TarInfo("l")
+        ln.type = tarfile.SYMTYPE
+        ln.linkname = f"{h}/dir"
+        tf.addfile(ln)
+    r = subprocess.run([sys.executable, "-m", "berth", "build", "-q", "-"],
+                       input=buf.getvalue(), capture_output=True, timeout=120)
+    assert r.returncode == 1, r
+    assert b"Traceback" not in r.stderr and marker.encode() not in r.stdout + r.stderr
