@@ -58,13 +58,13 @@ def snapshot(top: Path) -> dict[str, tuple[int, int, str, int]]:
             st = os.lstat(p)
             digest = ""
             if os.path.isfile(p) and not os.path.islink(p):
-                digest = hashlib.sha256(open(p, "rb").read()).hexdigest()
+                digest = hashlib.sha256(Path(p).read_bytes()).hexdigest()
             out[os.path.relpath(p, top)] = (st.st_mode, st.st_size, digest, st.st_mtime_ns)
     return out
 
 
 def build(engine, tmp_path: Path, text: str, tag: str, files: dict[str, str] | None = None,  # type: ignore[no-untyped-def]
-          ctx: Path | None = None):
+          ctx: Path | None = None, **kw):
     if ctx is None:
         ctx = tmp_path / f"ctx-{uuid.uuid4().hex[:8]}"
         ctx.mkdir()
@@ -72,7 +72,7 @@ def build(engine, tmp_path: Path, text: str, tag: str, files: dict[str, str] | N
             p = ctx / name
             p.parent.mkdir(parents=True, exist_ok=True)
             p.write_text(body)
-    return engine.build(str(ctx), dockerfile_text=text, tags=[tag])
+    return engine.build(str(ctx), dockerfile_text=text, tags=[tag], **kw)
 
 
 def image_bytes(engine, tag: str) -> bytes:  # type: ignore[no-untyped-def]
@@ -365,3 +365,65 @@ def test_no_traceback_from_hostile_tar_context(berth, busybox_image, tmp_path, h
                        input=buf.getvalue(), capture_output=True, timeout=120)
     assert r.returncode == 1, r
     assert b"Traceback" not in r.stderr and marker.encode() not in r.stdout + r.stderr
+
+
+def test_swap_race_during_copy(engine, busybox_image, tmp_path, host):  # type: ignore[no-untyped-def]
+    """A host-side racer swaps the COPY destination dir for a host link while the copy runs.
+
+    Nothing in the image runs during COPY, so this is harsher than any image can be: it
+    shows the writer goes through fds, never a path the host would walk again.
+    """
+    import glob
+    import threading
+    import time
+
+    h, marker = host
+    files = {f"tree/d{i}/s{j}/f{k}": "x\n" for i in range(8) for j in range(8) for k in range(6)}
+    ctx = tmp_path / "ctx-race"
+    for name, body in files.items():
+        p = ctx / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(body)
+    stop = threading.Event()
+    swaps = [0]
+
+    def racer() -> None:
+        while not stop.is_set():
+            for merged in glob.glob(os.path.join(engine.store.tmp, "build-*-copy-*", "merged")):
+                for name in ("x", "x/d3", "x/d6"):
+                    p = os.path.join(merged, name)
+                    try:
+                        os.rename(p, p + ".real")
+                    except OSError:
+                        continue
+                    try:
+                        os.symlink(f"{h}/dir", p)
+                        time.sleep(0.002)
+                        os.unlink(p)
+                        swaps[0] += 1
+                    except OSError:
+                        pass
+                    try:
+                        os.rename(p + ".real", p)
+                    except OSError:
+                        pass  # the copy made a new one meanwhile: keep racing on that
+                time.sleep(0.001)
+
+    t = threading.Thread(target=racer, daemon=True)
+    t.start()
+    try:
+        deadline = time.monotonic() + 6
+        for i in range(40):  # old code escaped within a few rounds; stop after ~6 s
+            if time.monotonic() > deadline:
+                break
+            try:
+                build(engine, tmp_path, f"FROM busybox\nCOPY tree /x/\n"
+                      f"LABEL round={i}\n", f"v{i}", ctx=ctx, no_cache=True)
+            except (BerthError, OSError):
+                pass  # losing the race may fail the step; escaping it must never happen
+            engine.build_cache_usage()  # noqa: B018 - keep the store busy between rounds
+    finally:
+        stop.set()
+        t.join()
+    assert swaps[0] > 0
+    assert sorted(os.listdir(h / "dir")) == ["inner"]
