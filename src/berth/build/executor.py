@@ -51,7 +51,7 @@ class BuildOptions:
     pull: bool = False
     labels: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)   # id -> host file
-    network: str = "none"
+    network: str = "default"  # RUN's network: default (= bridge, as run), none, host, NAME
     source_date_epoch: int | None = None
 
 
@@ -70,9 +70,10 @@ class BuildSession:
     def __init__(self, store: Store, images: Any, runtime: Callable[[], Any],
                  pull: Callable[[str], Any], ctx: BuildContext, opts: BuildOptions,
                  progress: BuildProgress | None = None) -> None:
-        if opts.network not in ("none", "host", "default"):
-            raise BerthError(f"network mode {opts.network!r} not supported by build "
-                             "(use none or host)")
+        if opts.network not in ("none", "host", "default", "bridge"):
+            from berth.build.stepnet import resolve_mode
+
+            resolve_mode(store, opts.network)  # a missing network fails now, not at RUN
         self.store = store
         self.images = images
         self._runtime_factory = runtime
@@ -81,7 +82,7 @@ class BuildSession:
         self.ctx = ctx
         self.opts = opts
         self.progress = progress or NullProgress()
-        self.network = "none" if opts.network == "default" else opts.network
+        self.network = "bridge" if opts.network == "default" else opts.network
         self.epoch = opts.source_date_epoch
         self.secrets = dict(opts.secrets)
         self.cache = BuildCache(store)
