@@ -263,6 +263,12 @@ class BuildSession:
         if state.config.get("OnBuild"):  # triggers run once; children do not inherit them
             state = state.derive()
             state.config["OnBuild"] = None
+        if stage.base_stage is None and not any(
+                e.startswith("PATH=") for e in state.config.get("Env") or []):
+            from berth.build.plan import DEFAULT_PATH
+
+            state = state.derive()  # Docker's builders do this at FROM (the planner too)
+            state.config["Env"] = [*(state.config.get("Env") or []), f"PATH={DEFAULT_PATH}"]
         cmd_set = False
         for i, step in enumerate(stage.steps, start=2):
             ref = self._ref(stage, offset + i, total, i, step.instruction.original,

@@ -40,10 +40,13 @@ _TAIL_CHUNKS = 64
 
 
 class RunFailed(BerthError):
-    """A RUN command exited non-zero: Docker's message, exit code 1, output attached."""
+    """A RUN command exited non-zero: Docker's message, output attached, and the command's
+    own exit code as ``build``'s (Docker 20.10's classic builder does that; BuildKit
+    exits 1 — scripts that test for a specific code rely on the classic behaviour)."""
 
     def __init__(self, command: str, code: int, output: bytes, line: int) -> None:
-        super().__init__(f"The command '{command}' returned a non-zero code: {code}")
+        super().__init__(f"The command '{command}' returned a non-zero code: {code}",
+                         exit_code=code if 0 < code < 256 else 1)
         self.command, self.code, self.output, self.line = command, code, output, line
 
 
