@@ -427,3 +427,35 @@ def test_swap_race_during_copy(engine, busybox_image, tmp_path, host):  # type: 
         t.join()
     assert swaps[0] > 0
     assert sorted(os.listdir(h / "dir")) == ["inner"]
+
+
+def test_link_loops_and_etc_files_through_links(berth, engine, busybox_image, tmp_path,  # type: ignore[no-untyped-def]
+                                                host):
+    """A loop is a one-line error; a RUN's hosts/resolv.conf binds stay inside too."""
+    h, marker = host
+    ctx = tmp_path / "ctx-etc"
+    ctx.mkdir()
+    with tarfile.open(ctx / "links.tar", "w") as tf:  # RUN cannot replace its bound files
+        for name, target in (("etc/hosts", f"{h}/secret"),
+                             ("etc/resolv.conf", f"{h}/dir/resolv")):
+            ti = tarfile.TarInfo(name)
+            ti.type, ti.linkname = tarfile.SYMTYPE, target
+            tf.addfile(ti)
+    build(engine, tmp_path, "FROM busybox\nRUN ln -s /loop /loop && ln -s l2 /l1 "
+          "&& ln -s l1 /l2\nADD links.tar /\n", "loops", ctx=ctx)
+    for dest in ("/loop/x", "/l1/", "/l2"):
+        with pytest.raises(BerthError, match="Too many levels of symbolic links"):
+            build(engine, tmp_path, f"FROM loops\nCOPY file {dest}\n", "v")
+        with pytest.raises(BerthError, match="WORKDIR"):
+            build(engine, tmp_path, f"FROM loops\nWORKDIR {dest}\n", "v")
+    with pytest.raises(BerthError, match="does not exist"):
+        build(engine, tmp_path, "FROM busybox\nCOPY --from=loops /l1 /x\n", "v")
+    build(engine, tmp_path, "FROM loops\nRUN grep -q buildkitsandbox /etc/hosts "
+          "&& echo pwned > /etc/hosts\n", "v", network="none")
+    ctx = tmp_path / "cli-loop"
+    ctx.mkdir()
+    (ctx / "file").write_text("x")
+    (ctx / "Dockerfile").write_text("FROM loops\nCOPY file /loop/x\n")
+    r = berth("build", "-q", str(ctx))
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert not (h / "dir" / "resolv").exists()

@@ -117,9 +117,11 @@ def copy_step(s: "BuildSession", state: ImageState, step: Step, sources: list[So
                 for src in sources:
                     w.place(src, dest, as_dir)
                 w.finish()
-            except (NotADirectoryError, IsADirectoryError, FileExistsError) as e:
+            except OSError as e:
+                if e.errno == errno.ENOSPC:
+                    raise
                 raise DockerfileError(f"{step.name} failed: cannot copy to {dest}: "
-                                      f"{e.strerror}") from None
+                                      f"{e.strerror or e}") from None
         return ws.layer(state.top_chain, epoch=s.epoch)
     finally:
         ws.close()
