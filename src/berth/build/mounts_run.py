@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from berth.build.executor import BuildSession
 
 
-def run_mounts(s: "BuildSession", ws: Workspace, step: Step, workdir: str
+def run_mounts(s: BuildSession, ws: Workspace, step: Step, workdir: str
                ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """OCI mounts for the step's ``--mount`` flags, plus env vars from ``secret,env=``."""
     mounts: list[dict[str, Any]] = []
@@ -81,7 +81,7 @@ def run_mounts(s: "BuildSession", ws: Workspace, step: Step, workdir: str
     return mounts, env
 
 
-def _source_root(s: "BuildSession", ws: Workspace, stage: int | None, ref: str | None,
+def _source_root(s: BuildSession, ws: Workspace, stage: int | None, ref: str | None,
                  i: int) -> str | None:
     """The mounted rootfs a ``from=`` names (None: the build context)."""
     if stage is None and not ref:

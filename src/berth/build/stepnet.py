@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
 MODES = ("none", "host")
 
 
-def resolve_mode(store: "Store", mode: str) -> tuple[str, "NetworkRecord | None"]:
+def resolve_mode(store: Store, mode: str) -> tuple[str, NetworkRecord | None]:
     """``none``/``host``, or ``bridge`` with the bridge network a name/ID stands for."""
     if mode in MODES:
         return mode, None
@@ -50,7 +50,7 @@ def resolve_mode(store: "Store", mode: str) -> tuple[str, "NetworkRecord | None"
 class StepNetwork:
     """Plugged in by the constructor, unplugged by :meth:`close` (idempotent)."""
 
-    def __init__(self, store: "Store", cid: str, net: "NetworkRecord") -> None:
+    def __init__(self, store: Store, cid: str, net: NetworkRecord) -> None:
         from berth.network import sandbox
         from berth.network.lock import network_lock
         from berth.network.records import EndpointRecord

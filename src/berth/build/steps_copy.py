@@ -48,7 +48,7 @@ class Source:
 
     name: str
     path: str
-    listing: "Iterator[tuple[str, str]] | None" = None
+    listing: Iterator[tuple[str, str]] | None = None
     mode: int | None = None      # force this mode (downloads)
     mtime_ns: int | None = None  # force this mtime (downloads)
     extract: bool = False        # ADD of a local archive
@@ -91,7 +91,7 @@ def parse_chmod(spec: str | None) -> int | None:
     return mode
 
 
-def copy_step(s: "BuildSession", state: ImageState, step: Step, sources: list[Source],
+def copy_step(s: BuildSession, state: ImageState, step: Step, sources: list[Source],
               heredocs: list[tuple[str, bytes]]) -> IngestedLayer | None:
     """Do the copy on an overlay of ``state``; the layer it made (store lock held)."""
     from berth.build.workspace import Workspace, image_lowers

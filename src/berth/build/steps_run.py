@@ -27,8 +27,8 @@ from berth.errors import BerthError, DockerfileError
 
 if TYPE_CHECKING:  # pragma: no cover
     from berth.build.executor import BuildSession
-    from berth.build.stepnet import StepNetwork
     from berth.build.imagestate import ImageState
+    from berth.build.stepnet import StepNetwork
     from berth.build.workspace import Workspace
     from berth.images.ingest import IngestedLayer
 
@@ -82,18 +82,17 @@ def history_text(step: Step, argv: list[str]) -> str:
     return f"RUN {head}{' '.join(argv)} # buildkit"
 
 
-def run_step(s: "BuildSession", ref: StepRef, state: ImageState, step: Step
+def run_step(s: BuildSession, ref: StepRef, state: ImageState, step: Step
              ) -> IngestedLayer | None:
     """Run ``step`` on ``state``; the layer it made (None if it changed nothing).
 
     Call with ``store.ingesting()`` held; the caller commits the layer. On failure no
     mount, runtime state or temp dir is left.
     """
+    from berth.build.stepnet import StepNetwork, resolve_mode
     from berth.build.workspace import Workspace, image_lowers
     from berth.container.diff import Lowers
     from berth.container.spec import SpecOptions, build_spec
-
-    from berth.build.stepnet import StepNetwork, resolve_mode
 
     cfg = state.config
     argv, script = argv_of(step, cfg)
@@ -148,7 +147,7 @@ def run_step(s: "BuildSession", ref: StepRef, state: ImageState, step: Step
             ws.close()
 
 
-def _etc_files(ws: "Workspace", network: str, seat: StepNetwork | None
+def _etc_files(ws: Workspace, network: str, seat: StepNetwork | None
                ) -> list[dict[str, Any]]:
     """/etc/hosts, /etc/hostname, /etc/resolv.conf for the step (never part of a layer).
 
@@ -189,14 +188,14 @@ def _read(path: str) -> str:
         return ""
 
 
-def _runtime_argv(s: "BuildSession", log: str) -> list[str]:
+def _runtime_argv(s: BuildSession, log: str) -> list[str]:
     rt = s.runtime
     if rt.name == "crun":
         return [*rt.base(), f"--log=file:{log}"]
     return [*rt.base(), "--log", log, "--log-format", "json"]
 
 
-def _execute(s: "BuildSession", ref: StepRef, cid: str, bundle: str
+def _execute(s: BuildSession, ref: StepRef, cid: str, bundle: str
              ) -> tuple[int, bytes, str | None]:
     """``<runtime> run`` in the foreground; stream output; (exit code, tail, runtime error)."""
     log = os.path.join(bundle, "runtime.log")
@@ -225,7 +224,7 @@ def _execute(s: "BuildSession", ref: StepRef, cid: str, bundle: str
     return code, b"".join(tail), error
 
 
-def _kill(s: "BuildSession", cid: str) -> None:
+def _kill(s: BuildSession, cid: str) -> None:
     """Make sure the step's container and runtime state are gone (error paths only)."""
     rt = s.runtime
     try:

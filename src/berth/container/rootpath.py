@@ -277,7 +277,7 @@ class RootFS:
             os.close(self.fd)
             self.fd = -1
 
-    def __enter__(self) -> "RootFS":
+    def __enter__(self) -> RootFS:
         return self
 
     def __exit__(self, *exc: object) -> None:
