@@ -45,6 +45,8 @@ def host(tmp_path: Path):  # type: ignore[no-untyped-def]
     (h / "dir" / "inner").write_text(marker + "-inner\n")
     (h / "passwd").write_text(f"hostonly:x:4242:4242:{marker}:/:/bin/sh\n")
     (h / "group").write_text("hostgrp:x:4343:\n")
+    (h / "df").write_text(f"FROM busybox\nRUN {marker}\nBOGUS {marker}\n")  # a "Dockerfile"
+    (h / "ign").write_text("file\n")  # a ".dockerignore"
     before = snapshot(h)
     yield h, marker
     assert snapshot(h) == before, "a build changed a host file outside every root"
@@ -459,3 +461,29 @@ def test_link_loops_and_etc_files_through_links(berth, engine, busybox_image, tm
     r = berth("build", "-q", str(ctx))
     assert r.returncode == 1 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
     assert not (h / "dir" / "resolv").exists()
+
+
+def test_dockerfile_and_dockerignore_links_are_not_read(berth, busybox_image, tmp_path,  # type: ignore[no-untyped-def]
+                                                        host):
+    """A context whose Dockerfile links to a host file must not have it parsed (a parse
+    error would echo its lines to whoever sent the context, e.g. over the API)."""
+    h, marker = host
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, target in (("Dockerfile", f"{h}/df"), ("up", "../../../../../../..")):
+            ti = tarfile.TarInfo(name)
+            ti.type, ti.linkname = tarfile.SYMTYPE, target
+            tf.addfile(ti)
+    for args in (["build", "-q", "-"], ["build", "-q", "-f", f"up{h}/df", "-"]):
+        r = subprocess.run([sys.executable, "-m", "berth", *args], input=buf.getvalue(),
+                           capture_output=True, timeout=120)
+        assert r.returncode == 1, r
+        assert marker.encode() not in r.stdout + r.stderr
+        assert b"failed to read dockerfile" in r.stderr
+    ctx = tmp_path / "ctx-ign"
+    ctx.mkdir()
+    (ctx / "file").write_text("payload\n")
+    (ctx / "Dockerfile").write_text("FROM busybox\nCOPY file /file\n")
+    os.symlink(f"{h}/ign", ctx / ".dockerignore")  # would hide "file" if it were read
+    r = berth("build", "-q", str(ctx))
+    assert r.returncode == 0, r.stderr

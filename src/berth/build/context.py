@@ -25,7 +25,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO
 
-from berth.build.dockerignore import IgnoreMatcher, clean_path, read_dockerignore
+from berth.build.dockerignore import IgnoreMatcher, clean_path, read_context_file, read_dockerignore
 from berth.errors import DockerfileError, InvalidArchive
 
 __all__ = ["BuildContext", "ContextError"]
@@ -126,14 +126,13 @@ class BuildContext:
         only limit what COPY/ADD see."""
         if self.dockerfile_text is not None:
             return self.dockerfile_text
-        path = name if os.path.isabs(name) or self.root is None else os.path.join(
-            self.root, name)
-        try:
-            with open(path, encoding="utf-8", errors="surrogateescape") as f:
-                return f.read()
-        except FileNotFoundError:
+        text = None
+        if self.root is not None or os.path.isabs(name):
+            text = read_context_file(self.root or "/", name)
+        if text is None:
             raise ContextError(f"failed to read dockerfile: open {name}: "
-                               "no such file or directory") from None
+                               "no such file or directory")
+        return text
 
     def host_path(self, rel: str) -> str:
         """The host path for a context-relative name, symlinks followed inside the root."""
