@@ -345,6 +345,23 @@ def test_walk_scoped_unit(tmp_path):  # type: ignore[no-untyped-def]
         (root / "file").write_text("")
         with pytest.raises(NotADirectoryError):
             open_dir(fd, "/file", create=DirAttrs())
+        # the openat2 fallback walk and openat2 itself agree on every path
+        from berth.container.rootpath import _walk, open_in_root
+
+        (root / "etc" / "passwd").write_text("inside\n")
+        for path in ("/up/passwd", "/etc/../up/../etc/passwd", "/dangling/a/b", "/pl/x",
+                     "/../../etc", "/loop1", "/file/x"):
+            got = []
+            for opener in (_walk, open_in_root):
+                try:
+                    nfd = opener(fd, path, os.O_PATH)
+                except OSError as e:
+                    got.append(e.errno)
+                    continue
+                got.append(os.readlink(f"/proc/self/fd/{nfd}"))
+                os.close(nfd)
+            assert got[0] == got[1], (path, got)
+            assert not isinstance(got[0], str) or got[0].startswith(str(root)), (path, got)
     finally:
         os.close(fd)
     assert not os.path.exists("/nowhere")
