@@ -504,3 +504,16 @@ def test_dockerfile_and_dockerignore_links_are_not_read(berth, busybox_image, tm
     os.symlink(f"{h}/ign", ctx / ".dockerignore")  # would hide "file" if it were read
     r = berth("build", "-q", str(ctx))
     assert r.returncode == 0, r.stderr
+
+
+def test_later_source_replaces_a_dir_with_a_link(engine, busybox_image, tmp_path, host):  # type: ignore[no-untyped-def]
+    """Two sources: the first makes /x/a a dir, the second makes it a link to the host."""
+    h, marker = host
+    ctx = tmp_path / "ctx-two"
+    (ctx / "one" / "a").mkdir(parents=True)
+    (ctx / "one" / "a" / "f").write_text("f\n")
+    (ctx / "two").mkdir()
+    os.symlink(f"{h}/dir", ctx / "two" / "a")
+    build(engine, tmp_path, "FROM busybox\nCOPY one two /x/\nRUN test -L /x/a\n", "v",
+          ctx=ctx)
+    no_host_bytes(engine, "v", marker)

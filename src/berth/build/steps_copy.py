@@ -288,7 +288,19 @@ class _Writer:
     def finish(self) -> None:
         """Directory mtimes last: writing their children moved them."""
         for canonical, atime, mtime in reversed(self.dir_times):
-            fd = self.root.open(canonical, os.O_RDONLY | os.O_DIRECTORY)
+            parent, name = posixpath.split(canonical)
+            try:  # a later source may have put something else there: then skip it
+                pfd, _ = self.root.open_dir(parent)
+                try:
+                    fd = os.open(name or ".", _DIR_OPEN, dir_fd=pfd)
+                finally:
+                    os.close(pfd)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError as e:
+                if e.errno == errno.ELOOP:
+                    continue
+                raise
             try:
                 os.utime(fd, ns=(atime, mtime))
             finally:
