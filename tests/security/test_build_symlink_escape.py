@@ -517,3 +517,23 @@ def test_later_source_replaces_a_dir_with_a_link(engine, busybox_image, tmp_path
     build(engine, tmp_path, "FROM busybox\nCOPY one two /x/\nRUN test -L /x/a\n", "v",
           ctx=ctx)
     no_host_bytes(engine, "v", marker)
+
+
+def test_cache_mount_from_stage_is_seeded_inside(engine, busybox_image, tmp_path, host):  # type: ignore[no-untyped-def]
+    """``RUN --mount=type=cache,from=a,source=/d``: seeded from the stage, never the host."""
+    h, marker = host
+    build(engine, tmp_path, f"""FROM busybox AS a
+RUN mkdir -p /seed/sub && echo seeded > /seed/sub/f && ln -s {h}/secret /seed/l \\
+ && ln -s {h}/dir /hostdir
+FROM busybox
+RUN --mount=type=cache,id=c1,from=a,source=/seed,target=/c \\
+    grep -qx seeded /c/sub/f && test -L /c/l && test ! -e /c/l && echo ok > /c/new
+RUN --mount=type=cache,id=c1,target=/c test -f /c/new
+""", "v")
+    with pytest.raises(BerthError, match="not found"):
+        build(engine, tmp_path, "FROM busybox AS a\nRUN true\nFROM busybox\n"
+              "RUN --mount=type=cache,id=c2,from=a,source=/nothere,target=/c ls /c\n", "v2")
+    build(engine, tmp_path, f"FROM busybox\nRUN ln -s {h}/dir /hostdir\n", "evil2")
+    with pytest.raises(BerthError, match="not found"):
+        build(engine, tmp_path, "FROM busybox\nRUN --mount=type=cache,id=c3,from=evil2,"
+              "source=/hostdir,target=/c ls /c\n", "v3")

@@ -162,20 +162,31 @@ class BuildSession:
         return ws.merged
 
     def cache_mount(self, cache_id: str, mode: int | None, uid: int | None,
-                    gid: int | None) -> str:
+                    gid: int | None, *, seed: str | None = None) -> str:
+        """The cache dir for ``cache_id``, made on first use (from ``seed``, a directory
+        with no symlink in its path, when given); swapped in by rename, so a killed
+        build never leaves a half-made cache under the real name."""
         from berth.build.mounts_run import cache_dir_name
 
         path = os.path.join(cache_mounts_dir(self.store), cache_dir_name(cache_id))
         if not os.path.isdir(path):
             os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            import shutil
+
             tmp = f"{path}.{os.getpid()}"
-            os.mkdir(tmp, 0o755 if mode is None else mode)
-            os.chown(tmp, uid or 0, gid or 0)
-            os.chmod(tmp, 0o755 if mode is None else mode)
+            seeded = seed is not None and os.path.isdir(seed)
+            if seeded:
+                shutil.copytree(seed, tmp, symlinks=True)  # links copied, never followed
+            else:
+                os.mkdir(tmp, 0o755 if mode is None else mode)
+            if not seeded or uid is not None or gid is not None:
+                os.chown(tmp, uid or 0, gid or 0)
+            if not seeded or mode is not None:
+                os.chmod(tmp, 0o755 if mode is None else mode)
             try:
                 os.rename(tmp, path)
             except OSError:
-                os.rmdir(tmp)  # another build made it first
+                shutil.rmtree(tmp)  # another build made it first
         return path
 
     def hold(self, fd: int) -> None:

@@ -4,6 +4,8 @@
   ``rw`` gets a throwaway overlay so writes never reach the source (BuildKit discards them);
 * ``cache`` — a persistent dir per id under ``<root>/build/cache-mounts`` that survives
   builds (``builder prune -a`` removes it); ``sharing=locked`` serialises users by flock;
+  with ``from=`` (and ``source=``) a new cache starts as a copy of that stage's or image's
+  directory, resolved inside its rootfs like every other source;
 * ``tmpfs`` — a fresh tmpfs;
 * ``secret`` — the file given with ``build --secret id=...,src=...``, copied into the
   workspace with the requested mode/owner and bound read-only, or exported as an env var.
@@ -49,7 +51,15 @@ def run_mounts(s: BuildSession, ws: Workspace, step: Step, workdir: str
             mounts.append({"type": "bind", "source": host, "destination": target,
                            "ro": m.readonly})
         elif m.type == "cache":
-            host = s.cache_mount(m.id or target or "", m.mode, m.uid, m.gid)
+            seed = None
+            if m.from_ or m.from_stage is not None:  # BuildKit: the new cache starts as that
+                try:
+                    seed = s.scoped(_source_root(s, ws, m.from_stage, m.from_, i),
+                                    m.source or "/")
+                except OSError:
+                    raise NotFound(f"{where}: cache mount source {m.source or '/'} not "
+                                   "found") from None
+            host = s.cache_mount(m.id or target or "", m.mode, m.uid, m.gid, seed=seed)
             if m.sharing == "locked":
                 s.hold(_lock(host))
             mounts.append({"type": "bind", "source": host, "destination": target,
