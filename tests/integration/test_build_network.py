@@ -155,8 +155,22 @@ def test_a_dead_builds_seat_is_swept(engine, busybox_image, tmp_path):  # type: 
         f.write(f"{dead.pid} berth-build-deadbeefdeadbeef\n")
     seat._reservation = ""  # as if this process had died: nobody closes it
     assert os.listdir(f"/sys/class/net/{net.bridge}/brif")
-    build(engine, tmp_path, "FROM busybox\nRUN true\n")
+    build(engine, tmp_path, "FROM busybox\nLABEL a=b\n")  # any next build, no RUN needed
     assert_unplugged(engine)
+    seat = StepNetwork(engine.store, "berth-build-deadbeefdeadbee2", net)
+    with open(seat._reservation, "w") as f:
+        f.write(f"{dead.pid} berth-build-deadbeefdeadbee2\n")
+    seat._reservation = ""
+    mine = StepNetwork(engine.store, "berth-build-0123456789abcdef", net)  # sweeps too
+    assert os.listdir(f"/sys/class/net/{net.bridge}/brif") == [mine_veth(mine)]
+    mine.close()
+    assert_unplugged(engine)
+
+
+def mine_veth(seat) -> str:  # type: ignore[no-untyped-def]
+    from berth.network.veth import veth_name
+
+    return veth_name(seat.cid, seat.net.id)
 
 
 def test_default_path_set_at_from(engine, busybox_image, tmp_path):  # type: ignore[no-untyped-def]

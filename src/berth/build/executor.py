@@ -226,7 +226,10 @@ class BuildSession:
 
     # -- running ------------------------------------------------------------------------
     def run(self) -> BuildResult:
+        from berth.build.stepnet import sweep
+
         try:
+            sweep(self.store)  # what a killed build's RUN left on a network
             bp = self.plan()
             for w in bp.warnings:
                 self.progress.warning(w)

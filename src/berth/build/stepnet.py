@@ -12,7 +12,10 @@ under the host-wide network lock, with an address it reserves itself:
   ``<runroot>/build-net/<network id>/`` holding ``pid cid`` — so two builds never share one;
 * :meth:`StepNetwork.close` removes veth, namespace and reservation on every path out; a
   reservation whose pid is dead (a SIGKILLed build) is swept, with its veth and namespace,
-  by the next networked step on that network.
+  by the next build (:func:`sweep`) and by the next step that takes a seat on that network.
+
+A container allocating an address concurrently does not see these reservations; it takes
+the lowest free address, so the two meet only on a nearly full subnet.
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ class StepNetwork:
         self._dir = os.path.join(store.runroot, "build-net", net.id)
         self._reservation = ""
         with network_lock():
-            self._sweep()
+            _sweep_dir(store.runroot, net.id)
             self.ip = self._reserve()
             ep = EndpointRecord(cid, net.id, self.ip, mac_for_ip(self.ip), [], "eth0",
                                 time.time())
@@ -122,26 +125,51 @@ class StepNetwork:
                 pass
             self._reservation = ""
 
-    def _sweep(self) -> None:
-        """Reservations of builds that died: their veth and namespace go with them."""
+def sweep(store: Store) -> None:
+    """Undo the seats of builds that died (SIGKILL, power loss of the CLI only): their
+    reservation, veth and namespace. Cheap when there are none (one ``listdir``)."""
+    top = os.path.join(store.runroot, "build-net")
+    try:
+        nets = os.listdir(top)
+    except FileNotFoundError:
+        return
+    dead = [n for n in nets if _dead_entries(os.path.join(top, n))]
+    if not dead:
+        return
+    from berth.network.lock import network_lock
+
+    with network_lock():
+        for network_id in dead:
+            _sweep_dir(store.runroot, network_id)
+
+
+def _dead_entries(d: str) -> list[tuple[str, str]]:
+    """(reservation path, cid) of reservations whose build process is gone."""
+    out = []
+    try:
+        names = os.listdir(d)
+    except (FileNotFoundError, NotADirectoryError):
+        return out
+    for name in names:
+        path = os.path.join(d, name)
         try:
-            names = os.listdir(self._dir)
+            with open(path, encoding="ascii", errors="replace") as f:
+                pid_text, _, cid = f.read().strip().partition(" ")
+        except OSError:
+            continue
+        if cid and not _alive(pid_text):
+            out.append((path, cid))
+    return out
+
+
+def _sweep_dir(runroot: str, network_id: str) -> None:
+    """Sweep one network's dead reservations (network lock held)."""
+    for path, cid in _dead_entries(os.path.join(runroot, "build-net", network_id)):
+        _teardown(runroot, cid, network_id)
+        try:
+            os.unlink(path)
         except FileNotFoundError:
-            return
-        for name in names:
-            path = os.path.join(self._dir, name)
-            try:
-                with open(path, encoding="ascii", errors="replace") as f:
-                    pid_text, _, cid = f.read().strip().partition(" ")
-            except OSError:
-                continue
-            if _alive(pid_text) or not cid:
-                continue
-            _teardown(self.store.runroot, cid, self.net.id)
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+            pass
 
 
 def _teardown(runroot: str, cid: str, network_id: str) -> None:
