@@ -537,3 +537,18 @@ RUN --mount=type=cache,id=c1,target=/c test -f /c/new
     with pytest.raises(BerthError, match="not found"):
         build(engine, tmp_path, "FROM busybox\nRUN --mount=type=cache,id=c3,from=evil2,"
               "source=/hostdir,target=/c ls /c\n", "v3")
+
+
+def test_fifo_and_modes_copied_through_fds(engine, busybox_image, tmp_path):  # type: ignore[no-untyped-def]
+    """The fd-based writer keeps what the path-based one did: fifos, modes, owners, times."""
+    ctx = tmp_path / "ctx-kinds"
+    (ctx / "d" / "sub").mkdir(parents=True)
+    os.mkfifo(ctx / "d" / "pipe", 0o640)
+    (ctx / "d" / "sub" / "x").write_text("x\n")
+    os.chmod(ctx / "d" / "sub" / "x", 0o751)
+    os.utime(ctx / "d" / "sub", ns=(1_000_000_000, 1_000_000_000))
+    build(engine, tmp_path, "FROM busybox\nCOPY --chown=7:8 d /d/\n"
+          "RUN test -p /d/pipe && stat -c '%a %u:%g' /d/pipe /d/sub/x /d/sub "
+          "&& test \"$(stat -c %Y /d/sub)\" = 1\n"
+          "RUN test \"$(stat -c '%a %u:%g' /d/pipe)\" = '640 7:8' "
+          "&& test \"$(stat -c '%a %u:%g' /d/sub/x)\" = '751 7:8'\n", "kinds", ctx=ctx)

@@ -248,6 +248,8 @@ class _Writer:
             os.mkfifo(name, 0o600, dir_fd=pfd)
             fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
             try:  # an O_PATH fd takes no fchmod: go through its /proc link (no name lookup)
+                if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+                    raise FileExistsError(errno.EEXIST, "replaced while copying", name)
                 self._attrs(f"/proc/self/fd/{fd}", st, mode)
                 os.utime(f"/proc/self/fd/{fd}", ns=(mt, mt))
             finally:

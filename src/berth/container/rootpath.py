@@ -178,10 +178,14 @@ def walk_scoped(root_fd: int, path: str, *, follow_last: bool = True,
                     os.mkdir(name, create.mode, dir_fd=w.stack[-1])
                 except FileExistsError:
                     pass  # made meanwhile: look again below
-                else:
-                    os.chown(name, create.uid, create.gid, dir_fd=w.stack[-1],
-                             follow_symlinks=False)
-                    os.chmod(name, create.mode, dir_fd=w.stack[-1])  # undo the umask
+                else:  # owner and mode (undoing the umask) through an fd, never a name
+                    dfd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW |
+                                  os.O_CLOEXEC, dir_fd=w.stack[-1])
+                    try:
+                        os.fchown(dfd, create.uid, create.gid)
+                        os.fchmod(dfd, create.mode)
+                    finally:
+                        os.close(dfd)
                 st = os.stat(name, dir_fd=w.stack[-1], follow_symlinks=False)
             if stat.S_ISLNK(st.st_mode) and (parts or follow_last):
                 links += 1
