@@ -206,7 +206,7 @@ def _execute(s: BuildSession, ref: StepRef, cid: str, bundle: str
                          stderr=subprocess.STDOUT, close_fds=True)
     try:
         assert p.stdout is not None
-        while chunk := p.stdout.read1(65536):
+        while chunk := p.stdout.read1(65536):  # type: ignore[attr-defined]
             tail.append(chunk)
             s.progress.output(ref, chunk)
         code = p.wait()
