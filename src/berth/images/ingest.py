@@ -21,6 +21,7 @@ from berth.oci.digest import CHUNK, sha256_bytes, validate
 from berth.oci.reference import Reference
 from berth.store.layers import PendingLayer
 from berth.store.store import Store
+from berth.testpoints import pause
 
 
 def chain_id_of(parent: str | None, diff_id: str) -> str:
@@ -131,6 +132,7 @@ def ingest_layer(store: Store, raw: BinaryIO, *, parent: str | None,
                 tee.drain()
                 diff_id, size = result.diff_id, result.unpacked_size
             digest = blob.commit()
+            pause("after-blob")
         except BaseException:
             if pending is not None:
                 pending.discard()
@@ -182,6 +184,7 @@ def commit_image(store: Store, layers: list[IngestedLayer], config: bytes, *,
     labels = json.dumps(((cfg.get("config") or {}).get("Labels")) or {})
     now = time.time()
     result = CommitResult(config_digest)
+    pause("before-commit")
     try:
         with store.db.tx() as tx:
             size = 0

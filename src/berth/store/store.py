@@ -8,13 +8,12 @@ ingestion (see :mod:`berth.store.content` and :mod:`berth.store.layers`).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from berth.procs import owner_alive
 from berth.store.content import ContentStore
 from berth.store.db import Database
-from berth.store.fsutil import remove_tree
 from berth.store.layers import LayerStore
 from berth.store.locks import flock
 
@@ -49,13 +48,24 @@ class Store:
             yield
 
     def clean_tmp(self) -> list[str]:
-        """Remove temp entries whose owning process is gone; return what was removed."""
-        removed = []
-        for name in os.listdir(self.tmp):
+        """Release temp entries whose owning process is gone; return what was removed.
+
+        An entry may hold mounts and a running container of a killed build step:
+        :func:`berth.store.tmpclean.release` stops and unmounts them first, and an entry
+        it cannot remove is left for later rather than failing the command at hand.
+        """
+        removed: list[str] = []
+        try:
+            names = os.listdir(self.tmp)
+        except OSError:
+            return removed
+        for name in names:
             if owner_alive(name):
                 continue
-            remove_tree(os.path.join(self.tmp, name))
-            removed.append(name)
+            from berth.store.tmpclean import release  # only when there is work
+
+            if release(os.path.join(self.tmp, name)):
+                removed.append(name)
         return removed
 
     def close(self) -> None:

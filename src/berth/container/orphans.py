@@ -1,0 +1,56 @@
+"""Reaching a container's processes when the runroot (runtime state, exit files) is gone.
+
+The runtime's state and conmon's exit files live under the runroot, a tmpfs. If it is
+emptied while containers run (or after a reboot, when pids may belong to someone else),
+the row's pids alone prove nothing. Two facts kept under the root or in the kernel do:
+the container's cgroup (``/berth/<id>``, named in its spec) and conmon's command line
+(``-c <id>``). Everything here checks identity through them before trusting a pid.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..cgroupprocs import (
+    cgroup_pids,
+    in_cgroup,
+    kill_cgroup,
+    remove_cgroup,
+    signal_cgroup,
+)
+from ..procs import pid_alive
+from .monitor import MonitorHandle, conmon_alive
+
+__all__ = ["conmon_alive", "container_alive", "reap", "signal_all"]
+
+
+def container_alive(h: MonitorHandle) -> bool:
+    """The container's main process still runs (checked against its cgroup)."""
+    if not pid_alive(h.container_pid):
+        return bool(h.cgroups_path) and bool(cgroup_pids(h.cgroups_path))
+    return not h.cgroups_path or in_cgroup(h.container_pid, h.cgroups_path)
+
+
+def signal_all(h: MonitorHandle, sig: int) -> bool:
+    """Signal the container's processes without the runtime; False if none was found."""
+    if h.cgroups_path and signal_cgroup(h.cgroups_path, sig):
+        return True
+    if pid_alive(h.container_pid) and (not h.cgroups_path
+                                       or in_cgroup(h.container_pid, h.cgroups_path)):
+        try:
+            os.kill(h.container_pid, sig)
+            return True
+        except ProcessLookupError:
+            return False
+    return False
+
+
+def reap(h: MonitorHandle) -> bool:
+    """Last resort before a container's files go: kill what is left in its cgroup and
+    remove the cgroup (the runtime's ``delete`` would have, had it known the container).
+    True when nothing of it runs any more."""
+    if not h.cgroups_path:
+        return not container_alive(h)
+    ok = kill_cgroup(h.cgroups_path)
+    remove_cgroup(h.cgroups_path)
+    return ok and not container_alive(h)
