@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from berth.cli.common import confirm, run_group
+from berth.cli.common import Command, confirm, run_group
 from berth.cli.main import Ctx
 from berth.cli.parser import Parser, add_format, parse_filters
 
@@ -60,7 +60,8 @@ def info(ctx: Ctx, argv: list[str]) -> int:
 
 
 def system(ctx: Ctx, argv: list[str]) -> int:
-    subs = {"df": df, "check": check, "info": info, "prune": prune, "boot": boot}
+    subs: dict[str, Command] = {"df": df, "check": check, "info": info, "prune": prune,
+                                "boot": boot}
     return run_group(ctx, argv, group="system", title="Manage berth", subs=subs)
 
 

@@ -27,7 +27,7 @@ __all__ = ["conmon_alive", "container_alive", "reap", "signal_all"]
 def container_alive(h: MonitorHandle) -> bool:
     """The container's main process still runs (checked against its cgroup)."""
     if not pid_alive(h.container_pid):
-        return bool(h.cgroups_path) and bool(cgroup_pids(h.cgroups_path))
+        return h.cgroups_path is not None and bool(cgroup_pids(h.cgroups_path))
     return not h.cgroups_path or in_cgroup(h.container_pid, h.cgroups_path)
 
 

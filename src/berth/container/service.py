@@ -470,6 +470,9 @@ class ContainerService(ExitHandling, Sessions):
     def _signal(self, rt: "OCIRuntime", rec: ContainerRecord, sig: int) -> bool:
         """Signal the container; without runtime state (runroot gone) through its cgroup.
         False when no process of it was found."""
+        from .commit import thaw_if_orphaned
+
+        thaw_if_orphaned(rec, rt)  # a frozen process would never act on the signal
         try:
             rt.kill(rec.id, sig)
             if rec.status == "paused":

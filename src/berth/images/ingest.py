@@ -132,7 +132,6 @@ def ingest_layer(store: Store, raw: BinaryIO, *, parent: str | None,
                 tee.drain()
                 diff_id, size = result.diff_id, result.unpacked_size
             digest = blob.commit()
-            pause("after-blob")
         except BaseException:
             if pending is not None:
                 pending.discard()

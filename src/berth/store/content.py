@@ -14,11 +14,12 @@ The directory is a valid OCI layout ``blobs/`` tree, so it can be served or arch
 from __future__ import annotations
 
 import os
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterator, TextIO
 
 from berth.errors import DigestMismatch, NotFound
 from berth.oci.digest import CHUNK, hex_of, validate
 from berth.store.fsutil import fsync_dir, start_writeback
+from berth.testpoints import pause
 
 WRITEBACK_STEP = 8 << 20  # start writeback every 8 MiB so the final fsync is short
 
@@ -29,6 +30,9 @@ class ContentStore:
     def __init__(self, root: str, tmp: str) -> None:
         self.dir = os.path.join(root, "blobs", "sha256")
         self.tmp = tmp
+        # set by Store.ingesting(): where each newly published digest is noted, so that a
+        # killed ingest's blobs (no row will ever name them) are found and removed
+        self.journal: TextIO | None = None
         os.makedirs(self.dir, exist_ok=True)
 
     def path(self, digest: str) -> str:
@@ -153,12 +157,17 @@ class Ingestion:
             if os.path.exists(final):
                 os.unlink(self.tmp_path)  # same bytes already stored
             else:
+                journal = self._store.journal
+                if journal is not None:
+                    journal.write(digest + "\n")
+                    journal.flush()
                 os.rename(self.tmp_path, final)
                 fsync_dir(self._store.dir)
         except BaseException:
             self.abort()
             raise
         self._done = True
+        pause("after-blob")  # fault tests: a blob is stored, no row names it yet
         return digest
 
     def abort(self) -> None:
