@@ -89,9 +89,10 @@ def test_build_killed_at_random_points(bb, berth_env, tmp_path):  # type: ignore
 def test_commit_killed(bb, tmp_path):  # type: ignore[no-untyped-def]
     ok(bb("run", "-d", "--name", "ca", "--network", "none", "busybox", "sh", "-c",
           "echo hi > /f; sleep 1000"))
-    for point in ("after-blob", "before-commit"):
+    for point in ("commit-frozen", "after-blob", "before-commit"):
         kill_at(["commit", "ca", "img:1"], point, tmp_path)
         check(bb)
+        ok(bb("exec", "ca", "true"))  # not left frozen
     for delay in (0.15, 0.3):
         kill_after(["commit", "ca", "img:1"], delay)
         check(bb)

@@ -65,6 +65,9 @@ def paused(rec: ContainerRecord, pause: bool,
         f.write(str(os.getpid()))
     rt.pause(rec.id)
     try:
+        from berth.testpoints import pause as test_point
+
+        test_point("commit-frozen")
         yield
     finally:
         rt.resume(rec.id)
