@@ -52,13 +52,15 @@ def paused(rec: ContainerRecord, pause: bool,
     """Freeze a running container for the duration (no-op when stopped or already paused).
 
     A marker with our pid says who froze it: if this process is killed meanwhile, the
-    next commit (or stop/kill/rm) thaws it (:func:`thaw_if_orphaned`).
+    next command that looks the container up thaws it (:func:`~.orphans.thaw_if_orphaned`).
     """
     if not pause or rec.status != "running":
         yield
         return
+    from berth.container.orphans import FREEZE_MARKER, thaw_if_orphaned
+
     rt = runtime_for(rec)
-    thaw_if_orphaned(rec, rt)
+    thaw_if_orphaned(rec, lambda: rt)
     marker = os.path.join(rec.run_dir, FREEZE_MARKER)
     os.makedirs(rec.run_dir, mode=0o700, exist_ok=True)
     with open(marker, "w", encoding="ascii") as f:
@@ -73,27 +75,6 @@ def paused(rec: ContainerRecord, pause: bool,
         rt.resume(rec.id)
         with suppress(FileNotFoundError):
             os.unlink(marker)
-
-
-FREEZE_MARKER = "frozen-by"
-
-
-def thaw_if_orphaned(rec: ContainerRecord, rt: Any) -> None:
-    """Resume a container that a killed ``commit`` left frozen (its marker's pid is dead)."""
-    from berth.procs import pid_alive
-
-    marker = os.path.join(rec.run_dir, FREEZE_MARKER)
-    try:
-        with open(marker, encoding="ascii") as f:
-            pid = int(f.read().strip() or 0)
-    except (OSError, ValueError):
-        return
-    if pid_alive(pid):
-        return
-    with suppress(Exception):
-        rt.resume(rec.id)
-    with suppress(FileNotFoundError):
-        os.unlink(marker)
 
 
 def layer_from_upper(store: Store, upper: str, parent: str | None,

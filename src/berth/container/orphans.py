@@ -10,6 +10,9 @@ the container's cgroup (``/berth/<id>``, named in its spec) and conmon's command
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from contextlib import suppress
+from typing import Any
 
 from ..cgroupprocs import (
     cgroup_pids,
@@ -20,8 +23,10 @@ from ..cgroupprocs import (
 )
 from ..procs import pid_alive
 from .monitor import MonitorHandle, conmon_alive
+from .records import ContainerRecord
 
-__all__ = ["conmon_alive", "container_alive", "reap", "signal_all"]
+__all__ = ["FREEZE_MARKER", "conmon_alive", "container_alive", "reap", "signal_all",
+           "thaw_if_orphaned"]
 
 
 def container_alive(h: MonitorHandle) -> bool:
@@ -54,3 +59,26 @@ def reap(h: MonitorHandle) -> bool:
     ok = kill_cgroup(h.cgroups_path)
     remove_cgroup(h.cgroups_path)
     return ok and not container_alive(h)
+
+
+FREEZE_MARKER = "frozen-by"
+
+
+def thaw_if_orphaned(rec: ContainerRecord, runtime: Callable[[], Any]) -> None:
+    """Resume a container that a killed ``commit`` left frozen (its marker's pid is dead).
+
+    Cheap when there is no marker (one failed ``open``), so every lookup of a running
+    container can afford it (:meth:`ContainerService.refresh`).
+    """
+    marker = os.path.join(rec.run_dir, FREEZE_MARKER)
+    try:
+        with open(marker, encoding="ascii") as f:
+            pid = int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return
+    if pid_alive(pid):
+        return
+    with suppress(Exception):
+        runtime().resume(rec.id)
+    with suppress(FileNotFoundError):
+        os.unlink(marker)

@@ -122,6 +122,10 @@ class ContainerService(ExitHandling, Sessions):
         lost = False
         if got is None:
             if conmon_alive(h) or container_alive(h):
+                if rec.status == "running":  # frozen by a commit that was killed?
+                    from .orphans import thaw_if_orphaned
+
+                    thaw_if_orphaned(rec, lambda: self._runtime_of(rec))
                 return rec
             got, lost = (255, time.time()), True
         oom = os.path.exists(os.path.join(h.persist_dir, "oom"))
@@ -470,9 +474,6 @@ class ContainerService(ExitHandling, Sessions):
     def _signal(self, rt: "OCIRuntime", rec: ContainerRecord, sig: int) -> bool:
         """Signal the container; without runtime state (runroot gone) through its cgroup.
         False when no process of it was found."""
-        from .commit import thaw_if_orphaned
-
-        thaw_if_orphaned(rec, rt)  # a frozen process would never act on the signal
         try:
             rt.kill(rec.id, sig)
             if rec.status == "paused":
