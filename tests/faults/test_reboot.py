@@ -163,10 +163,11 @@ def test_runroot_deleted_while_containers_run(bb, berth_env):  # type: ignore[no
     """stop, kill and rm -f reach the processes through the cgroup, and never report
     success while a process lives."""
     pids = {}
-    for name in ("sa", "ka", "ra"):
+    for name in ("sa", "ka", "ra", "pa"):
         ok(bb("run", "-d", "--name", name, "--network", "none", "busybox", "sleep", "1000"))
         pids[name] = int(bb("inspect", "-f", "{{.State.Pid}}", name).stdout)
         assert os.path.exists(f"/proc/{pids[name]}")
+    ok(bb("pause", "pa"))  # frozen: a SIGKILL alone would wait for a thaw forever
     for m in sorted(mounts(berth_env["runroot"]), key=len, reverse=True):
         subprocess.run(["umount", "-l", m], check=False)
     shutil.rmtree(berth_env["runroot"])
@@ -178,6 +179,8 @@ def test_runroot_deleted_while_containers_run(bb, berth_env):  # type: ignore[no
     ok(bb("rm", "-f", "ra"))
     assert not _alive(pids["ra"])
     assert bb("inspect", "ra").returncode != 0
+    ok(bb("rm", "-f", "pa"))
+    assert not _alive(pids["pa"])
     for name in ("sa", "ka"):
         ok(bb("rm", "-f", name))
     assert mounts(berth_env["root"]) == []
