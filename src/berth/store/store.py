@@ -40,8 +40,8 @@ class Store:
         """Held (shared) while writing bytes that no row references yet.
 
         Every blob published meanwhile is noted in a journal ``tmp/journal-<pid>-…``,
-        removed when the ingest ends well. A journal whose owner died (or failed) names
-        blobs that may never get a row: :meth:`clean_tmp` deletes those nothing references.
+        removed when the ingest ends. A journal whose owner was killed names blobs that
+        may never get a row: :meth:`clean_tmp` deletes those that nothing references.
         """
         with flock(self._lock_path, exclusive=False):
             if self.content.journal is not None:  # nested: the outer journal notes it
@@ -52,12 +52,9 @@ class Store:
                 self.content.journal = journal
                 try:
                     yield
-                except BaseException:
-                    raise  # keep the journal: its blobs are garbage once we are gone
-                else:
+                finally:  # a failure that we live through keeps its blobs (a pull
+                    self.content.journal = None  # resumes from them; GC takes the rest)
                     os.unlink(path)
-                finally:
-                    self.content.journal = None
 
     @contextmanager
     def collecting(self) -> Iterator[None]:
