@@ -71,7 +71,12 @@ def _reboot(berth, env: dict) -> None:  # type: ignore[no-untyped-def]
     with sqlite3.connect(os.path.join(root, "berth.db")) as db:
         bridges = [json.loads(o or "{}").get("bridge") for (o,) in
                    db.execute("SELECT options FROM networks")]
-    _kill([p for p in _pids_with(root) if p != os.getpid()])  # conmon first: no exit command
+    for _ in range(50):  # conmon first (no exit command), and whatever it just spawned
+        pids = [p for p in _pids_with(root) if p != os.getpid()]
+        if not pids:
+            break
+        _kill(pids)
+        time.sleep(0.05)
     for cid in ids:
         _kill(_cgroup_pids(cid))
     for cid in ids:  # userland proxies run "--for ctr:<id>"

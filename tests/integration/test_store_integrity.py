@@ -14,7 +14,6 @@ def _big_archive(engine, busybox_tar, tmp):  # type: ignore[no-untyped-def]
     import io
     import tarfile
 
-    from conftest import busybox_rootfs_tar  # noqa: F401
 
     payload = io.BytesIO()
     with tarfile.open(fileobj=payload, mode="w") as tar:
