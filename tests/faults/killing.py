@@ -103,7 +103,10 @@ def procs_in_cgroup_prefix(prefix: str) -> list[int]:
         try:
             with open(f"/proc/{name}/cgroup") as f:
                 text = f.read()
-        except OSError:
+            with open(f"/proc/{name}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    continue  # exited, only waits to be reaped
+        except (OSError, IndexError):
             continue
         if any(line.split(":", 2)[-1].startswith(prefix) for line in text.splitlines()):
             found.append(int(name))

@@ -71,20 +71,22 @@ def _reboot(berth, env: dict) -> None:  # type: ignore[no-untyped-def]
     with sqlite3.connect(os.path.join(root, "berth.db")) as db:
         bridges = [json.loads(o or "{}").get("bridge") for (o,) in
                    db.execute("SELECT options FROM networks")]
-    for _ in range(50):  # conmon first (no exit command), and whatever it just spawned
-        pids = [p for p in _pids_with(root) if p != os.getpid()]
-        if not pids:
-            break
-        _kill(pids)
-        time.sleep(0.05)
-    for cid in ids:
-        _kill(_cgroup_pids(cid))
-    for cid in ids:  # userland proxies run "--for ctr:<id>"
-        _kill(_pids_with(f"ctr:{cid}"))
-    time.sleep(0.2)
-    for m in sorted(mounts(root) + mounts(runroot), key=len, reverse=True):
-        subprocess.run(["umount", "-l", m], check=False)
-    shutil.rmtree(runroot)
+    # a power cycle stops everything at once; here processes die one by one, so a
+    # monitor or exit command spawned meanwhile is caught by the next pass
+    for _ in range(3):
+        for _ in range(50):  # conmon first (no exit command), and whatever it spawned
+            pids = [p for p in _pids_with(root) if p != os.getpid()]
+            if not pids:
+                break
+            _kill(pids)
+            time.sleep(0.05)
+        for cid in ids:
+            _kill(_cgroup_pids(cid))
+            _kill(_pids_with(f"ctr:{cid}"))  # userland proxies run "--for ctr:<id>"
+        time.sleep(0.2)
+        for m in sorted(mounts(root) + mounts(runroot), key=len, reverse=True):
+            subprocess.run(["umount", "-l", m], check=False)
+        shutil.rmtree(runroot, ignore_errors=True)
     for br in filter(None, bridges):
         subprocess.run(["ip", "link", "del", br], check=False)
 

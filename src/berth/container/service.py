@@ -108,16 +108,18 @@ class ContainerService(ExitHandling, Sessions):
         runroot) no exit command will come, so no restart either: the row says Exited
         (``berth system boot`` brings back what a restart policy wants back).
         """
-        if rec.status == "restarting" and not rec.monitor:
-            if not self._restart_pending(rec.id):
+        from .orphans import conmon_alive, container_alive
+
+        h = monitor.MonitorHandle.from_dict(rec.monitor) if rec.monitor else None
+        if rec.status == "restarting":
+            # the exit command (a child conmon waits for) holds ".restart" until the new
+            # run is up; with neither left, nobody will restart it
+            if (h is None or not conmon_alive(h)) and not self._restart_pending(rec.id):
                 self._set_status(rec.id, "exited", only_if="restarting")
                 rec.status = "exited"
             return rec
-        if rec.status not in ("running", "paused") or not rec.monitor:
+        if rec.status not in ("running", "paused") or h is None:
             return rec
-        from .orphans import conmon_alive, container_alive
-
-        h = monitor.MonitorHandle.from_dict(rec.monitor)
         got = monitor.read_exit(h)
         lost = False
         if got is None:
