@@ -14,6 +14,7 @@ The directory is a valid OCI layout ``blobs/`` tree, so it can be served or arch
 from __future__ import annotations
 
 import os
+import threading
 from typing import BinaryIO, Iterator, TextIO
 
 from berth.errors import DigestMismatch, NotFound
@@ -30,10 +31,20 @@ class ContentStore:
     def __init__(self, root: str, tmp: str) -> None:
         self.dir = os.path.join(root, "blobs", "sha256")
         self.tmp = tmp
-        # set by Store.ingesting(): where each newly published digest is noted, so that a
-        # killed ingest's blobs (no row will ever name them) are found and removed
-        self.journal: TextIO | None = None
+        self._local = threading.local()
         os.makedirs(self.dir, exist_ok=True)
+
+    @property
+    def journal(self) -> TextIO | None:
+        """Set by ``Store.ingesting()`` (per thread: an API server ingests in several):
+        where each newly published digest is noted, so that a killed ingest's blobs (no
+        row will ever name them) are found and removed."""
+        j: TextIO | None = getattr(self._local, "journal", None)
+        return j
+
+    @journal.setter
+    def journal(self, value: TextIO | None) -> None:
+        self._local.journal = value
 
     def path(self, digest: str) -> str:
         """Path of a blob; the digest is validated before it becomes part of a path."""
