@@ -40,6 +40,21 @@ def check_config(config: dict[str, Any]) -> None:
             "root; use --network none or --network host", exit_code=125)
 
 
+def build_network(mode: str) -> str:
+    """A rootless RUN step's network: the bridge default becomes the user's host network.
+
+    A build step cannot get a bridge without host root; the host network gives ``RUN
+    apt-get`` the user's own connectivity (nothing the user could not reach anyway). An
+    explicit ``--network none|host`` is kept, any other network is refused.
+    """
+    if mode in ("default", "bridge"):
+        return "host"
+    if mode not in ("none", "host"):
+        raise InvalidArgument(f'network "{mode}" is not available to a rootless build: '
+                              "use --network none or --network host", exit_code=1)
+    return mode
+
+
 def adjust_spec(spec: dict[str, Any]) -> None:
     """Make the spec runnable by runc as namespace root without a cgroup of its own."""
     linux = spec.setdefault("linux", {})
