@@ -9,7 +9,7 @@ import stat
 import tarfile
 
 import pytest
-from conftest import make_user, remove_user
+from rlusers import make_user, remove_user
 
 
 def _sub_start(path: str, name: str) -> int:
