@@ -195,7 +195,9 @@ class Engine:
             extra = rootless_info()
             info["Warnings"] += extra.pop("RootlessWarnings")
             info.update(extra)
-            info["DefaultNetwork"] = "none"
+            from berth.rootless.pasta import usable
+
+            info["DefaultNetwork"] = "pasta" if usable() is None else "none"
         return info
 
     def _container_info(self) -> dict[str, Any]:

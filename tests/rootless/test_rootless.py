@@ -155,10 +155,10 @@ def test_limits_refused_with_reason(rootless_busybox, flags, named):
     assert u.berth("ps", "-aq").stdout == ""
 
 
-def test_bridge_network_refused(rootless_busybox):
-    p = rootless_busybox.berth("run", "--rm", "busybox", "true")
+def test_user_networks_refused(rootless_busybox):
+    p = rootless_busybox.berth("run", "--rm", "--network", "mynet", "busybox", "true")
     assert p.returncode == 125
-    assert 'network "bridge" is not available rootless yet' in p.stderr
+    assert 'network "mynet" is not available rootless yet' in p.stderr
     assert rootless_busybox.berth("ps", "-aq").stdout == ""
 
 
@@ -234,3 +234,43 @@ def test_volumes_and_cp(rootless_busybox):
     assert os.stat(f"{u.home}/back").st_uid == u.uid
     assert u.berth("rm", "-f", "cpc").returncode == 0
     assert u.berth("volume", "rm", "v1").returncode == 0
+
+
+def test_default_network_is_pasta_with_published_port(rootless_busybox):
+    """``-p HOSTPORT:PORT`` reaches a server in the container; ports < 1024 are refused."""
+    import socket
+    import time
+    import urllib.request
+
+    from berth.rootless.pasta import usable
+
+    if usable() is not None:
+        pytest.skip(f"pasta unusable here: {usable()}")
+    u = rootless_busybox
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = u.berth("run", "-d", "--name", "web", "-p", f"{port}:80", "busybox", "sh", "-c",
+                "mkdir /w && echo hello-pasta > /w/index.html && httpd -f -p 80 -h /w")
+    assert p.returncode == 0, p.stderr
+    body = b""
+    for _ in range(100):
+        try:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read()
+            break
+        except OSError:
+            time.sleep(0.1)
+    assert body == b"hello-pasta\n"
+    p = u.berth("exec", "web", "sh", "-c", "ip -o -4 addr show eth0 | wc -l; ip route")
+    assert p.stdout.startswith("1\ndefault via "), p.stderr
+    assert u.berth("rm", "-f", "web").returncode == 0
+    assert os.listdir(os.path.join(u.runroot, "netns")) == []   # netns and pasta gone
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+    p = u.berth("run", "--rm", "-p", "80:80", "busybox", "true")
+    assert p.returncode == 125
+    assert p.stderr == ("Error: cannot publish host port 80 rootless: ports below 1024 need "
+                        "root (net.ipv4.ip_unprivileged_port_start=1024)\n")
+    p = u.berth("run", "--rm", "busybox", "sh", "-c", "ip -o link | grep -c eth0")
+    assert p.stdout == "1\n", p.stderr
+    assert os.listdir(os.path.join(u.runroot, "netns")) == []

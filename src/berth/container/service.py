@@ -154,6 +154,12 @@ class ContainerService(ExitHandling, Sessions):
         mode = rec.config.get("HostConfig", {}).get("NetworkMode") or "none"
         if mode in ("none", "host"):
             return None
+        from ..procs import in_userns
+
+        if in_userns():  # rootless: pasta instead of bridges (berth.rootless.pasta)
+            from ..rootless.pasta import PastaNetwork
+
+            return PastaNetwork(self.store.runroot)
         from ..network.service import NetworkService
 
         return NetworkService(self.store)

@@ -34,10 +34,11 @@ def check_config(config: dict[str, Any]) -> None:
     if asked and not delegated():
         raise InvalidArgument(limits_error(asked), exit_code=125)
     mode = host.get("NetworkMode") or "default"
-    if mode not in ("none", "host") and not mode.startswith("container:"):
+    if mode not in ("none", "host", "default", "bridge"):
         raise InvalidArgument(
-            f'network "{mode}" is not available rootless yet: bridge networks need host '
-            "root; use --network none or --network host", exit_code=125)
+            f'network "{mode}" is not available rootless yet: user networks need host '
+            "root; use the default network (pasta), --network none or --network host",
+            exit_code=125)
 
 
 def build_network(mode: str) -> str:
