@@ -187,9 +187,9 @@ class Engine:
             "CgroupVersion": "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1",
             **self._container_info(),
         }
-        from berth.rootless import active  # rootless: flag, ID maps, limits (berth.rootless)
+        from berth.procs import rootless  # rootless: flag, ID maps, limits (berth.rootless)
 
-        if active():
+        if rootless():
             from berth.rootless.info import info as rootless_info
 
             extra = rootless_info()

@@ -25,6 +25,11 @@ def in_userns() -> bool:
         return False
 
 
+def rootless() -> bool:
+    """A rootless berth: a non-root user, or (its children) inside the store's namespace."""
+    return os.geteuid() != 0 or in_userns()
+
+
 def pid_alive(pid: int | None) -> bool:
     """True while ``pid`` runs (not for a zombie or a pid that does not exist)."""
     if not pid:

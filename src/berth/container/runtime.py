@@ -90,10 +90,10 @@ class OCIRuntime:
         return [self.path, *self.global_args()]
 
     def global_args(self) -> list[str]:
-        from berth.rootless import active
+        from berth.procs import rootless
 
         # rootless: no cgroup is ours to make, so the runtime must not try (berth.rootless)
-        return ["--root", self.root, *(["--rootless", "true"] if active() else [])]
+        return ["--root", self.root, *(["--rootless", "true"] if rootless() else [])]
 
     def _run(self, *args: str, what: str, check: bool = True,
              timeout: float | None = 60) -> subprocess.CompletedProcess:

@@ -214,9 +214,9 @@ class ContainerService(ExitHandling, Sessions):
         except NotFound:  # removed (and collected) since it was resolved: a lost race
             raise NotFound(f"No such image: {opts.image}") from None
         config = merge(opts, image_config, opts.image)
-        from ..rootless import active
+        from ..procs import rootless
 
-        if active():  # rootless: refuse what needs host root before any state (berth.rootless)
+        if rootless():  # rootless: refuse what needs host root before any state (berth.rootless)
             from ..rootless.containers import check_config
 
             check_config(config)
@@ -318,9 +318,9 @@ class ContainerService(ExitHandling, Sessions):
             cpu_shares=host.get("CpuShares") or None, pids_limit=host.get("PidsLimit"),
             cgroups_path=_cgroups_path(rec.id), init=bool(host.get("Init")),
             annotations={"io.berth.name": rec.name}))
-        from ..rootless import active
+        from ..procs import rootless
 
-        if active():  # rootless: a spec runc can run inside the user namespace
+        if rootless():  # rootless: a spec runc can run inside the user namespace
             from ..rootless.containers import adjust_spec
 
             adjust_spec(spec)

@@ -8,8 +8,8 @@ both with ``setns`` (no re-exec, so it costs a few syscalls). Inside, berth is u
 capabilities over the namespace only: overlay mounts, ``chown`` while unpacking layers, and
 runc work as they do for root, while every file and process stays the user's on the host.
 
-Nothing here is imported on root's path: callers import :mod:`berth.rootless` only when
-``os.geteuid() != 0`` or :func:`active` is asked (which reads one small procfs file).
+Nothing here is imported on root's path: callers ask :func:`berth.procs.rootless` (euid,
+then one small procfs file) and import :mod:`berth.rootless` only when it says yes.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ from ..procs import in_userns
 
 def active() -> bool:
     """Whether this process is a rootless berth: a non-root user, or inside its namespace."""
-    return os.geteuid() != 0 or in_userns()
+    from ..procs import rootless
+
+    return rootless()
 
 
 def enter(root: str | None, runroot: str | None) -> tuple[str, str]:

@@ -46,9 +46,11 @@ def usable() -> str | None:
     if not shutil.which("pasta"):
         return "pasta is not installed (Debian package passt)"
     if not tun_usable():
-        return ("/dev/net/tun is not usable by this user (mode "
-                f"{oct(os.stat('/dev/net/tun').st_mode & 0o777) if os.path.exists('/dev/net/tun') else 'missing'}"
-                "; Debian's default is 0666)")
+        try:
+            mode = f"mode {os.stat('/dev/net/tun').st_mode & 0o777:o}"
+        except OSError:
+            mode = "missing"
+        return f"/dev/net/tun is not usable by this user ({mode}; Debian's default is 0666)"
     return None
 
 

@@ -138,9 +138,9 @@ class Store:
 
 def _defaults(root: str | None, runroot: str | None) -> tuple[str | None, str | None]:
     """Root's paths for root; a rootless user's (and its namespace's) XDG paths otherwise."""
-    from berth.rootless import active  # tiny module: reads /proc/self/uid_map once
+    from berth.procs import rootless  # reads /proc/self/uid_map once
 
-    if not active():
+    if not rootless():
         return root, runroot
     from berth.rootless.paths import resolve
 
