@@ -624,7 +624,7 @@ class Engine:
     def container_ports(self, name: str):  # type: ignore[no-untyped-def]
         """Published ports of a running container (Engine API ``Ports`` entries)."""
         rec = self.container(name)
-        return self.network_service.display_ports(rec) if self._has_netns(rec) else []
+        return self._port_view().display_ports(rec) if self._has_netns(rec) else []
 
     def ports_column(self, rec: Any) -> str:
         """``ps`` PORTS for one container record (empty unless it runs on a network)."""
@@ -632,7 +632,17 @@ class Engine:
 
         if not self._has_netns(rec) or rec.status not in ("running", "paused"):
             return ""
-        return format_ports_column(self.network_service.display_ports(rec))
+        return format_ports_column(self._port_view().display_ports(rec))
+
+    def _port_view(self) -> Any:
+        """Who knows a container's forwards: the network service, or pasta (rootless)."""
+        from berth.procs import rootless
+
+        if rootless():
+            from berth.rootless.pasta import PastaNetwork
+
+            return PastaNetwork(self.runroot)
+        return self.network_service
 
     @staticmethod
     def _has_netns(rec: Any) -> bool:

@@ -261,6 +261,8 @@ def test_default_network_is_pasta_with_published_port(rootless_busybox):
         except OSError:
             time.sleep(0.1)
     assert body == b"hello-pasta\n"
+    assert u.berth("port", "web").stdout.startswith(f"80/tcp -> 0.0.0.0:{port}\n")
+    assert f"0.0.0.0:{port}->80/tcp" in u.berth("ps").stdout
     p = u.berth("exec", "web", "sh", "-c", "ip -o -4 addr show eth0 | wc -l; ip route")
     assert p.stdout.startswith("1\ndefault via "), p.stderr
     assert u.berth("rm", "-f", "web").returncode == 0

@@ -152,6 +152,22 @@ class PastaNetwork:
 
     container_removed = container_stopped
 
+    def display_ports(self, rec: Any) -> list[Any]:
+        """Engine API ``Ports`` from the container's ``-p`` (pasta forwards exactly those)."""
+        from ..network.ports import PortMapping, display_ports
+
+        if rec.status not in ("running", "paused"):
+            return []
+        maps = []
+        for key, items in (rec.config["HostConfig"].get("PortBindings") or {}).items():
+            port, _, proto = key.partition("/")
+            for b in items or []:
+                if (b or {}).get("HostPort"):
+                    maps.append(PortMapping(int(port), proto or "tcp", b.get("HostIp") or "",
+                                            int(b["HostPort"])))
+        return display_ports(maps, (rec.config.get("ExposedPorts") or {}).keys(),
+                             ipv6=os.path.exists("/proc/net/if_inet6"))
+
 
 def _make_netns(path: str) -> None:
     """A new network namespace bind-mounted on ``path`` (a child unshares, then exits)."""
