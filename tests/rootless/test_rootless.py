@@ -276,3 +276,17 @@ def test_default_network_is_pasta_with_published_port(rootless_busybox):
     p = u.berth("run", "--rm", "busybox", "sh", "-c", "ip -o link | grep -c eth0")
     assert p.stdout == "1\n", p.stderr
     assert os.listdir(os.path.join(u.runroot, "netns")) == []
+
+
+def test_fuse_overlayfs_fallback_runs_containers(rootless_busybox):
+    """Forced fallback (the kernel here allows overlay in a user namespace)."""
+    if not os.access("/dev/fuse", os.R_OK | os.W_OK) or \
+            os.stat("/dev/fuse").st_mode & 0o006 != 0o006:
+        pytest.skip("/dev/fuse is not usable by other users here (make test sets 0666)")
+    u = rootless_busybox
+    p = u.berth("run", "--rm", "--network", "none", "busybox", "sh", "-c",
+                "grep ' / ' /proc/mounts | cut -d' ' -f3; rm -rf /sbin && mkdir /sbin && "
+                "ls /sbin | wc -l; rm /bin/ls && test ! -e /bin/ls && echo gone",
+                env={"BERTH_OVERLAY": "fuse-overlayfs"})
+    assert p.stdout == "fuse.fuse-overlayfs\n0\ngone\n", p.stderr
+    assert u.berth("ps", "-aq").stdout == ""
