@@ -5,8 +5,13 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import stat
+import subprocess
+import sys
 import tarfile
+import time
+import urllib.request
 
 import pytest
 from rlusers import make_user, remove_user
@@ -69,7 +74,6 @@ def test_missing_subuid_range_is_one_clear_line():
 
 
 def subprocess_sed(name: str) -> None:
-    import subprocess
 
     for f in ("/etc/subuid", "/etc/subgid"):
         subprocess.run(["sed", "-i", f"/^{name}:/d", f], check=False)
@@ -179,10 +183,6 @@ def test_build_with_run_step(rootless_busybox):
 
 def test_push_and_pull_with_own_registry(rootless_busybox):
     """``registry serve`` on an unprivileged port, push, remove, pull back, run."""
-    import socket
-    import subprocess
-    import sys
-    import time
 
     u = rootless_busybox
     with socket.socket() as s:
@@ -238,9 +238,6 @@ def test_volumes_and_cp(rootless_busybox):
 
 def test_default_network_is_pasta_with_published_port(rootless_busybox):
     """``-p HOSTPORT:PORT`` reaches a server in the container; ports < 1024 are refused."""
-    import socket
-    import time
-    import urllib.request
 
     from berth.rootless.pasta import usable
 
@@ -290,3 +287,27 @@ def test_fuse_overlayfs_fallback_runs_containers(rootless_busybox):
                 env={"BERTH_OVERLAY": "fuse-overlayfs"})
     assert p.stdout == "fuse.fuse-overlayfs\n0\ngone\n", p.stderr
     assert u.berth("ps", "-aq").stdout == ""
+
+
+def test_first_commands_race_to_one_namespace(rootless_user):
+    """Concurrent first commands make one pause process; a dead one is replaced."""
+
+    u = rootless_user
+    argv = ["runuser", "-u", u.name, "--", "env", "-i", f"HOME={u.home}", sys.executable,
+            "-m", "berth", "info", "--format", "{{.Rootless}}"]
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd="/")
+             for _ in range(4)]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert [o[0] for o in outs] == [b"true\n"] * 4, outs
+    pauses = [p for p in u.pids() if b"catatonit" in open(f"/proc/{p}/cmdline", "rb").read()]
+    assert len(pauses) == 1
+    os.kill(pauses[0], 9)
+    for _ in range(50):
+        if pauses[0] not in u.pids():
+            break
+    
+        time.sleep(0.05)
+    p = u.berth("info", "--format", "{{.Rootless}}")
+    assert p.stdout == "true\n", p.stderr
+    new = int(open(os.path.join(u.runroot, "pause.pid")).read().split()[0])
+    assert new != pauses[0]
