@@ -483,7 +483,14 @@ class Engine:
                         interval: float = 0.5) -> list[dict[str, Any]]:
         """``stats --no-stream`` rows (record, cpu %, sample); running only unless named/all."""
         from berth.container.stats import collect
+        from berth.procs import rootless
 
+        if rootless():  # no per-container cgroup to read (berth.rootless)
+            from berth.errors import BerthError
+            from berth.rootless.cgroups import delegated, stats_error
+
+            if not delegated():
+                raise BerthError(stats_error())
         if names:
             recs = [self.container(n) for n in names]
         else:

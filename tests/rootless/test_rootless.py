@@ -311,3 +311,26 @@ def test_first_commands_race_to_one_namespace(rootless_user):
     assert p.stdout == "true\n", p.stderr
     new = int(open(os.path.join(u.runroot, "pause.pid")).read().split()[0])
     assert new != pauses[0]
+
+
+def test_top_lists_only_the_container_and_stats_say_why_not(rootless_busybox):
+    """No cgroup per container: ``top`` uses the container's pid namespace, not the host's."""
+    u = rootless_busybox
+    assert u.berth("run", "-d", "--name", "tp", "--network", "none", "busybox", "sleep",
+                   "60").returncode == 0
+    p = u.berth("top", "tp")
+    assert p.returncode == 0, p.stderr
+    rows = p.stdout.splitlines()[1:]
+    assert len(rows) == 1 and rows[0].endswith("sleep 60"), p.stdout
+    assert u.berth("exec", "-d", "tp", "sleep", "61").returncode == 0
+    for _ in range(50):
+        rows = u.berth("top", "tp").stdout.splitlines()[1:]
+        if len(rows) == 2:
+            break
+        time.sleep(0.1)
+    assert sorted(r.rsplit(" ", 1)[1] for r in rows) == ["60", "61"]
+    p = u.berth("stats", "--no-stream", "tp")
+    assert p.returncode == 1
+    assert p.stderr == ("Error: stats need the container's cgroup, and rootless containers "
+                        "have none on this host (no delegated cgroup v2 subtree)\n")
+    assert u.berth("rm", "-f", "tp").returncode == 0

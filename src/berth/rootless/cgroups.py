@@ -30,3 +30,29 @@ def limits_error(what: list[str]) -> str:
     return (f"{', '.join(what)} cannot be applied: rootless containers need a delegated "
             f"cgroup v2 subtree, and this host has cgroup {v}; run without resource limits "
             "or as root")
+
+
+def pidns_members(pid: int) -> list[int]:
+    """Every process in the pid namespace of ``pid`` (a rootless container's processes).
+
+    Without a cgroup per container, the container's own pid namespace is what holds
+    exactly its processes (``exec`` sessions join it too).
+    """
+    try:
+        ns = os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return []
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if os.readlink(f"/proc/{d}/ns/pid") == ns:
+                    out.append(int(d))
+            except OSError:
+                continue
+    return sorted(out)
+
+
+def stats_error() -> str:
+    return ("stats need the container's cgroup, and rootless containers have none on this "
+            "host (no delegated cgroup v2 subtree)")
