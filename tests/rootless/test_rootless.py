@@ -334,3 +334,16 @@ def test_top_lists_only_the_container_and_stats_say_why_not(rootless_busybox):
     assert p.stderr == ("Error: stats need the container's cgroup, and rootless containers "
                         "have none on this host (no delegated cgroup v2 subtree)\n")
     assert u.berth("rm", "-f", "tp").returncode == 0
+
+
+def test_root_image_moves_to_the_user_by_save_and_load(rootless_user, berth, busybox_image):
+    """Stores are separate; ``save | load`` carries an image from root's to the user's."""
+    assert berth("images", "-q").stdout.strip()  # root's store (the berth_env fixture's)
+    p = subprocess.run([sys.executable, "-m", "berth", "save", "busybox"],
+                       capture_output=True, check=True)
+    u = rootless_user
+    assert u.berth("images", "-q").stdout == ""   # root's image is not in the user's store
+    load = u.berth("load", input=p.stdout)
+    assert load.returncode == 0, load.stderr
+    r = u.berth("run", "--rm", "--network", "none", "busybox", "echo", "moved")
+    assert r.stdout == "moved\n", r.stderr
