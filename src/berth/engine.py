@@ -23,6 +23,23 @@ class Engine:
     def __init__(self, root: str | None = None, runroot: str | None = None) -> None:
         self.store = Store(root, runroot)
         self.store.clean_tmp()
+        self._sweep_dead_build_steps()
+
+    def _sweep_dead_build_steps(self) -> None:
+        """Free the network seat (address, veth, netns) of a RUN step whose build was killed.
+
+        A step's seat is a file under ``<runroot>/build-net/<network>/``; this looks for one
+        with two ``listdir`` calls and loads the network code only when there is one.
+        """
+        top = os.path.join(self.store.runroot, "build-net")
+        try:
+            busy = any(os.listdir(os.path.join(top, n)) for n in os.listdir(top))
+        except OSError:
+            return
+        if busy:
+            from berth.build.stepnet import sweep
+
+            sweep(self.store)
 
     @property
     def root(self) -> str:
