@@ -240,7 +240,7 @@ class ContainerService(ExitHandling, Sessions):
         cfg, host = rec.config, rec.config["HostConfig"]
         mounts = self._etc_files(rec)
         for b in host.get("Mounts") or []:
-            os.makedirs(b["Source"], exist_ok=True)  # Docker creates missing bind sources
+            _ensure_bind_source(b["Source"])
             mounts.append({"type": "bind", "source": b["Source"],
                            "destination": b["Destination"], "ro": not b["RW"]})
         for dst, o in (host.get("Tmpfs") or {}).items():
@@ -611,6 +611,19 @@ def _name_conflict(name: str, cid: str) -> str:
 
 def _cgroups_path(cid: str) -> str:
     return f"/berth/{cid}"
+
+
+def _ensure_bind_source(src: str) -> None:
+    """Docker creates a missing ``-v`` source as a directory; an existing file stays a
+    file (the runtime then binds it onto a file). ``--mount`` sources were checked at
+    create, but may have gone since: Docker then fails the start the same way."""
+    if os.path.lexists(src):
+        return
+    try:
+        os.makedirs(src, exist_ok=True)
+    except OSError as e:
+        raise InvalidArgument(f"error while creating mount source path '{src}': "
+                              f"mkdir {src}: {e.strerror.lower()}") from None
 
 
 def _read(path: str) -> str:
