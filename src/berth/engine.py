@@ -248,8 +248,12 @@ class Engine:
         return self.container_service.create(opts, image_id, keep_mounted=keep_mounted)
 
     def container_run(self, opts: Any, *, notify: Any = None, stdin_fd: int | None = None,
-                      stdout_fd: int = 1, stderr_fd: int = 2):  # type: ignore[no-untyped-def]
-        """``run``: create + start; foreground returns ``(record, exit code or None)``."""
+                      stdout_fd: int = 1, stderr_fd: int = 2,
+                      detach_keys: bytes | None = None):  # type: ignore[no-untyped-def]
+        """``run``: create + start; foreground returns ``(record, exit code or None)``.
+
+        ``detach_keys`` (from :func:`berth.container.detachkeys.parse`) replaces Docker's
+        ctrl-p,ctrl-q for a tty session."""
         svc = self.container_service
         rec = self.container_create(opts, notify=notify, keep_mounted=True)
         if opts.detach:
@@ -262,7 +266,7 @@ class Engine:
             return rec, None
         try:
             code = svc.run_attached(rec, stdin_fd=stdin_fd, stdout_fd=stdout_fd,
-                                    stderr_fd=stderr_fd)
+                                    stderr_fd=stderr_fd, **_keys(detach_keys))
         except BaseException:
             if opts.auto_remove and svc.find(rec.id) is not None:
                 svc.remove(rec.id, force=True, volumes=True)
@@ -294,14 +298,15 @@ class Engine:
         return self.container_service.start(name)
 
     def container_start_attached(self, name: str, *, stdin_fd: int | None = None,
-                                 stdout_fd: int = 1, stderr_fd: int = 2) -> int | None:
+                                 stdout_fd: int = 1, stderr_fd: int = 2,
+                                 detach_keys: bytes | None = None) -> int | None:
         svc = self.container_service
         rec = svc.get(name)
         if rec.running:
             return svc.attach(name, stdin_fd=stdin_fd, stdout_fd=stdout_fd,
-                              stderr_fd=stderr_fd)
+                              stderr_fd=stderr_fd, **_keys(detach_keys))
         return svc.run_attached(rec, stdin_fd=stdin_fd, stdout_fd=stdout_fd,
-                                stderr_fd=stderr_fd)
+                                stderr_fd=stderr_fd, **_keys(detach_keys))
 
     def container_stop(self, name: str, timeout: int | None = None) -> None:
         self.container_service.stop(name, timeout)
@@ -676,3 +681,8 @@ def _os_name() -> str:
     except OSError:
         pass
     return os.uname().sysname
+
+
+def _keys(detach_keys: bytes | None) -> dict[str, bytes]:
+    """Pass ``detach_keys`` on only when given, so the session keeps Docker's default."""
+    return {} if detach_keys is None else {"detach_keys": detach_keys}

@@ -50,6 +50,7 @@ def _create_parser(prog: str, desc: str, run: bool) -> Parser:
     if run:
         p.add_argument("-d", "--detach", action="store_true")
         p.add_argument("--sig-proxy", default="true")
+        p.add_argument("--detach-keys")
     p.add_argument("--rm", action="store_true")
     p.add_argument("-i", "--interactive", action="store_true")
     p.add_argument("-t", "--tty", action="store_true")
@@ -148,16 +149,32 @@ def run(ctx: Ctx, argv: list[str]) -> int:
     try:
         a = p.parse(argv)
         opts = _options(a, detach=a.detach)
+        keys = _detach_keys(a.detach_keys)
         if a.tty and a.interactive and not a.detach and not os.isatty(0):
             raise InvalidArgument("the input device is not a TTY")
         rec, code = ctx.engine.container_run(
-            opts, notify=err, stdin_fd=0 if a.interactive and not a.detach else None)
+            opts, notify=err, stdin_fd=0 if a.interactive and not a.detach else None,
+            detach_keys=keys)
     except BerthError as e:
         raise _engine_error(e) from None
     if a.detach:
         out(rec.id)
         return 0
-    return 0 if code is None else code
+    return _detached() if code is None else code
+
+
+def _detach_keys(text: str | None) -> bytes | None:
+    from berth.container.detachkeys import parse
+
+    return parse(text) if text is not None else None
+
+
+def _detached() -> int:
+    """The user typed the detach keys: Docker's CLI says so and exits 0."""
+    from berth.container.detachkeys import MESSAGE
+
+    err(MESSAGE)
+    return 0
 
 
 # -- start / stop / restart / kill / rm -------------------------------------------------------
@@ -166,13 +183,15 @@ def start(ctx: Ctx, argv: list[str]) -> int:
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     p.add_argument("-a", "--attach", action="store_true")
     p.add_argument("-i", "--interactive", action="store_true")
+    p.add_argument("--detach-keys")
     a = p.parse(argv)
     if a.attach or a.interactive:
         if len(a.containers) > 1:
             raise InvalidArgument("you cannot start and attach multiple containers at once")
         code = ctx.engine.container_start_attached(
-            a.containers[0], stdin_fd=0 if a.interactive else None)
-        return code or 0
+            a.containers[0], stdin_fd=0 if a.interactive else None,
+            detach_keys=_detach_keys(a.detach_keys))
+        return _detached() if code is None else code
     return _each(a.containers, ctx.engine.container_start)
 
 
@@ -371,8 +390,10 @@ def attach(ctx: Ctx, argv: list[str]) -> int:
     p.add_argument("--sig-proxy", default="true")
     p.add_argument("--detach-keys")
     a = p.parse(argv)
-    code = ctx.engine.container_attach(a.container, stdin_fd=None if a.no_stdin else 0)
-    return code or 0
+    keys = _detach_keys(a.detach_keys)
+    code = ctx.engine.container_attach(a.container, stdin_fd=None if a.no_stdin else 0,
+                                       **({} if keys is None else {"detach_keys": keys}))
+    return _detached() if code is None else code
 
 
 def exec_(ctx: Ctx, argv: list[str]) -> int:
@@ -385,6 +406,7 @@ def exec_(ctx: Ctx, argv: list[str]) -> int:
     p.add_argument("-u", "--user")
     p.add_argument("-w", "--workdir")
     p.add_argument("--privileged", action="store_true")
+    p.add_argument("--detach-keys")
     p.add_argument("container", metavar="CONTAINER")
     p.add_argument("command", nargs=argparse.REMAINDER)
     a = p.parse(argv)
@@ -395,11 +417,15 @@ def exec_(ctx: Ctx, argv: list[str]) -> int:
     if a.tty and a.interactive and not a.detach and not os.isatty(0):
         raise InvalidArgument("the input device is not a TTY")
     env = [line for f in a.env_file for line in read_env_file(f)] + a.env
+    keys = _detach_keys(a.detach_keys)
     code = ctx.engine.container_exec(
         a.container, a.command, detach=a.detach, tty=a.tty,
         stdin_fd=0 if a.interactive and not a.detach else None, env=env, user=a.user,
-        workdir=a.workdir, privileged=a.privileged)
-    return code or 0
+        workdir=a.workdir, privileged=a.privileged,
+        **({} if keys is None else {"detach_keys": keys}))
+    if code is None:
+        return 0 if a.detach else _detached()
+    return code
 
 
 # -- container group ------------------------------------------------------------------------

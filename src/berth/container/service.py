@@ -340,7 +340,9 @@ class ContainerService(ExitHandling, Sessions):
                 ) -> tuple[monitor.MonitorHandle, Any]:
         """create + (connect) + start under conmon; the row says running afterwards.
 
-        Call with the container's lock held. On failure the runtime state and conmon are
+        A foreground run's stdin closes when its client's input ends (Docker's StdinOnce),
+        except a tty's: Docker keeps that open so ``attach`` after a detach still types
+        into it. Call with the container's lock held. On failure the runtime state and conmon are
         gone, the error is recorded (State.Error, 126/127 as ExitCode) and re-raised.
         """
         rt = self._runtime_of(rec)
@@ -355,7 +357,7 @@ class ContainerService(ExitHandling, Sessions):
                 net.container_starting(rec)
             h = monitor.create_container(
                 rt, rec.id, self.paths(rec), terminal=bool(rec.config.get("Tty")),
-                stdin=stdin, stdin_once=connect,
+                stdin=stdin, stdin_once=connect and not rec.config.get("Tty"),
                 cgroups_path=_cgroups_path(rec.id), conmon=self._conmon())
             if connect:
                 sock = monitor.connect(h)

@@ -25,7 +25,8 @@ class Sessions:
 
     # -- foreground run -------------------------------------------------------------------
     def run_attached(self, rec: ContainerRecord, *, stdin_fd: int | None, stdout_fd: int,
-                     stderr_fd: int, sig_proxy: bool = True) -> int | None:
+                     stderr_fd: int, sig_proxy: bool = True,
+                     detach_keys: bytes | None = monitor.DETACH_KEYS) -> int | None:
         """Start and stream until the container exits; its exit code (None: detached).
 
         Holds the container's lock throughout, so the exit command waits and this process
@@ -43,7 +44,8 @@ class Sessions:
             restore = self._proxy_signals(h) if sig_proxy and not tty else None
             try:
                 detached = monitor.pump(sock, stdin_fd=stdin_fd, stdout_fd=stdout_fd,
-                                        stderr_fd=stderr_fd, tty=tty, bundle=h.bundle)
+                                        stderr_fd=stderr_fd, tty=tty, bundle=h.bundle,
+                                        detach_keys=detach_keys)
             finally:
                 sock.close()
                 if restore:
@@ -97,7 +99,8 @@ class Sessions:
 
     # -- attach, exec ---------------------------------------------------------------------
     def attach(self, name_or_id: str, *, stdin_fd: int | None, stdout_fd: int = 1,
-               stderr_fd: int = 2) -> int | None:
+               stderr_fd: int = 2, detach_keys: bytes | None = monitor.DETACH_KEYS
+               ) -> int | None:
         rec = self.get(name_or_id)
         h = self._handle(rec)
         if rec.status != "running" or h is None:
@@ -105,7 +108,8 @@ class Sessions:
                            if rec.status != "paused" else
                            "You cannot attach to a paused container, unpause it first")
         detached = monitor.attach(h, stdin_fd=stdin_fd if h.stdin else None,
-                                  stdout_fd=stdout_fd, stderr_fd=stderr_fd)
+                                  stdout_fd=stdout_fd, stderr_fd=stderr_fd,
+                                  detach_keys=detach_keys)
         if detached:
             return None
         got = monitor.wait_exit(h, timeout=30)
@@ -115,7 +119,8 @@ class Sessions:
              tty: bool = False, stdin_fd: int | None = None, stdout_fd: int = 1,
              stderr_fd: int = 2, env: list[str] = (),  # type: ignore[assignment]
              user: str | None = None, workdir: str | None = None,
-             privileged: bool = False) -> int | None:
+             privileged: bool = False,
+             detach_keys: bytes | None = monitor.DETACH_KEYS) -> int | None:
         from .create_options import _expand_env, merge_env
         from .users import resolve_user
 
@@ -158,7 +163,7 @@ class Sessions:
             return monitor.exec_process(self._runtime_of(rec), rec.id, proc, paths,
                                         terminal=tty, stdin_fd=stdin_fd,
                                         stdout_fd=stdout_fd, stderr_fd=stderr_fd,
-                                        detach=detach)
+                                        detach=detach, detach_keys=detach_keys)
         finally:
             if not detach:
                 shutil.rmtree(d, ignore_errors=True)
