@@ -341,6 +341,13 @@ class Engine:
     def container_attach(self, name: str, **kw: Any) -> int | None:
         return self.container_service.attach(name, **kw)
 
+    def container_healthcheck(self, name: str, *, loop: bool = False
+                              ) -> dict[str, Any] | None:
+        """One health probe now (``healthcheck run``); the container's new State.Health.
+
+        ``loop`` is the container's own health loop asking: None tells it to end."""
+        return self.container_service.health_probe(name, loop=loop)
+
     def container_exec(self, name: str, cmd: list[str], **kw: Any) -> int | None:
         return self.container_service.exec(name, cmd, **kw)
 

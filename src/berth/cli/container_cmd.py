@@ -91,6 +91,12 @@ def _create_parser(prog: str, desc: str, run: bool) -> Parser:
     p.add_argument("--dns", action="append", default=[])
     p.add_argument("--dns-search", action="append", default=[])
     p.add_argument("--dns-option", "--dns-opt", action="append", default=[])
+    p.add_argument("--health-cmd")
+    p.add_argument("--health-interval")
+    p.add_argument("--health-timeout")
+    p.add_argument("--health-retries", type=int)
+    p.add_argument("--health-start-period")
+    p.add_argument("--no-healthcheck", action="store_true")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("command", nargs=argparse.REMAINDER)
     return p
@@ -124,7 +130,10 @@ def _options(a: argparse.Namespace, detach: bool):  # type: ignore[no-untyped-de
         memory_swap=swap, cpus=cpus, cpu_shares=a.cpu_shares, pids_limit=a.pids_limit,
         network=a.network, runtime=a.runtime, publish=a.publish, publish_all=a.publish_all,
         expose=a.expose, ip=a.ip, network_aliases=a.network_alias, dns=a.dns,
-        dns_search=a.dns_search, dns_options=a.dns_option)
+        dns_search=a.dns_search, dns_options=a.dns_option, health_cmd=a.health_cmd,
+        health_interval=a.health_interval, health_timeout=a.health_timeout,
+        health_retries=a.health_retries, health_start_period=a.health_start_period,
+        no_healthcheck=a.no_healthcheck)
 
 
 def _engine_error(e: BerthError) -> BerthError:

@@ -55,6 +55,7 @@ COMMANDS: dict[str, str] = {
     "export": "berth.cli.container_extra_cmd:export",
     "stats": "berth.cli.container_extra_cmd:stats",
     "top": "berth.cli.container_extra_cmd:top",
+    "healthcheck": "berth.cli.health_cmd:healthcheck",
     "commit": "berth.cli.container_extra_cmd:commit",
     "build": "berth.cli.build_cmd:build",
     "builder": "berth.cli.build_cmd:builder",

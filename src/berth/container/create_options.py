@@ -69,6 +69,13 @@ class CreateOptions:
     dns: list[str] = field(default_factory=list)
     dns_search: list[str] = field(default_factory=list)
     dns_options: list[str] = field(default_factory=list)
+    # health checks (berth.container.health): Go durations as typed, like Docker's flags
+    health_cmd: str | None = None
+    health_interval: str | None = None
+    health_timeout: str | None = None
+    health_retries: int | None = None
+    health_start_period: str | None = None
+    no_healthcheck: bool = False
 
 
 def parse_signal(text: str) -> int:
@@ -260,6 +267,9 @@ def merge(opts: CreateOptions, image_config: dict[str, Any], image_ref: str
     }
     if opts.stop_timeout is not None:
         config["StopTimeout"] = opts.stop_timeout
+    healthcheck = _healthcheck(opts, img.get("Healthcheck"))
+    if healthcheck is not None:
+        config["Healthcheck"] = healthcheck
     config["HostConfig"] = {
         "Binds": [f"{b['Source']}:{b['Destination']}" + (f":{b['Mode']}" if b["Mode"] else "")
                   for b in binds] or None,
@@ -292,6 +302,20 @@ def merge(opts: CreateOptions, image_config: dict[str, Any], image_ref: str
         "ShmSize": 64 << 20,
     }
     return config
+
+
+def _healthcheck(opts: CreateOptions, image_hc: dict[str, Any] | None
+                 ) -> dict[str, Any] | None:
+    if image_hc is None and not opts.no_healthcheck and opts.health_cmd is None and \
+            opts.health_interval is None and opts.health_timeout is None and \
+            opts.health_retries is None and opts.health_start_period is None:
+        return None  # the common case: the health module is not even imported
+    from . import health
+
+    return health.merge(image_hc, cmd=opts.health_cmd, interval=opts.health_interval,
+                        timeout=opts.health_timeout, retries=opts.health_retries,
+                        start_period=opts.health_start_period,
+                        disabled=opts.no_healthcheck)
 
 
 def argv_of(config: dict[str, Any]) -> list[str]:

@@ -389,6 +389,10 @@ class ContainerService(ExitHandling, Sessions):
                                       rec.id))
         rec.status, rec.pid, rec.started_at, rec.monitor = "running", h.container_pid, \
             now, h.to_dict()
+        if rec.config.get("Healthcheck"):
+            from . import health
+
+            health.start_loop(self.db, rec, self.store.root, self.store.runroot)
         return h, sock
 
     # -- stop / kill / restart ------------------------------------------------------------
@@ -534,6 +538,7 @@ class ContainerService(ExitHandling, Sessions):
         h = self._handle(rec)
         if h is not None:
             monitor.kill_monitor(h)
+        self._stop_health(rec)
         try:
             rt = self._runtime_of(rec)
             if os.path.exists(os.path.join(rt.root, rec.id)):
@@ -553,6 +558,13 @@ class ContainerService(ExitHandling, Sessions):
                 os.unlink(os.path.join(self.store.runroot, "locks", rec.id + kind))
             except FileNotFoundError:
                 pass
+
+    def _stop_health(self, rec: ContainerRecord) -> None:
+        """The container's health loop ends with its run (see berth.container.health)."""
+        if rec.config.get("Healthcheck"):
+            from . import health
+
+            health.stop_loop(rec)
 
     def remove_all(self) -> None:
         """Force-remove every container and wait for their monitors (test teardown)."""

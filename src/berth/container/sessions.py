@@ -12,6 +12,7 @@ import shutil
 import signal
 import time
 from collections.abc import Callable
+from typing import Any
 
 from ..errors import BerthError, Conflict, InvalidArgument, NotFound
 from ..procs import pid_alive
@@ -132,8 +133,7 @@ class Sessions:
             raise Conflict(f"Container {rec.id} is not running")
         if not cmd:
             raise InvalidArgument("exec requires at least 1 argument")
-        with open(os.path.join(rec.bundle, "config.json"), encoding="utf-8") as f:
-            proc = dict(json.load(f)["process"])
+        proc = _process(rec)
         proc["args"] = list(cmd)
         proc["terminal"] = tty
         proc["env"] = merge_env(proc["env"], _expand_env(list(env)))
@@ -168,4 +168,27 @@ class Sessions:
             if not detach:
                 shutil.rmtree(d, ignore_errors=True)
 
+    # -- health checks (berth.container.health) -------------------------------------------
+    def health_probe(self, name_or_id: str, *, loop: bool = False) -> dict[str, Any] | None:
+        """One probe now, recorded in the row; the new State.Health.
 
+        ``loop``: called by the container's health loop, which ends when this returns None
+        (the container stopped, or a newer start replaced that loop).
+        """
+        from . import health
+
+        rec = self.get(name_or_id)
+        if loop and (rec.status != "running" or health.current_loop(rec) != os.getppid()):
+            return None
+        if not health.configured(rec.config):
+            raise Conflict(f"container {rec.name} has no defined healthcheck")
+        if rec.status != "running" or not rec.monitor:
+            raise Conflict(f"container {rec.name} is not running")
+        entry = health.probe(self._runtime_of(rec), rec, _process(rec))
+        return health.record(self.db, rec, entry)
+
+
+def _process(rec: ContainerRecord) -> dict[str, Any]:
+    """The container's OCI process (user, env, cwd, caps): what exec and probes start from."""
+    with open(os.path.join(rec.bundle, "config.json"), encoding="utf-8") as f:
+        return dict(json.load(f)["process"])

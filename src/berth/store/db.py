@@ -181,6 +181,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX container_volumes_volume ON container_volumes(volume_name)
     """,
+    # Health of a container with a health check (berth.container.health): Docker's
+    # State.Health as JSON (Status, FailingStreak, Log), written by every probe so the CLI
+    # and the API service read the same state.
+    """
+    ALTER TABLE containers ADD COLUMN health TEXT
+    """,
 ]
 
 
