@@ -19,7 +19,15 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench._common import BERTH, berth_env, busybox_tar, podman_cmd, podman_reset, table, tempdir  # noqa: E402
+from bench._common import (
+    BERTH,
+    berth_env,
+    busybox_tar,
+    podman_cmd,
+    podman_reset,
+    table,
+    tempdir,
+)
 
 
 def _mem(pid: int) -> tuple[int, int]:
@@ -76,7 +84,7 @@ def main() -> None:
     rows = []
     with tempdir() as tmp:
         env = berth_env(tmp)
-        run = lambda *a: subprocess.run([*BERTH, *a], env=env, check=True,  # noqa: E731
+        run = lambda *a: subprocess.run([*BERTH, *a], env=env, check=True,
                                         capture_output=True, text=True)
         run("import", "-c", 'CMD ["sh"]', busybox_tar(tmp), "busybox")
         for i in range(n):
@@ -111,7 +119,7 @@ def main() -> None:
             err = getattr(e, "stderr", b"") or b""
             rows.append(("podman", "failed", err.decode(errors="replace")[-200:], "-"))
         finally:
-            subprocess.run([*pod, "rm", "-f", "-a"], capture_output=True)
+            subprocess.run([*pod, "rm", "-f", "-a"], capture_output=True, check=False)
             podman_reset(tmp)
     print(table(f"Memory per container with a health check (N={n})", rows,
                 ("process", "PSS MiB", "RSS MiB", "count")))

@@ -110,7 +110,7 @@ def _setting(hc: dict[str, Any], key: str, default: int) -> int:
 
 
 # -- state in the store ---------------------------------------------------------------------
-def reset(db: "Database", cid: str) -> None:
+def reset(db: Database, cid: str) -> None:
     """At each start: ``starting`` and no failures, keeping the log (as Docker)."""
     with db.tx() as tx:
         row = tx.one("SELECT health FROM containers WHERE id=?", (cid,))
@@ -121,7 +121,7 @@ def reset(db: "Database", cid: str) -> None:
         tx.execute("UPDATE containers SET health=? WHERE id=?", (json.dumps(h), cid))
 
 
-def record(db: "Database", rec: "ContainerRecord", entry: dict[str, Any]) -> dict[str, Any]:
+def record(db: Database, rec: ContainerRecord, entry: dict[str, Any]) -> dict[str, Any]:
     """Apply one probe result (Docker's handleProbeResult); the new State.Health."""
     hc = rec.config.get("Healthcheck") or {}
     retries = _setting(hc, "Retries", DEFAULT_RETRIES)
@@ -149,7 +149,7 @@ def record(db: "Database", rec: "ContainerRecord", entry: dict[str, Any]) -> dic
 
 
 # -- one probe --------------------------------------------------------------------------------
-def probe(rt: "OCIRuntime", rec: "ContainerRecord", process: dict[str, Any]) -> dict[str, Any]:
+def probe(rt: OCIRuntime, rec: ContainerRecord, process: dict[str, Any]) -> dict[str, Any]:
     """Run the health test in the container; a Docker ``Log`` entry (plus ``_start``).
 
     ``process`` is the container's OCI process; only its args change. The runtime's
@@ -204,11 +204,11 @@ def _kill_pid_file(path: str) -> None:
 
 
 # -- the loop ---------------------------------------------------------------------------------
-def _pid_file(rec: "ContainerRecord") -> str:
+def _pid_file(rec: ContainerRecord) -> str:
     return os.path.join(rec.run_dir, "health.pid")
 
 
-def start_loop(db: "Database", rec: "ContainerRecord", root: str, runroot: str) -> None:
+def start_loop(db: Database, rec: ContainerRecord, root: str, runroot: str) -> None:
     """Reset the state and start this run's health loop (replacing any older one)."""
     if not configured(rec.config):
         return
@@ -239,7 +239,7 @@ def start_loop(db: "Database", rec: "ContainerRecord", root: str, runroot: str) 
     os.replace(tmp, _pid_file(rec))
 
 
-def current_loop(rec: "ContainerRecord") -> int | None:
+def current_loop(rec: ContainerRecord) -> int | None:
     try:
         with open(_pid_file(rec), encoding="ascii") as f:
             return int(f.read().strip())
@@ -247,7 +247,7 @@ def current_loop(rec: "ContainerRecord") -> int | None:
         return None
 
 
-def stop_loop(rec: "ContainerRecord") -> None:
+def stop_loop(rec: ContainerRecord) -> None:
     """Kill the container's health loop and its children (an in-flight probe too)."""
     pid = current_loop(rec)
     if pid is None:
