@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import pytest
-
 from tests.ptyterm import Term
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")

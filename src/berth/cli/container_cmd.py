@@ -97,6 +97,23 @@ def _create_parser(prog: str, desc: str, run: bool) -> Parser:
     p.add_argument("--health-retries", type=int)
     p.add_argument("--health-start-period")
     p.add_argument("--no-healthcheck", action="store_true")
+    p.add_argument("--group-add", action="append", default=[])
+    p.add_argument("--ulimit", action="append", default=[])
+    p.add_argument("--sysctl", action="append", default=[])
+    p.add_argument("--device", action="append", default=[])
+    p.add_argument("--shm-size")
+    p.add_argument("--pid", default="")
+    p.add_argument("--ipc", default="")
+    p.add_argument("--log-driver")
+    p.add_argument("--log-opt", action="append", default=[])
+    p.add_argument("--cpuset-cpus")
+    p.add_argument("--memory-reservation")
+    p.add_argument("--oom-score-adj", type=int)
+    p.add_argument("--cgroup-parent")
+    p.add_argument("-a", "--attach", action="append", default=[])
+    p.add_argument("--pull", default="missing")
+    p.add_argument("--platform")
+    p.add_argument("--cidfile")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("command", nargs=argparse.REMAINDER)
     return p
@@ -133,7 +150,22 @@ def _options(a: argparse.Namespace, detach: bool):  # type: ignore[no-untyped-de
         dns_search=a.dns_search, dns_options=a.dns_option, health_cmd=a.health_cmd,
         health_interval=a.health_interval, health_timeout=a.health_timeout,
         health_retries=a.health_retries, health_start_period=a.health_start_period,
-        no_healthcheck=a.no_healthcheck)
+        no_healthcheck=a.no_healthcheck, group_add=a.group_add, ulimits=a.ulimit,
+        sysctls=a.sysctl, devices=a.device,
+        shm_size=parse_size(a.shm_size) if a.shm_size else None, pid_mode=a.pid,
+        ipc_mode=a.ipc, log_driver=a.log_driver, log_opts=a.log_opt,
+        cpuset_cpus=a.cpuset_cpus,
+        memory_reservation=parse_size(a.memory_reservation) if a.memory_reservation
+        else None, oom_score_adj=a.oom_score_adj, cgroup_parent=a.cgroup_parent,
+        attach=[x for v in a.attach for x in v.split(",") if x], pull=_pull_policy(a.pull),
+        platform=a.platform, cidfile=a.cidfile)
+
+
+def _pull_policy(text: str) -> str:
+    if text not in ("always", "missing", "never"):
+        raise InvalidArgument(f"invalid pull option: '{text}': must be one of \"always\", "
+                              "\"missing\" or \"never\"")
+    return text
 
 
 def _engine_error(e: BerthError) -> BerthError:
@@ -161,9 +193,16 @@ def run(ctx: Ctx, argv: list[str]) -> int:
         keys = _detach_keys(a.detach_keys)
         if a.tty and a.interactive and not a.detach and not os.isatty(0):
             raise InvalidArgument("the input device is not a TTY")
-        rec, code = ctx.engine.container_run(
-            opts, notify=err, stdin_fd=0 if a.interactive and not a.detach else None,
-            detach_keys=keys)
+        streams = {x.lower() for x in opts.attach} or {"stdin", "stdout", "stderr"}
+        null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            rec, code = ctx.engine.container_run(
+                opts, notify=err, detach_keys=keys,
+                stdin_fd=0 if a.interactive and not a.detach and "stdin" in streams
+                else None, stdout_fd=1 if "stdout" in streams else null,
+                stderr_fd=2 if "stderr" in streams else null)
+        finally:
+            os.close(null)
     except BerthError as e:
         raise _engine_error(e) from None
     if a.detach:
@@ -466,6 +505,12 @@ def _inspect(ctx: Ctx, argv: list[str]) -> int:
     return inspect(ctx, ["--type", "container", *argv])
 
 
+def _update(ctx: Ctx, argv: list[str]) -> int:
+    from berth.cli.update_cmd import update
+
+    return update(ctx, argv)
+
+
 def cleanup(ctx: Ctx, argv: list[str]) -> int:
     """conmon's exit command (not for users): runs detached, so errors go to a log file."""
     if len(argv) != 1:
@@ -504,7 +549,7 @@ def container(ctx: Ctx, argv: list[str]) -> int:
         "stop": stop, "restart": restart, "kill": kill, "rm": rm, "remove": rm,
         "logs": logs, "exec": exec_, "attach": attach, "wait": wait, "inspect": _inspect,
         "rename": rename, "pause": pause, "unpause": unpause, "port": port,
-        "prune": prune, "cleanup": cleanup,
+        "prune": prune, "cleanup": cleanup, "update": _update,
     }
     try:
         import importlib

@@ -97,13 +97,14 @@ class MonitorHandle:
 def _conmon_argv(runtime: OCIRuntime, cid: str, paths: MonitorPaths, *, terminal: bool,
                  stdin: bool, stdin_once: bool, log_size_max: int | None,
                  exec_spec: str | None = None, exec_attach: bool = False,
-                 conmon: str = CONMON) -> list[str]:
+                 conmon: str = CONMON, log_driver: str = "k8s-file") -> list[str]:
     argv = [conmon, "--api-version", "1", "-c", cid, "-u", cid[:12] if not exec_spec
             else os.path.basename(paths.bundle)[:12], "-n", cid,
             "-r", runtime.path, "-b", paths.bundle,
             "-p", os.path.join(paths.bundle, "pidfile"),
             "-P", os.path.join(paths.bundle, "conmon.pid"),
-            "-l", f"k8s-file:{paths.log_path}", "--exit-dir", paths.exit_dir,
+            "-l", f"k8s-file:{paths.log_path}" if log_driver != "none" else "none:",
+            "--exit-dir", paths.exit_dir,
             "--persist-dir", paths.persist_dir, "--socket-dir-path", paths.socket_dir,
             "--log-level", "error"]
     for a in runtime.global_args():
@@ -176,7 +177,8 @@ def _prepare(paths: MonitorPaths) -> None:
 def create_container(runtime: OCIRuntime, cid: str, paths: MonitorPaths, *,
                      terminal: bool = False, stdin: bool = False, stdin_once: bool = True,
                      log_size_max: int | None = None, cgroups_path: str | None = None,
-                     conmon: str = CONMON, timeout: float = 60) -> MonitorHandle:
+                     conmon: str = CONMON, timeout: float = 60,
+                     log_driver: str = "k8s-file") -> MonitorHandle:
     """Launch conmon, which runs ``<runtime> create``; returns once the container exists.
 
     The container is in the runtime's ``created`` state: call :func:`start` (after
@@ -191,7 +193,8 @@ def create_container(runtime: OCIRuntime, cid: str, paths: MonitorPaths, *,
     try:
         p = _spawn(_conmon_argv(runtime, cid, paths, terminal=terminal, stdin=stdin,
                                 stdin_once=stdin_once, log_size_max=log_size_max,
-                                conmon=conmon), {"_OCI_SYNCPIPE": w}, paths.bundle)
+                                conmon=conmon, log_driver=log_driver),
+                   {"_OCI_SYNCPIPE": w}, paths.bundle)
         os.close(w)
         w = -1
         _, err = p.communicate(timeout=timeout)
