@@ -474,20 +474,29 @@ class Engine:
                      to_container: bool, follow_link: bool = False, archive: bool = False):  # type: ignore[no-untyped-def]
         """``cp``: ``host`` is a host path, or a binary stream for ``-`` (a tar either way).
 
-        Returns a :class:`~berth.container.copy.CopyResult` (bytes of tar moved).
+        Returns a :class:`~berth.container.copy.CopyResult` (bytes of tar moved). Paths
+        resolve against the container's mount table (volumes, binds, tmpfs) as the
+        container sees it (:mod:`berth.container.mountview`).
         """
         from berth.container import copy as cp
+        from berth.container.mountview import in_container_view
 
         rec, merged = self._rootfs(name)
-        if to_container:
+
+        def copy(root: str):  # type: ignore[no-untyped-def]
+            if to_container:
+                if isinstance(host, str):
+                    return cp.copy_to_container(root, host, path, follow=follow_link,
+                                                archive=archive, container=name)
+                return cp.extract_to_container(root, host, path, archive=archive,
+                                               container=name)
             if isinstance(host, str):
-                return cp.copy_to_container(merged, host, path, follow=follow_link,
-                                            archive=archive, container=name)
-            return cp.extract_to_container(merged, host, path, archive=archive, container=name)
-        if isinstance(host, str):
-            return cp.copy_from_container(merged, path, host, follow=follow_link,
-                                          archive=archive, container=name)
-        return cp.archive_from_container(merged, path, host, follow=follow_link, container=name)
+                return cp.copy_from_container(root, path, host, follow=follow_link,
+                                              archive=archive, container=name)
+            return cp.archive_from_container(root, path, host, follow=follow_link,
+                                             container=name)
+
+        return in_container_view(rec, merged, copy)
 
     def container_diff(self, name: str):  # type: ignore[no-untyped-def]
         """``diff``: sorted :class:`~berth.container.diff.Change` list (A/C/D, path)."""
