@@ -36,7 +36,7 @@ _CLONE_NEWNS = 0x00020000
 _MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
 
 
-def in_container_view(rec: "ContainerRecord", merged: str, fn: Callable[[str], T]) -> T:
+def in_container_view(rec: ContainerRecord, merged: str, fn: Callable[[str], T]) -> T:
     """``fn(root)`` with ``root`` showing the container's files and mounts."""
     root = _live_root(rec)
     if root is not None:
@@ -47,7 +47,7 @@ def in_container_view(rec: "ContainerRecord", merged: str, fn: Callable[[str], T
     return _in_child(lambda: (_mount_all(merged, mounts), fn(merged))[1])
 
 
-def _live_root(rec: "ContainerRecord") -> str | None:
+def _live_root(rec: ContainerRecord) -> str | None:
     """``/proc/PID/root`` of the container's init, if it runs (and is still its init)."""
     if rec.status not in ("running", "paused") or not rec.pid:
         return None
@@ -60,7 +60,7 @@ def _live_root(rec: "ContainerRecord") -> str | None:
     return f"/proc/{rec.pid}/root"
 
 
-def _bind_mounts(rec: "ContainerRecord") -> list[tuple[str, str, bool]]:
+def _bind_mounts(rec: ContainerRecord) -> list[tuple[str, str, bool]]:
     """(destination, host source, read-only) of the bundle's bind mounts, parents first."""
     try:
         with open(os.path.join(rec.bundle, "config.json"), encoding="utf-8") as f:
