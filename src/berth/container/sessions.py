@@ -177,9 +177,10 @@ class Sessions:
         """
         from . import health
 
-        rec = self.get(name_or_id)
-        if loop and (rec.status != "running" or health.current_loop(rec) != os.getppid()):
-            return None
+        rec = self.find(name_or_id) if loop else self.get(name_or_id)
+        if loop and (rec is None or rec.status != "running" or
+                     health.current_loop(rec) != os.getppid()):
+            return None  # removed, stopped, or restarted with a newer loop: this one ends
         if not health.configured(rec.config):
             raise Conflict(f"container {rec.name} has no defined healthcheck")
         if rec.status != "running" or not rec.monitor:
