@@ -132,3 +132,19 @@ def test_image_healthcheck_start_period_and_no_healthcheck(berth, engine, busybo
     assert len(_loops(berth_env)) == 2
     berth("rm", "-f", "img", "img2", "off")
     assert _loops(berth_env) == []
+
+
+def test_a_loop_that_is_not_the_current_one_ends(berth, busybox_image, berth_env):
+    """A loop left by a killed berth (its pid file replaced or gone) stops by itself."""
+    r = berth("run", "-d", "--name", "orphan", "--health-cmd", "true",
+              "--health-interval", "200ms", "busybox", "sleep", "300")
+    cid = r.stdout.strip()
+    _until(lambda: _loops(berth_env))
+    (loop,) = _loops(berth_env)
+    pid_file = os.path.join(berth_env["runroot"], "containers", cid, "health.pid")
+    with open(pid_file, "w") as f:
+        f.write("1")                                  # as if a newer start had replaced it
+    _until(lambda: not os.path.exists(f"/proc/{loop}") or
+           open(f"/proc/{loop}/stat").read().split()[2] == "Z", timeout=10)
+    os.unlink(pid_file)
+    berth("rm", "-f", "orphan")

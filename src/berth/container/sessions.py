@@ -181,6 +181,7 @@ class Sessions:
         if loop and (rec is None or rec.status != "running" or
                      health.current_loop(rec) != os.getppid()):
             return None  # removed, stopped, or restarted with a newer loop: this one ends
+        assert rec is not None
         if not health.configured(rec.config):
             raise Conflict(f"container {rec.name} has no defined healthcheck")
         if rec.status != "running" or not rec.monitor:
