@@ -43,11 +43,16 @@ def test_user_groups_from_the_image(berth, user_image):
     berth("rm", "-f", "grp")
 
 
-def test_bash_service_that_forks_with_health(berth, debian_image):
-    """A forking bash service, its health check through bash, ps and top on Debian."""
-    r = berth("run", "-d", "--name", "svc", "--health-cmd", "test -s /tmp/pidfile",
-              "--health-interval", "300ms", "debian:bookworm", "bash", "-c",
-              "(sleep 300 & echo $! > /tmp/pidfile; wait) & wait")
+def test_bash_service_that_forks_with_health(berth, debian_image, tmp_path):
+    """A forking bash service with a Dockerfile HEALTHCHECK; ps and top on Debian."""
+    (tmp_path / "svc").mkdir()
+    (tmp_path / "svc" / "Dockerfile").write_text(
+        "FROM debian:bookworm\n"
+        "HEALTHCHECK --interval=300ms --timeout=5s CMD [\"bash\", \"-c\", "
+        "\"[[ -s /tmp/pidfile ]] && kill -0 $(cat /tmp/pidfile)\"]\n"
+        "CMD [\"bash\", \"-c\", \"(sleep 300 & echo $! > /tmp/pidfile; wait) & wait\"]\n")
+    assert berth("build", "-q", "-t", "svc", str(tmp_path / "svc")).returncode == 0
+    r = berth("run", "-d", "--name", "svc", "svc")
     assert r.returncode == 0, r.stderr
     import time
 
@@ -58,6 +63,7 @@ def test_bash_service_that_forks_with_health(berth, debian_image):
             break
         time.sleep(0.2)
     assert st == "healthy"
+    assert berth("ps", "--format", "{{.Status}}").stdout.strip().endswith("(healthy)")
     top = berth("top", "svc", "-o", "pid,comm").stdout.split()
     assert top[:2] == ["PID", "COMMAND"] and top.count("bash") == 2 and "sleep" in top
     berth("rm", "-f", "svc")
