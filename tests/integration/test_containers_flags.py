@@ -96,11 +96,13 @@ def test_cpu_memory_oom_cgroup_parent(berth, busybox_image):
     assert (host["CpusetCpus"], host["MemoryReservation"], host["OomScoreAdj"],
             host["CgroupParent"]) == ("0", 32 << 20, 500, "/berth-test-parent")
     berth("rm", "-f", "res")
-    for cg in ("memory", "cpu", "cpuset", "pids", "blkio", "devices", "freezer", ""):
+    for cg in ["", *os.listdir("/sys/fs/cgroup")]:   # the parent the runtime made, everywhere
         try:
-            os.rmdir(f"/sys/fs/cgroup/{cg}/berth-test-parent")
+            os.rmdir(os.path.join("/sys/fs/cgroup", cg, "berth-test-parent"))
         except OSError:
             pass
+    assert not any(os.path.exists(os.path.join("/sys/fs/cgroup", cg, "berth-test-parent"))
+                   for cg in ["", *os.listdir("/sys/fs/cgroup")])
     for args, msg in ((["--cpuset-cpus", "0-99"], "Requested CPUs are not available"),
                       (["-m", "32m", "--memory-reservation", "64m"],
                        "can not be less than memory reservation"),
