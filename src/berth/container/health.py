@@ -130,7 +130,7 @@ def record(db: Database, rec: ContainerRecord, entry: dict[str, Any]) -> dict[st
         row = tx.one("SELECT health, started_at FROM containers WHERE id=?", (rec.id,))
         if row is None:
             raise Conflict(f"No such container: {rec.id}")
-        h = json.loads(row["health"]) if row["health"] else {
+        h: dict[str, Any] = json.loads(row["health"]) if row["health"] else {
             "Status": "starting", "FailingStreak": 0, "Log": []}
         if entry["ExitCode"] == 0:
             h["FailingStreak"] = 0

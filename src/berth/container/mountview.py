@@ -44,7 +44,12 @@ def in_container_view(rec: ContainerRecord, merged: str, fn: Callable[[str], T])
     mounts = _bind_mounts(rec)
     if not mounts:
         return fn(merged)
-    return _in_child(lambda: (_mount_all(merged, mounts), fn(merged))[1])
+
+    def mounted() -> T:
+        _mount_all(merged, mounts)
+        return fn(merged)
+
+    return _in_child(mounted)
 
 
 def _live_root(rec: ContainerRecord) -> str | None:
