@@ -36,7 +36,7 @@ def test_user_groups_from_the_image(berth, user_image):
     assert ids("--group-add", "staff") == "uid=0(root) gid=0(root) groups=0(root),50(staff)"
     r = berth("run", "--rm", "--group-add", "nosuchgroup", user_image, "id")
     assert r.returncode == 125
-    assert "Unable to find group nosuchgroup: no matching entries in group file" in r.stderr
+    assert "unable to find group nosuchgroup: no matching entries in group file" in r.stderr
     berth("run", "-d", "--name", "grp", user_image, "sleep", "300")
     r = berth("exec", "-u", "app", "grp", "id")
     assert r.stdout.strip() == full

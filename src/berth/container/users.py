@@ -156,7 +156,9 @@ def _group_id(groups: list[list[str]], spec: str) -> int:
         if e[0] == spec and _int(e[2]) is not None:
             return int(e[2])
     g = _int(spec)
-    if g is None or g >= 1 << 31:
-        raise InvalidArgument(f"Unable to find group {spec}: no matching entries in group "
+    if g is None:
+        raise InvalidArgument(f"unable to find group {spec}: no matching entries in group "
                               "file", exit_code=125)
+    if g >= 1 << 31:
+        raise InvalidArgument("uids and gids must be in range 0-2147483647", exit_code=125)
     return g
