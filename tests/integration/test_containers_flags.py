@@ -143,6 +143,11 @@ def test_attach_cidfile_pull_platform(berth, busybox_image, tmp_path):
     assert (r.stdout, r.stderr) == ("", "err\n")
     r = berth("run", "-d", "-a", "stdout", "busybox", "true")
     assert r.returncode == 125 and "Conflicting options: -a and -d" in r.stderr
+    r = berth("create", "-a", "stdout", "--name", "att", "busybox", "true")
+    assert r.returncode == 0, r.stderr
+    assert berth("inspect", "-f", "{{.Config.AttachStdout}} {{.Config.AttachStderr}}",
+                 "att").stdout.strip() == "true false"
+    berth("rm", "att")
     cid = tmp_path / "cid"
     r = berth("create", "--cidfile", str(cid), "busybox", "true")
     assert r.returncode == 0 and cid.read_text() == r.stdout.strip()

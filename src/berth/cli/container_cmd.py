@@ -189,6 +189,8 @@ def run(ctx: Ctx, argv: list[str]) -> int:
     p = _create_parser("berth run", "Create and run a new container from an image", run=True)
     try:
         a = p.parse(argv)
+        if a.detach and a.attach:
+            raise InvalidArgument("Conflicting options: -a and -d")
         opts = _options(a, detach=a.detach)
         keys = _detach_keys(a.detach_keys)
         if a.tty and a.interactive and not a.detach and not os.isatty(0):

@@ -353,8 +353,6 @@ def _host_options(opts: CreateOptions, config: dict[str, Any]) -> None:
             raise InvalidArgument(f"invalid argument \"{','.join(opts.attach)}\" for "
                                   "\"-a, --attach\" flag: valid streams are STDIN, STDOUT "
                                   "and STDERR")
-        if opts.detach:
-            raise InvalidArgument("Conflicting options: -a and -d")
         config["AttachStdin"] = "stdin" in streams
         config["AttachStdout"] = "stdout" in streams
         config["AttachStderr"] = "stderr" in streams
