@@ -254,11 +254,12 @@ class ContainerService(ExitHandling, Sessions):
             if o.startswith(("seccomp=", "seccomp:")):
                 seccomp = o[8:]
         memory_swap = host.get("MemorySwap") or None
+        extra: dict[str, Any] = {}
         if host.get("Ulimits") or host.get("Devices") or host.get("PidMode") or \
                 host.get("IpcMode", "private") != "private" or host.get("Sysctls"):
-            extra = self._host_spec_options(host)
-        else:
-            extra = {}
+            from .namespaces import spec_options
+
+            extra = spec_options(host, self.get)
         spec = build_spec(SpecOptions(
             rootfs=rec.merged, args=argv_of(cfg), env=cfg["Env"],
             cwd=cfg.get("WorkingDir") or "/", user=cfg.get("User") or None,
@@ -281,54 +282,6 @@ class ContainerService(ExitHandling, Sessions):
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(spec, f)
         os.replace(tmp, os.path.join(rec.bundle, "config.json"))
-
-    def _host_spec_options(self, host: dict[str, Any]) -> dict[str, Any]:
-        """SpecOptions of the rarer HostConfig keys (another container's namespaces)."""
-        return {"ulimits": host.get("Ulimits") or [], "devices": host.get("Devices") or [],
-                "sysctls": host.get("Sysctls") or {},
-                "pid_ns": self._ns_mode("pid", host.get("PidMode") or ""),
-                "ipc_ns": self._ns_mode("ipc", host.get("IpcMode") or "")}
-
-    def _ns_mode(self, kind: str, mode: str) -> str:
-        """``container:NAME`` -> that running container's namespace file; others as given."""
-        if not mode.startswith("container:"):
-            return "" if mode in ("private", "shareable") else mode
-        other = self.get(mode.partition(":")[2])
-        if other.status != "running" or not other.pid:
-            raise Conflict(f"cannot join {kind.upper()} of a non running container: "
-                           f"{other.id}")
-        return f"/proc/{other.pid}/ns/{kind}"
-
-    def _rejoin_namespaces(self, rec: ContainerRecord) -> None:
-        """``--pid/--ipc container:NAME``: point the bundle at that container's current
-        process (it may have restarted since create)."""
-        host = rec.config.get("HostConfig", {})
-        shared = {k: self._ns_mode(k, host.get(m) or "") for k, m in
-                  (("pid", "PidMode"), ("ipc", "IpcMode"))
-                  if (host.get(m) or "").startswith("container:")}
-        if not shared:
-            return
-        path = os.path.join(rec.bundle, "config.json")
-        with open(path, encoding="utf-8") as f:
-            spec = json.load(f)
-        for ns in spec["linux"]["namespaces"]:
-            if ns["type"] in shared:
-                ns["path"] = shared[ns["type"]]
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(spec, f)
-        os.replace(tmp, path)
-
-    def _log_args(self, rec: ContainerRecord) -> dict[str, Any]:
-        """conmon's log driver and size cap from HostConfig.LogConfig."""
-        log = rec.config.get("HostConfig", {}).get("LogConfig") or {}
-        if log.get("Type") == "none":
-            return {"log_driver": "none"}
-        if not log.get("Config"):
-            return {}
-        from .host_options import log_size_max
-
-        return {"log_size_max": log_size_max(log)}
 
     def _etc_files(self, rec: ContainerRecord) -> list[dict[str, Any]]:
         """/etc/hosts, /etc/hostname, /etc/resolv.conf as files in the container dir."""
@@ -403,7 +356,11 @@ class ContainerService(ExitHandling, Sessions):
         """
         rt = self._runtime_of(rec)
         self._mount(rec)
-        self._rejoin_namespaces(rec)
+        if rec.config.get("HostConfig", {}).get("PidMode") or \
+                rec.config.get("HostConfig", {}).get("IpcMode", "private") != "private":
+            from .namespaces import rejoin
+
+            rejoin(rec.bundle, rec.config["HostConfig"], self.get)
         if os.path.exists(os.path.join(rt.root, rec.id)):
             rt.delete(rec.id, force=True)
         h = None
@@ -416,7 +373,7 @@ class ContainerService(ExitHandling, Sessions):
                 rt, rec.id, self.paths(rec), terminal=bool(rec.config.get("Tty")),
                 stdin=stdin, stdin_once=connect and not rec.config.get("Tty"),
                 cgroups_path=_cgroups_path(rec), conmon=self._conmon(),
-                **self._log_args(rec))
+                **_log_args(rec))
             if connect:
                 sock = monitor.connect(h)
             monitor.start(rt, h)
@@ -687,10 +644,22 @@ def _cgroups_path(rec: ContainerRecord) -> str:
     return "/" + os.path.join(parent.strip("/"), rec.id)
 
 
+def _log_args(rec: ContainerRecord) -> dict[str, Any]:
+    """conmon's log driver and size cap from HostConfig.LogConfig (default: none given)."""
+    log = rec.config.get("HostConfig", {}).get("LogConfig") or {}
+    if log.get("Type") == "none":
+        return {"log_driver": "none"}
+    if not log.get("Config"):
+        return {}
+    from .host_options import log_size_max
+
+    return {"log_size_max": log_size_max(log)}
+
+
 def _ensure_bind_source(src: str) -> None:
     """Docker creates a missing ``-v`` source as a directory; an existing file stays a
-    file (the runtime then binds it onto a file). ``--mount`` sources were checked at
-    create, but may have gone since: Docker then fails the start the same way."""
+    file (the runtime then binds it onto a file). ``--mount`` sources were checked to
+    exist just before, at create, so this only ever creates ``-v`` sources."""
     if os.path.lexists(src):
         return
     try:
