@@ -73,8 +73,7 @@ def test_health_flags_ps_filter_inspect(berth, busybox_image, berth_env):
     assert _loops(berth_env) == []                  # the loop ends with the run
     r = berth("inspect", "-f", "{{json .Config.Healthcheck}}", "hc")
     assert json.loads(r.stdout) == {"Test": ["CMD-SHELL", "cat /tmp/ok"],
-                                    "Interval": 300_000_000, "Timeout": 0,
-                                    "StartPeriod": 0, "Retries": 2}
+                                    "Interval": 300_000_000, "Retries": 2}
 
 
 def test_healthcheck_run_and_timeout(berth, busybox_image, berth_env):

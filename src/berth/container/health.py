@@ -82,13 +82,14 @@ def merge(image_hc: dict[str, Any] | None, *, cmd: str | None = None,
     base = dict(image_hc or {})
     out: dict[str, Any] = {"Test": ["CMD-SHELL", cmd] if cmd else base.get("Test")}
     for k, v in mine.items():
-        out[k] = v or base.get(k) or 0
+        if v or base.get(k):
+            out[k] = v or base[k]      # zero values are omitted, as in Docker's JSON
     if not out["Test"]:
         out.pop("Test")
     return out
 
 
-def test_argv(hc: dict[str, Any] | None) -> list[str] | None:
+def probe_argv(hc: dict[str, Any] | None) -> list[str] | None:
     """The probe's argv, or None when the container has no (enabled) health check."""
     test = (hc or {}).get("Test") or []
     if not test or test[0] == "NONE":
@@ -101,7 +102,7 @@ def test_argv(hc: dict[str, Any] | None) -> list[str] | None:
 
 
 def configured(config: dict[str, Any]) -> bool:
-    return test_argv(config.get("Healthcheck")) is not None
+    return probe_argv(config.get("Healthcheck")) is not None
 
 
 def _setting(hc: dict[str, Any], key: str, default: int) -> int:
@@ -157,7 +158,7 @@ def probe(rt: OCIRuntime, rec: ContainerRecord, process: dict[str, Any]) -> dict
     and the runtime are killed and the probe counts as failed, as Docker's does.
     """
     hc = rec.config.get("Healthcheck") or {}
-    argv = test_argv(hc)
+    argv = probe_argv(hc)
     if argv is None:
         raise Conflict(f"container {rec.name} has no defined healthcheck")
     timeout = _setting(hc, "Timeout", DEFAULT_TIMEOUT) / SECOND
