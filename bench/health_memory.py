@@ -84,8 +84,10 @@ def main() -> None:
     rows = []
     with tempdir() as tmp:
         env = berth_env(tmp)
-        run = lambda *a: subprocess.run([*BERTH, *a], env=env, check=True,
-                                        capture_output=True, text=True)
+        def run(*a: str) -> subprocess.CompletedProcess:
+            return subprocess.run([*BERTH, *a], env=env, check=True, capture_output=True,
+                                  text=True)
+
         run("import", "-c", 'CMD ["sh"]', busybox_tar(tmp), "busybox")
         for i in range(n):
             run("run", "-d", "--name", f"h{i}", "--health-cmd", "true",

@@ -6,7 +6,6 @@ import os
 import time
 
 import pytest
-
 from tests.ptyterm import Term
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
