@@ -147,3 +147,15 @@ def test_a_loop_that_is_not_the_current_one_ends(berth, busybox_image, berth_env
            open(f"/proc/{loop}/stat").read().split()[2] == "Z", timeout=10)
     os.unlink(pid_file)
     berth("rm", "-f", "orphan")
+
+
+def test_probe_output_is_bounded(berth, busybox_image):
+    r = berth("run", "-d", "--name", "chatty", "--health-cmd",
+              "yes 0123456789 | head -c 10000000; exit 0", "--health-interval", "1h",
+              "busybox", "sleep", "300")
+    assert r.returncode == 0, r.stderr
+    assert berth("healthcheck", "run", "chatty").returncode == 0
+    entry = _health(berth, "chatty")["Log"][-1]
+    assert entry["ExitCode"] == 0 and len(entry["Output"]) == 4096
+    assert entry["Output"].startswith("0123456789\n")
+    berth("rm", "-f", "chatty")

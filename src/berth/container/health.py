@@ -173,15 +173,19 @@ def probe(rt: OCIRuntime, rec: ContainerRecord, process: dict[str, Any]) -> dict
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        out, _ = p.communicate(timeout=timeout)
-        code = p.returncode
-        text = out[:MAX_OUTPUT].decode("utf-8", "replace")
-    except subprocess.TimeoutExpired:
-        _kill_pid_file(pid_file)
-        p.kill()
-        p.communicate()
-        code, text = -1, f"Health check exceeded timeout ({_go_seconds(timeout)})"
+        assert p.stdout is not None
+        out = _read_bounded(p.stdout.fileno(), time.monotonic() + timeout)
+        if out is None:
+            _kill_pid_file(pid_file)
+            p.kill()
+            p.wait()
+            code, text = -1, f"Health check exceeded timeout ({_go_seconds(timeout)})"
+        else:
+            code = p.wait()
+            text = out.decode("utf-8", "replace")
     finally:
+        if p.stdout is not None:
+            p.stdout.close()
         for path in (spec, pid_file):
             try:
                 os.unlink(path)
@@ -189,6 +193,23 @@ def probe(rt: OCIRuntime, rec: ContainerRecord, process: dict[str, Any]) -> dict
                 pass
     return {"Start": rfc3339_nano(start), "End": rfc3339_nano(time.time()),
             "ExitCode": code, "Output": text, "_start": start}
+
+
+def _read_bounded(fd: int, deadline: float) -> bytes | None:
+    """The first MAX_OUTPUT bytes of the probe's output (the rest is drained and dropped,
+    so a chatty probe costs no memory); None when the deadline passes before its EOF."""
+    import select
+
+    kept = b""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return None
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return kept
+        if len(kept) < MAX_OUTPUT:
+            kept = (kept + chunk)[:MAX_OUTPUT]
 
 
 def _go_seconds(s: float) -> str:
