@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 from tests.ptyterm import Term
@@ -73,3 +74,18 @@ def test_detach_keys_on_run_start_and_exec(berth, busybox_image):
     assert r.returncode == 125
     assert r.stderr.strip() == "Error: Invalid detach keys (ctrl-) provided"
     berth("rm", "-f", "dk")
+
+
+def test_detached_rm_container_is_removed_when_it_exits_later(berth, busybox_image):
+    t = Term(["run", "-it", "--rm", "--name", "rmd", "busybox", "sh"])
+    t.expect(b"# ")
+    t.send(b"\x10\x11")
+    assert t.wait() == 0 and _running(berth, "rmd") == "running"
+    t = Term(["attach", "rmd"])
+    t.send(b"exit 3\r")
+    assert t.wait() == 3
+    for _ in range(100):          # the exit command applies --rm
+        if berth("ps", "-aq").stdout == "":
+            break
+        time.sleep(0.1)
+    assert berth("ps", "-aq").stdout == ""
