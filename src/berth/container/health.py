@@ -250,7 +250,8 @@ def start_loop(db: Database, rec: ContainerRecord, root: str, runroot: str) -> N
     with subprocess.Popen(["setsid", "-f", "/bin/sh", "-c", script, "berth-health",
                            f"{interval:.3f}", sys.executable, root, runroot, rec.id],
                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.DEVNULL, env=env, close_fds=True) as p:
+                          stderr=subprocess.DEVNULL, env=env, close_fds=True,
+                          cwd="/") as p:   # never keeps the caller's directory busy
         assert p.stdout is not None
         line = p.stdout.readline().strip()
     if not line.isdigit():
