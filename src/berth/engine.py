@@ -129,6 +129,13 @@ class Engine:
 
         return check(self.store, repair=repair)
 
+    def system_boot(self):  # type: ignore[no-untyped-def]
+        """After a reboot: start the containers whose restart policy wants them running
+        (see :mod:`berth.container.boot`); returns a ``BootResult``."""
+        from berth.container.boot import boot
+
+        return boot(self.container_service)
+
     def df(self) -> list[dict[str, Any]]:
         """``system df`` rows: Images, Containers, Local Volumes, Build Cache."""
         recs = self.image_service.list()

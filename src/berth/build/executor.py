@@ -175,7 +175,7 @@ class BuildSession:
 
             tmp = f"{path}.{os.getpid()}"
             seeded = seed is not None and os.path.isdir(seed)
-            if seeded:
+            if seed is not None and seeded:
                 shutil.copytree(seed, tmp, symlinks=True)  # links copied, never followed
             else:
                 os.mkdir(tmp, 0o755 if mode is None else mode)
@@ -399,7 +399,8 @@ class BuildSession:
             elif step.name == "ADD" and is_url(arg):
                 from berth.build.remote import fetch  # urllib: only when needed
 
-                checksum = (step.flags.get("checksum") or [None])[-1]
+                sums = step.flags.get("checksum")
+                checksum = sums[-1] if sums else None
                 d = fetch(arg, self.store.tmp, checksum)
                 downloads.append(d)
                 sources.append(Source(d.name, d.path, mode=0o600, mtime_ns=d.mtime_ns))

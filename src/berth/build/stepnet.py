@@ -145,7 +145,7 @@ def sweep(store: Store) -> None:
 
 def _dead_entries(d: str) -> list[tuple[str, str]]:
     """(reservation path, cid) of reservations whose build process is gone."""
-    out = []
+    out: list[tuple[str, str]] = []
     try:
         names = os.listdir(d)
     except (FileNotFoundError, NotADirectoryError):

@@ -24,7 +24,7 @@ import posixpath
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from berth.build.plan import Step
 from berth.build.steps_meta import join_workdir
@@ -101,8 +101,8 @@ def copy_step(s: BuildSession, state: ImageState, step: Step, sources: list[Sour
     try:
         merged = ws.mount()
         dest, as_dir = destination(step, state.config.get("WorkingDir"))
-        owner = parse_chown((step.flags.get("chown") or [None])[-1], merged)
-        mode = parse_chmod((step.flags.get("chmod") or [None])[-1])
+        owner = parse_chown(_last(step.flags.get("chown")), merged)
+        mode = parse_chmod(_last(step.flags.get("chmod")))
         count = len(sources) + len(heredocs)
         if count > 1 and not as_dir:
             raise DockerfileError(f"Dockerfile:{step.line}: When using {step.name} with more "
@@ -278,13 +278,13 @@ class _Writer:
             if head.startswith(b"BZh"):
                 import bz2
 
-                stream = bz2.BZ2File(raw)
+                stream = cast(BinaryIO, bz2.BZ2File(raw))
             elif head.startswith(b"\xfd7zXZ\x00"):
                 import lzma
 
-                stream = lzma.LZMAFile(raw)
+                stream = cast(BinaryIO, lzma.LZMAFile(raw))
             else:
-                stream = raw  # type: ignore[assignment]
+                stream = raw
             apply_layer(stream, host_dir, whiteouts="flat")  # type: ignore[arg-type]
 
     def finish(self) -> None:
@@ -395,3 +395,8 @@ def is_archive(path: str) -> bool:
     if any(head.startswith(m) for m in _ARCHIVE_MAGIC):
         return True
     return len(head) >= 262 and head[257:262] == b"ustar"
+
+
+def _last(values: list[str] | None) -> str | None:
+    """The last of a repeated flag's values (``--chown a --chown b`` means b), or None."""
+    return values[-1] if values else None
