@@ -77,20 +77,20 @@ def test_health_flags_ps_filter_inspect(berth, busybox_image, berth_env):
 
 
 def test_healthcheck_run_and_timeout(berth, busybox_image, berth_env):
-    r = berth("run", "-d", "--name", "hr", "--health-cmd", "sleep 5",
+    r = berth("run", "-d", "--name", "hr", "--health-cmd", "sleep 60",
               "--health-timeout", "200ms", "--health-interval", "1h",
               "--health-retries", "1", "busybox", "sleep", "300")
     assert r.returncode == 0, r.stderr
     t0 = time.time()
     r = berth("healthcheck", "run", "hr")
-    assert time.time() - t0 < 4
+    assert time.time() - t0 < 30                     # the 60 s probe was cut short
     assert (r.returncode, r.stdout) == (1, "unhealthy\n")
     h = _health(berth, "hr")
     assert h["Status"] == "unhealthy"
     assert h["Log"][-1]["ExitCode"] == -1
     assert h["Log"][-1]["Output"] == "Health check exceeded timeout (0.2s)"
     top = berth("top", "hr").stdout
-    assert "sleep 5" not in top                      # the timed-out probe was killed
+    assert "sleep 60" not in top                     # the timed-out probe was killed
     cid = berth("run", "-d", "--name", "none", "busybox", "sleep", "300").stdout.strip()
     r = berth("healthcheck", "run", "none")
     assert r.returncode == 1 and "has no defined healthcheck" in r.stderr
