@@ -176,9 +176,7 @@ def probe(rt: OCIRuntime, rec: ContainerRecord, process: dict[str, Any]) -> dict
         assert p.stdout is not None
         out = _read_bounded(p.stdout.fileno(), time.monotonic() + timeout)
         if out is None:
-            _kill_pid_file(pid_file)
-            p.kill()
-            p.wait()
+            _kill_probe(p, pid_file)
             code, text = -1, f"Health check exceeded timeout ({_go_seconds(timeout)})"
         else:
             code = p.wait()
@@ -216,13 +214,28 @@ def _go_seconds(s: float) -> str:
     return f"{s:g}s"
 
 
-def _kill_pid_file(path: str) -> None:
+def _kill_probe(p: subprocess.Popen[bytes], pid_file: str, grace: float = 10.0) -> None:
+    """Kill a timed-out probe in the container, then its ``runtime exec``.
+
+    Killing only the runtime could leave the probe running inside the container if the
+    runtime had not started it yet, so wait (a bounded time) for the pid file the runtime
+    writes once the process runs; the runtime then exits with it.
+    """
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            with open(pid_file, encoding="ascii") as f:
+                os.kill(int(f.read().strip()), signal.SIGKILL)
+            break
+        except (OSError, ValueError):
+            if p.poll() is not None:
+                break       # the runtime is gone without having started the probe
+            time.sleep(0.02)
     try:
-        with open(path, encoding="ascii") as f:
-            pid = int(f.read().strip())
-        os.kill(pid, signal.SIGKILL)
-    except (OSError, ValueError):
-        pass
+        p.wait(timeout=max(0.1, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
 
 
 # -- the loop ---------------------------------------------------------------------------------
