@@ -20,7 +20,9 @@ from typing import Any
 from ..errors import InvalidArgument
 
 _LIMITS = (("Memory", "--memory"), ("MemorySwap", "--memory-swap"), ("NanoCpus", "--cpus"),
-           ("CpuShares", "--cpu-shares"), ("PidsLimit", "--pids-limit"))
+           ("CpuShares", "--cpu-shares"), ("PidsLimit", "--pids-limit"),
+           ("CpusetCpus", "--cpuset-cpus"), ("MemoryReservation", "--memory-reservation"),
+           ("CgroupParent", "--cgroup-parent"))
 
 
 def check_config(config: dict[str, Any]) -> None:
@@ -29,7 +31,7 @@ def check_config(config: dict[str, Any]) -> None:
 
     host = config.get("HostConfig") or {}
     asked = [flag for key, flag in _LIMITS
-             if host.get(key) not in (None, 0, -1) and not (key == "PidsLimit"
+             if host.get(key) not in (None, 0, -1, "") and not (key == "PidsLimit"
                                                             and host.get(key, 0) <= 0)]
     if asked and not delegated():
         raise InvalidArgument(limits_error(asked), exit_code=125)
