@@ -149,7 +149,8 @@ def test_lifecycle(rootless_busybox):
 
 @pytest.mark.parametrize("flags,named", [(["-m", "64m"], "--memory"),
                                           (["--cpus", "1"], "--cpus"),
-                                          (["--pids-limit", "10"], "--pids-limit")])
+                                          (["--pids-limit", "10"], "--pids-limit"),
+                                          (["--cpuset-cpus", "0"], "--cpuset-cpus")])
 def test_limits_refused_with_reason(rootless_busybox, flags, named):
     u = rootless_busybox
     p = u.berth("run", "--rm", "--network", "none", *flags, "busybox", "true")
