@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+from typing import Any
 
 from ..errors import BerthError
 from . import idmaps
@@ -33,7 +34,7 @@ class UsernsError(BerthError):
     exit_code = 125
 
 
-def _libc():  # type: ignore[no-untyped-def]
+def _libc() -> Any:
     import ctypes
 
     return ctypes.CDLL(None, use_errno=True)
