@@ -172,7 +172,7 @@ def test_build_with_run_step(rootless_busybox):
     u = rootless_busybox
     ctx = os.path.join(u.home, "ctx")
     df = ("FROM busybox\nRUN echo hi > /hello && mkdir /home/bob && touch /home/bob/f "
-          "&& chown -R 1000:1000 /home/bob\nCOPY a /a\n")
+          "&& chown -R 1000:1000 /home/bob\nRUN ls /sys/class/net > /nets\nCOPY a /a\n")
     assert u.sh(f"mkdir {ctx} && printf '{df}' > {ctx}/Dockerfile && echo A > {ctx}/a"
                 ).returncode == 0
     p = u.berth("build", "-t", "built", ctx)
@@ -180,6 +180,13 @@ def test_build_with_run_step(rootless_busybox):
     p = u.berth("run", "--rm", "--network", "none", "built", "sh", "-c",
                 "cat /hello /a; stat -c %u /home/bob/f")
     assert p.stdout == "hi\nA\n1000\n", p.stderr
+    # RUN had its own network namespace (pasta's one link, not the host's links)
+    from berth.rootless.pasta import usable
+
+    nets = u.berth("run", "--rm", "--network", "none", "built", "cat", "/nets").stdout.split()
+    if usable() is None:
+        assert len(nets) == 2 and "lo" in nets, nets
+        assert os.listdir(os.path.join(u.runroot, "netns")) == []
 
 
 def test_push_and_pull_with_own_registry(rootless_busybox):

@@ -104,16 +104,21 @@ def run_step(s: BuildSession, ref: StepRef, state: ImageState, step: Step
         from berth.rootless.containers import build_network
 
         mode = build_network(mode)
-    network, net = resolve_mode(s.store, mode)
+    pasta = mode == "pasta"  # rootless default: own netns + pasta (berth.rootless.pasta)
+    network, net = ("none", None) if pasta else resolve_mode(s.store, mode)
     lowers = image_lowers(s.store, state.image_id)
     cid = f"berth-build-{os.urandom(8).hex()}"
     ws = Workspace(s.store, lowers, kind="run")
-    seat: StepNetwork | None = None
+    seat: Any = None  # StepNetwork, or rootless PastaSeat (same netns/ip/close)
     try:
         merged = ws.mount()
         env = dict(step.run_env())
         if net is not None:
             seat = StepNetwork(s.store, cid, net)
+        elif pasta:
+            from berth.rootless.pasta import PastaSeat
+
+            seat = PastaSeat(s.store.runroot, cid)
         mounts = _etc_files(ws, network, seat)
         if script is not None:
             path = ws.path("heredoc")

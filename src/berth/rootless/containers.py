@@ -44,14 +44,18 @@ def check_config(config: dict[str, Any]) -> None:
 
 
 def build_network(mode: str) -> str:
-    """A rootless RUN step's network: the bridge default becomes the user's host network.
+    """A rootless RUN step's network: the bridge default becomes ``pasta``.
 
-    A build step cannot get a bridge without host root; the host network gives ``RUN
-    apt-get`` the user's own connectivity (nothing the user could not reach anyway). An
-    explicit ``--network none|host`` is kept, any other network is refused.
+    A build step cannot get a bridge without host root; like ``run``'s default it gets its
+    own network namespace wired by pasta. Where pasta cannot run (no usable tun device,
+    which ``info`` warns about) the step falls back to the user's host network, which
+    reaches nothing the user could not reach anyway. ``--network none|host`` are kept,
+    any other network is refused.
     """
     if mode in ("default", "bridge"):
-        return "host"
+        from .pasta import usable
+
+        return "pasta" if usable() is None else "host"
     if mode not in ("none", "host"):
         raise InvalidArgument(f'network "{mode}" is not available to a rootless build: '
                               "use --network none or --network host", exit_code=1)

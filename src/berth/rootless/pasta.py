@@ -121,34 +121,10 @@ class PastaNetwork:
         return out
 
     def container_starting(self, rec: Any) -> None:
-        self.container_stopped(rec)  # a crash may have left the last one
-        ns = self._ns(rec.id)
-        _make_netns(ns)
-        pidfile = ns + ".pasta"
-        argv = ["pasta", "--config-net", "--quiet", "--no-map-gw", "-T", "none", "-U", "none",
-                *forwards(rec.config.get("HostConfig") or {}), "-P", pidfile, "--netns", ns]
-        p = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-        if p.returncode != 0:
-            self.container_stopped(rec)
-            msg = (p.stderr.strip().splitlines() or ["failed"])[-1]
-            raise RuntimeFailure(f"pasta: {msg}")
+        attach(self._ns(rec.id), rec.config.get("HostConfig") or {})
 
     def container_stopped(self, rec: Any) -> None:
-        ns = self._ns(rec.id)
-        try:
-            with open(ns + ".pasta", encoding="ascii") as f:
-                os.kill(int(f.read().strip()), signal.SIGTERM)
-        except (OSError, ValueError):
-            pass
-        from ..container.rootfs import unmount
-
-        if os.path.exists(ns):
-            unmount(ns)
-        for path in (ns, ns + ".pasta"):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+        detach(self._ns(rec.id))
 
     container_removed = container_stopped
 
@@ -167,6 +143,53 @@ class PastaNetwork:
                                             int(b["HostPort"])))
         return display_ports(maps, (rec.config.get("ExposedPorts") or {}).keys(),
                              ipv6=os.path.exists("/proc/net/if_inet6"))
+
+
+class PastaSeat:
+    """A build RUN step's own network namespace with pasta (no forwards); ``close`` ends it.
+
+    Duck-types :class:`berth.build.stepnet.StepNetwork` (``netns``, ``ip``, ``close``).
+    """
+
+    ip = "127.0.1.1"  # the step's hostname resolves locally, as with host networking
+
+    def __init__(self, runroot: str, cid: str) -> None:
+        self.netns = os.path.join(runroot, "netns", cid)
+        attach(self.netns, {})
+
+    def close(self) -> None:
+        detach(self.netns)
+
+
+def attach(ns: str, host_config: dict[str, Any]) -> None:
+    """Make the network namespace ``ns`` and start pasta on it with ``-p``'s forwards."""
+    detach(ns)  # a crash may have left the last one
+    _make_netns(ns)
+    argv = ["pasta", "--config-net", "--quiet", "--no-map-gw", "-T", "none", "-U", "none",
+            *forwards(host_config), "-P", ns + ".pasta", "--netns", ns]
+    p = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if p.returncode != 0:
+        detach(ns)
+        msg = (p.stderr.strip().splitlines() or ["failed"])[-1]
+        raise RuntimeFailure(f"pasta: {msg}")
+
+
+def detach(ns: str) -> None:
+    """Stop pasta and remove the namespace (idempotent)."""
+    try:
+        with open(ns + ".pasta", encoding="ascii") as f:
+            os.kill(int(f.read().strip()), signal.SIGTERM)
+    except (OSError, ValueError):
+        pass
+    from ..container.rootfs import unmount
+
+    if os.path.exists(ns):
+        unmount(ns)
+    for path in (ns, ns + ".pasta"):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
 
 
 def _make_netns(path: str) -> None:
