@@ -53,21 +53,83 @@ def main() -> None:
             subprocess.run([*podman, "import", tar, "busybox"], check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             rows = []
-            for what, net in (("--network none", ["--network", "none"]),
-                              ("default network", [])):
+            for what, net in (("run --rm true, --network none", ["--network", "none"]),
+                              ("run --rm true, default network", [])):
                 run = ["run", "--rm", *net, "busybox", "true"]
                 ms = []
                 for cmd in ([*berth, *run], [*podman, *run]):
                     median_of(1, cmd)  # warm-up: makes the pause process, page cache
                     ms.append(median_of(n, cmd) * 1000)
                 rows.append((what, f"{ms[0]:.0f}", f"{ms[1]:.0f}", f"{ms[0] / ms[1]:.2f}x"))
-            print(table(f"rootless run --rm busybox true, same user (median of {n}, ms)",
-                        rows, ("network", "berth", "podman", "berth/podman")))
+            rows.append(_build_row(pw.pw_dir, berth, podman, max(3, n // 4)))
+            rows.append(_pull_row(berth, podman, tar, max(3, n // 4)))
+            print(table(f"rootless, same user (medians; run: {n}, build/pull: "
+                        f"{max(3, n // 4)} samples; ms)",
+                        rows, ("what", "berth", "podman", "berth/podman")))
     finally:
         subprocess.run([*podman, "system", "migrate"], capture_output=True)
         _kill_user_processes(pw.pw_uid)
         subprocess.run(["userdel", "-r", name], capture_output=True)
         shutil.rmtree(f"/tmp/berth-{pw.pw_uid}", ignore_errors=True)
+
+
+def _row(what: str, ms: list[float]) -> tuple[str, ...]:
+    return (what, f"{ms[0]:.0f}", f"{ms[1]:.0f}", f"{ms[0] / ms[1]:.2f}x")
+
+
+def _build_row(home: str, berth: list[str], podman: list[str], n: int) -> tuple[str, ...]:
+    """``build --no-cache`` of FROM busybox + RUN + COPY (each tool's default network)."""
+    ctx = os.path.join(home, "ctx")
+    os.makedirs(ctx)
+    with open(os.path.join(ctx, "Dockerfile"), "w", encoding="utf-8") as f:
+        f.write("FROM busybox\nRUN echo hi > /hello && mkdir -p /app\nCOPY a.txt /app/\n")
+    with open(os.path.join(ctx, "a.txt"), "w", encoding="utf-8") as f:
+        f.write("a\n" * 1000)
+    subprocess.run(["chown", "-R", f"{os.stat(home).st_uid}", ctx], check=True)
+    ms = []
+    for cmd in ([*berth, "build", "--no-cache", "-t", "b", ctx],
+                [*podman, "build", "--no-cache", "--pull=never", "-t", "b", ctx]):
+        median_of(1, cmd)
+        ms.append(median_of(n, cmd) * 1000)
+    return _row("build --no-cache (RUN + COPY)", ms)
+
+
+def _pull_row(berth: list[str], podman: list[str], tar: str, n: int) -> tuple[str, ...]:
+    """``pull`` of busybox from a registry on 127.0.0.1 (root's berth serves it)."""
+    import socket
+    import tempfile
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root_store = tempfile.mkdtemp(prefix="berth-bench-reg-", dir="/var/tmp")
+    env = dict(os.environ, BERTH_ROOT=f"{root_store}/r", BERTH_RUNROOT=f"{root_store}/rr")
+    reg = subprocess.Popen([sys.executable, "-m", "berth", "registry", "serve", "--addr",
+                            f"127.0.0.1:{port}"], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    ref = f"127.0.0.1:{port}/bench/busybox:1"
+    try:
+        subprocess.run([sys.executable, "-m", "berth", "import", tar, ref], env=env,
+                       check=True, stdout=subprocess.DEVNULL)
+        for _ in range(100):
+            if subprocess.run([sys.executable, "-m", "berth", "push", ref], env=env,
+                              capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+        ms = []
+        for tool, pull in ((berth, [*berth, "pull", ref]),
+                           (podman, [*podman, "pull", "--tls-verify=false", ref])):
+            samples = []
+            for _ in range(n + 1):
+                subprocess.run([*tool, "rmi", "-f", ref], capture_output=True)
+                samples.append(median_of(1, pull))
+            ms.append(sorted(samples[1:])[len(samples[1:]) // 2] * 1000)
+        return _row("pull busybox from 127.0.0.1", ms)
+    finally:
+        reg.terminate()
+        reg.wait(10)
+        shutil.rmtree(root_store, ignore_errors=True)
 
 
 def _kill_user_processes(uid: int) -> None:
