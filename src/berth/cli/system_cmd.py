@@ -60,7 +60,9 @@ def info(ctx: Ctx, argv: list[str]) -> int:
 
 
 def system(ctx: Ctx, argv: list[str]) -> int:
-    subs = {"df": df, "check": check, "info": info, "prune": prune}
+    from berth.cli.service_cmd import service
+
+    subs = {"df": df, "check": check, "info": info, "prune": prune, "service": service}
     return run_group(ctx, argv, group="system", title="Manage berth", subs=subs)
 
 

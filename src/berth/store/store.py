@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from berth.procs import owner_alive
 from berth.store.content import ContentStore
@@ -17,6 +17,9 @@ from berth.store.db import Database
 from berth.store.fsutil import remove_tree
 from berth.store.layers import LayerStore
 from berth.store.locks import flock
+
+if TYPE_CHECKING:  # pragma: no cover
+    from berth.store.events import EventLog
 
 DEFAULT_ROOT = "/var/lib/berth"
 DEFAULT_RUNROOT = "/run/berth"
@@ -57,6 +60,13 @@ class Store:
             remove_tree(os.path.join(self.tmp, name))
             removed.append(name)
         return removed
+
+    @property
+    def events(self) -> "EventLog":
+        """The event log every writer appends to (cheap: a path, no file is opened)."""
+        from berth.store.events import EventLog
+
+        return EventLog(self.root)
 
     def close(self) -> None:
         self.db.close()
