@@ -199,7 +199,8 @@ async def wait(request: web.Request) -> web.StreamResponse:
     rec = await blocking(eng.container, _cid(request))
     resp = web.StreamResponse(headers={"Content-Type": "application/json"})
     await resp.prepare(request)  # headers now: the client may start the container
-    started0 = rec.started_at
+    # the run an attach just started is the "next" exit the client is waiting for
+    started0 = None if rec.id in request.app[ATTACH_STARTED] else rec.started_at
 
     def waiter() -> int:
         last = rec

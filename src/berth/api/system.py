@@ -144,7 +144,7 @@ async def system_df(request: web.Request) -> web.Response:
     eng = engine(request)
 
     def collect() -> dict[str, Any]:
-        images = eng.images(all=True)
+        images = eng.images()
         containers = eng.containers(all=True)
         used: dict[str, int] = {}
         for c in containers:
