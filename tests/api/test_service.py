@@ -1,0 +1,127 @@
+"""The service's guard rails: socket mode, browser Origin, versions, errors, concurrency,
+and that stopping it leaves containers alone."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import threading
+
+import pytest
+
+
+class _Unix(http.client.HTTPConnection):
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost", timeout=30)
+        self.path_ = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.path_)
+
+
+def call(sock: str, method: str, path: str, body: bytes | None = None,
+         headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    c = _Unix(sock)
+    try:
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        return r.status, dict(r.getheaders()), r.read()
+    finally:
+        c.close()
+
+
+def test_socket_is_0660_root(service):
+    st = os.stat(service["sock"])
+    assert stat.S_IMODE(st.st_mode) == 0o660 and st.st_uid == 0
+
+
+def test_ping_headers_and_versions(service):
+    for method in ("GET", "HEAD"):
+        status, hdr, body = call(service["sock"], method, "/_ping")
+        assert status == 200
+        assert hdr["API-Version"] == "1.41" and hdr["Ostype"] == "linux"
+        assert hdr["Builder-Version"] == "1" and hdr["Docker-Experimental"] == "false"
+        assert body == (b"OK" if method == "GET" else b"")
+    status, _, body = call(service["sock"], "GET", "/v1.24/version")
+    assert status == 200 and json.loads(body)["MinAPIVersion"] == "1.24"
+    status, _, body = call(service["sock"], "GET", "/v1.99/version")
+    assert status == 400 and b"too new" in body
+
+
+def test_browser_origin_is_refused(service):
+    status, _, body = call(service["sock"], "GET", "/containers/json",
+                           headers={"Origin": "http://evil.example"})
+    assert status == 403 and "message" in json.loads(body)
+
+
+def test_errors_are_json_messages_never_tracebacks(service):
+    sock = service["sock"]
+    status, _, body = call(sock, "POST", "/containers/create", b"{not json",
+                           {"Content-Type": "application/json"})
+    assert status == 400 and "invalid JSON" in json.loads(body)["message"]
+    status, _, body = call(sock, "POST", "/containers/create",
+                           json.dumps({"Image": "busybox", "Tty": "yes"}).encode())
+    assert status == 400 and b"Traceback" not in body
+    status, _, body = call(sock, "GET", "/containers/nope/json")
+    assert status == 404 and json.loads(body)["message"] == "No such container: nope"
+    status, _, body = call(sock, "GET", "/images/nope:1/json")
+    assert status == 404
+    status, _, body = call(sock, "POST", "/swarm/init", b"{}")
+    assert status == 503 and b"not a swarm manager" in body
+    status, _, body = call(sock, "GET", "/containers/json?filters=%7Bbad")
+    assert status == 400
+
+
+def test_tcp_is_loopback_only_without_tls(berth):
+    p = berth("system", "service", "-H", "tcp://0.0.0.0:23750", "--timeout", "1")
+    assert p.returncode != 0 and "without TLS" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_idle_timeout_exits(berth_env):
+    sock = os.path.join(berth_env["runroot"], "idle.sock")
+    p = subprocess.run([sys.executable, "-m", "berth", "system", "service", "-H",
+                        f"unix://{sock}", "--timeout", "1"], capture_output=True, text=True,
+                       timeout=30)
+    assert p.returncode == 0 and not os.path.exists(sock)
+
+
+def test_stopping_the_service_leaves_containers_running(service, docker, berth):
+    docker("run", "-d", "--name", "keeps", "busybox", "sleep", "60")
+    service["proc"].send_signal(signal.SIGTERM)
+    service["proc"].wait(timeout=15)
+    out = berth("ps", "--format", "{{.Names}} {{.State}}").stdout
+    assert "keeps running" in out
+    berth("rm", "-f", "keeps", check=True)
+
+
+def test_hundred_concurrent_clients_while_a_stream_is_open(service, docker):
+    docker("run", "-d", "--name", "streamer", "busybox", "sleep", "60")
+    # a long stream that never ends by itself
+    follow = _Unix(service["sock"])
+    follow.request("GET", "/containers/streamer/logs?follow=1&stdout=1")
+    follow.getresponse()
+    events = _Unix(service["sock"])
+    events.request("GET", "/events")
+    events.getresponse()
+    results: list[int] = []
+
+    def one() -> None:
+        results.append(call(service["sock"], "GET", "/containers/json")[0])
+
+    threads = [threading.Thread(target=one) for _ in range(100)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert results == [200] * 100
+    follow.close()
+    events.close()
+    docker("rm", "-f", "streamer")
