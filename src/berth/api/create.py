@@ -104,8 +104,14 @@ def options_from_json(body: dict[str, Any], name: str | None) -> tuple[Any, list
     opts.stop_signal = typed(body, "StopSignal", str, None) or None
     opts.stop_timeout = typed(body, "StopTimeout", int, None)
     opts.expose = list((typed(body, "ExposedPorts", dict, {}) or {}).keys())
-    opts.volumes = _strs(hc, "Binds") + list((typed(body, "Volumes", dict, {}) or {}).keys())
-    opts.mounts = [_mount_spec(m) for m in typed(hc, "Mounts", list, []) or []]
+    binds = _strs(hc, "Binds")
+    mounts = typed(hc, "Mounts", list, []) or []
+    opts.mounts = [_mount_spec(m) for m in mounts]
+    # Config.Volumes names anonymous volumes, unless a bind or mount already covers the path
+    taken = {b.split(":")[1] for b in binds if b.count(":") >= 1} | \
+        {m.get("Target") for m in mounts}
+    opts.volumes = binds + [v for v in (typed(body, "Volumes", dict, {}) or {})
+                            if v not in taken]
     opts.volumes_from = _strs(hc, "VolumesFrom")
     opts.tmpfs = [f"{k}:{v}" if v else k for k, v in
                   (typed(hc, "Tmpfs", dict, {}) or {}).items()]
