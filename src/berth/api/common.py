@@ -139,9 +139,17 @@ def no_content() -> web.Response:
 async def spool_body(request: web.Request, tmp_dir: str) -> str:
     """The request body in a temp file (build contexts, archives, image tarballs)."""
     path = os.path.join(tmp_dir, f"api-{os.getpid()}-{os.urandom(6).hex()}")
-    with open(path, "xb") as f:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
         async for chunk in request.content.iter_chunked(1 << 20):
-            f.write(chunk)
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view):]
+    except BaseException:
+        os.unlink(path)
+        raise
+    finally:
+        os.close(fd)
     return path
 
 

@@ -60,12 +60,7 @@ async def version(request: web.Request) -> web.Response:
 async def info(request: web.Request) -> web.Response:
     eng = engine(request)
     data: dict[str, Any] = await blocking(eng.info)
-    mem = 0
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            mem = int(f.readline().split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
+    mem = await blocking(_mem_total)
     paused = data.get("ContainersPaused", 0)
     out = {
         "ID": "berth", "Containers": data["Containers"],
@@ -102,6 +97,14 @@ async def info(request: web.Request) -> web.Response:
         "Warnings": data.get("Warnings", []),
     }
     return ok_json(out)
+
+
+def _mem_total() -> int:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            return int(f.readline().split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 async def events(request: web.Request) -> web.StreamResponse:

@@ -83,15 +83,15 @@ class EventLog:
         """Stored events in order, within ``[since, until]`` (epoch seconds)."""
         for path in (self.old_path, self.path):
             try:
-                f = open(path, "rb")
+                with open(path, "rb") as f:
+                    data = f.read()
             except FileNotFoundError:
                 continue
-            with f:
-                for ev in _parse(f.read()):
-                    if _in_window(ev, since, until) and (match is None or match(ev)):
-                        yield ev
+            for ev in _parse(data):
+                if _in_window(ev, since, until) and (match is None or match(ev)):
+                    yield ev
 
-    def follower(self) -> "Follower":
+    def follower(self) -> Follower:
         """A reader positioned at the end of the log: it yields only events after now."""
         return Follower(self)
 
