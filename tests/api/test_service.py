@@ -13,8 +13,6 @@ import subprocess
 import sys
 import threading
 
-import pytest
-
 
 class _Unix(http.client.HTTPConnection):
     def __init__(self, path: str) -> None:
