@@ -92,7 +92,7 @@ def measure(env: dict[str, str], tar: str) -> dict[str, float]:
                                                     env)
     ids = []
     t = []
-    for i in range(20):
+    for _ in range(20):
         s = time.perf_counter()
         p = subprocess.run(d("run", "-d", "--network", "none", "busybox", "sleep", "600"),
                            env=env, capture_output=True, text=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from berth.cli.common import confirm, run_group
+from berth.cli.common import Command, confirm, run_group
 from berth.cli.main import Ctx
 from berth.cli.parser import Parser, add_format, parse_filters
 
@@ -62,7 +62,8 @@ def info(ctx: Ctx, argv: list[str]) -> int:
 def system(ctx: Ctx, argv: list[str]) -> int:
     from berth.cli.service_cmd import service
 
-    subs = {"df": df, "check": check, "info": info, "prune": prune, "service": service}
+    subs: dict[str, Command] = {"df": df, "check": check, "info": info, "prune": prune,
+                                "service": service}
     return run_group(ctx, argv, group="system", title="Manage berth", subs=subs)
 
 

@@ -8,8 +8,9 @@ ingestion (see :mod:`berth.store.content` and :mod:`berth.store.layers`).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from berth.procs import owner_alive
 from berth.store.content import ContentStore
@@ -62,7 +63,7 @@ class Store:
         return removed
 
     @property
-    def events(self) -> "EventLog":
+    def events(self) -> EventLog:
         """The event log every writer appends to (cheap: a path, no file is opened)."""
         from berth.store.events import EventLog
 
