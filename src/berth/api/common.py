@@ -318,22 +318,50 @@ class _KeepOpenOnEof(asyncio.Protocol):
         self.inner.resume_writing()
 
 
-async def pump_input(inp: _Input, sock: socket.socket, *, close_on_eof: bool) -> None:
-    """Client input → a non-blocking socket (conmon's attach socket, or a socketpair)."""
+def detach_keys(spec: str | None) -> bytes:
+    """Docker's ``detachKeys`` (``ctrl-p,ctrl-q``, ``a``, ``ctrl-@``...) as bytes."""
+    if not spec:
+        return b"\x10\x11"
+    out = bytearray()
+    for key in spec.split(","):
+        k = key.strip().lower()
+        if len(k) == 1:
+            out.append(ord(k))
+        elif k.startswith("ctrl-") and len(k) == 6 and ("a" <= k[5] <= "z" or k[5] in "@[\\]^_"):
+            out.append(ord(k[5].upper()) & 0x1F)
+        else:
+            raise InvalidArgument(f"Invalid detach keys ({spec}) provided")
+    return bytes(out)
+
+
+async def pump_input(inp: _Input, sock: socket.socket, *, close_on_eof: bool,
+                     detach: bytes | None = None) -> bool:
+    """Client input → a non-blocking socket (conmon's attach socket, or a socketpair).
+
+    With ``detach`` (a tty), that key sequence ends the session without forwarding it, as
+    dockerd does; returns True then, False at the client's EOF.
+    """
     loop = asyncio.get_running_loop()
+    pending = b""
     while True:
         data = await inp.queue.get()
+        if detach and data:
+            buf = pending + data
+            if detach in buf:
+                return True
+            keep = len(detach) - 1
+            pending = buf[-keep:] if keep else b""
         if not data:
             if close_on_eof:
                 try:
                     sock.shutdown(socket.SHUT_WR)
                 except OSError:
                     pass
-            return
+            return False
         for i in range(0, len(data), 4096):
             try:
                 await loop.sock_sendall(sock, data[i:i + 4096])
             except OSError:
-                return
+                return False
 
 

@@ -20,6 +20,7 @@ from .common import (
     blocking,
     body_json,
     closed,
+    detach_keys,
     engine,
     filters,
     frame,
@@ -309,11 +310,25 @@ async def attach(request: web.Request) -> web.StreamResponse:
     sock.setblocking(False)
     resp, inp = await hijack(request, tty=tty)
     loop = asyncio.get_running_loop()
-    feeder = asyncio.ensure_future(pump_input(inp, sock, close_on_eof=not tty)) \
-        if want_in else None
+    keys = detach_keys(request.query.get("detachKeys")) if tty else None
+    feeder = asyncio.ensure_future(pump_input(inp, sock, close_on_eof=not tty,
+                                              detach=keys)) if want_in else None
+    reader: asyncio.Future[bytes] | None = None
     try:
         while True:
-            data = await loop.sock_recv(sock, 65536)
+            if reader is None:
+                reader = asyncio.ensure_future(loop.sock_recv(sock, 65536))
+            waits: set[asyncio.Future[Any]] = {reader}
+            if feeder is not None and not feeder.done():
+                waits.add(feeder)
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            if feeder is not None and feeder.done() and not feeder.cancelled() \
+                    and feeder.exception() is None and feeder.result():
+                break  # the user typed the detach keys: the container runs on
+            if not reader.done():
+                continue
+            data = reader.result()
+            reader = None
             if not data:
                 break
             stream = 2 if data[0] == monitor.STDERR else 1
@@ -323,6 +338,8 @@ async def attach(request: web.Request) -> web.StreamResponse:
     except (ConnectionError, OSError):
         pass
     finally:
+        if reader is not None:
+            reader.cancel()
         if feeder is not None:
             feeder.cancel()
         sock.close()
