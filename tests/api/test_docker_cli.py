@@ -236,31 +236,3 @@ auth:
         reg.terminate()
         reg.wait()
 
-
-def test_run_it_detach_keys_leave_it_running(docker, berth):
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execve(DOCKER, [DOCKER, "run", "-it", "--name", "stay", "busybox", "sh"],
-                  docker.env())
-    out = b""
-    deadline = time.monotonic() + 30
-    try:
-        os.write(fd, b"echo ready$((1+1))\r")
-        while b"ready2" not in out and time.monotonic() < deadline:
-            if select.select([fd], [], [], 1)[0]:
-                out += os.read(fd, 4096)
-        os.write(fd, b"\x10\x11")  # ctrl-p ctrl-q
-        while time.monotonic() < deadline:
-            if not select.select([fd], [], [], 1)[0]:
-                continue
-            try:
-                if not os.read(fd, 4096):
-                    break
-            except OSError:
-                break
-    finally:
-        _, status = os.waitpid(pid, 0)
-        os.close(fd)
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert docker("inspect", "-f", "{{.State.Running}}", "stay").stdout.strip() == "true"
-    docker("rm", "-f", "stay")

@@ -123,3 +123,31 @@ def test_hundred_concurrent_clients_while_a_stream_is_open(service, docker):
     follow.close()
     events.close()
     docker("rm", "-f", "streamer")
+
+
+def test_attach_detach_keys_end_the_session_not_the_container(service, docker):
+    """Clients that send the detach keys raw (docker-py, scripts) rely on the service."""
+    docker("run", "-d", "-it", "--name", "tty1", "busybox", "sh")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(20)
+    s.connect(service["sock"])
+    s.sendall(b"POST /v1.41/containers/tty1/attach?stream=1&stdin=1&stdout=1&stderr=1 "
+              b"HTTP/1.1\r\nHost: d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(4096)
+    assert head.startswith(b"HTTP/1.1 101")
+    s.sendall(b"echo x$((40+2))\n")
+    got = head.split(b"\r\n\r\n", 1)[1]
+    while b"x42" not in got:
+        got += s.recv(4096)
+    s.sendall(b"\x10\x11")
+    rest = b""
+    while True:  # the service ends the session: EOF
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        rest += chunk
+    s.close()
+    assert docker("inspect", "-f", "{{.State.Running}}", "tty1").stdout.strip() == "true"
+    docker("rm", "-f", "tty1")
