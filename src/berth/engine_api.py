@@ -42,11 +42,14 @@ class EngineApiMixin:
         return os.path.join(self.store.runroot, "execs", eid + ".json")
 
     def _exec_write(self, state: dict[str, Any]) -> None:
-        from berth.store.fsutil import atomic_write
-
+        """Replace the state file atomically; no fsync: it describes processes, which do
+        not survive a reboot either (the run dir is a tmpfs)."""
         path = self._exec_path(state["ID"])
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-        atomic_write(path, json.dumps(state).encode())
+        tmp = f"{path}.{os.getpid()}-{os.urandom(4).hex()}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(state, f)
+        os.replace(tmp, path)
 
     def _exec_read(self, eid: str) -> dict[str, Any]:
         path = self._exec_path(eid)
@@ -73,6 +76,7 @@ class EngineApiMixin:
             raise Conflict(f"Container {rec.id} is not running")
         if not cmd or not all(isinstance(c, str) for c in cmd):
             raise InvalidArgument("No exec command specified")
+        self._exec_gc()
         eid = os.urandom(32).hex()
         self._exec_write({
             "ID": eid, "ContainerID": rec.id, "Running": False, "ExitCode": None,
@@ -83,6 +87,22 @@ class EngineApiMixin:
             "Env": list(env or []), "WorkingDir": workdir, "Created": time.time()})
         self.container_service.emit_event("exec_create: " + " ".join(cmd), rec, execID=eid)
         return eid
+
+    def _exec_gc(self, keep_seconds: float = 600) -> None:
+        """Forget execs that ended (or never started) more than ``keep_seconds`` ago."""
+        d = os.path.join(self.store.runroot, "execs")
+        now = time.time()
+        for name in _listdir(d):
+            path = os.path.join(d, name)
+            try:
+                if now - os.stat(path).st_mtime < keep_seconds:
+                    continue
+                with open(path, encoding="utf-8") as f:
+                    running = json.load(f).get("Running")
+                if not running:
+                    os.unlink(path)
+            except (OSError, ValueError):
+                continue
 
     def exec_inspect(self, eid: str) -> dict[str, Any]:
         """Docker's ``ExecInspect``; ``Running`` is checked against the process itself."""
