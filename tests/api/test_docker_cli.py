@@ -38,6 +38,8 @@ def test_detached_logs_exec_cp_inspect_top(docker, berth, tmp_path):
             break
         time.sleep(0.1)
     assert docker("logs", "web").stdout == "started\n"
+    assert docker("logs", "--since", "2100-01-01T00:00:00Z", "web").stdout == ""
+    assert docker("logs", "-t", "web").stdout.endswith("Z started\n")
     p = docker("exec", "web", "sh", "-c", "echo hi; echo oops >&2; exit 3", check=False)
     assert (p.returncode, p.stdout, p.stderr) == (3, "hi\n", "oops\n")
     src = tmp_path / "f.txt"
@@ -153,6 +155,15 @@ def test_volumes_and_networks(docker):
     assert p.returncode == 0, p.stdout + p.stderr
     nets = json.loads(docker("network", "inspect", "appnet").stdout)[0]
     assert nets["Name"] == "appnet"
+    docker("network", "create", "side")
+    docker("network", "connect", "--alias", "db", "side", "srv")
+    p = docker("run", "--rm", "--network", "side", "busybox", "ping", "-c", "1", "-W", "5",
+               "db", check=False)
+    assert p.returncode == 0, p.stdout + p.stderr
+    docker("network", "disconnect", "side", "srv")
+    nets = json.loads(docker("inspect", "srv").stdout)[0]["NetworkSettings"]["Networks"]
+    assert "side" not in nets and "appnet" in nets
+    docker("network", "rm", "side")
     docker("rm", "-f", "srv")
     assert docker("run", "--rm", "-v", "data:/data", "busybox", "cat",
                   "/data/f").stdout == "kept\n"
