@@ -700,9 +700,12 @@ class Engine(EngineApiMixin):
                 self.store, self.image_service, lambda: self.container_service.runtime(None),
                 lambda ref: self.pull(ref), ctx, BuildOptions(dockerfile=name, **options),
                 progress)
-            return session.run()
+            result = session.run()
         finally:
             ctx.close()
+        for t in result.tags:
+            self._image_event("tag", t)
+        return result
 
     def builder_prune(self, *, all: bool = False):  # type: ignore[no-untyped-def]  # noqa: A002
         """``builder prune``: unreachable build cache (everything with ``all``)."""

@@ -243,6 +243,10 @@ auth:
         p = docker("pull", f"{host}/team/bb:1")
         assert "Downloaded newer image" in p.stdout
         assert docker("run", "--rm", f"{host}/team/bb:1", "echo", "ok").stdout == "ok\n"
+        # a missing image is a 404 on create; the docker CLI pulls it and retries
+        docker("rmi", f"{host}/team/bb:1")
+        p = docker("run", "--rm", f"{host}/team/bb:1", "echo", "again")
+        assert p.stdout == "again\n" and "Unable to find image" in p.stderr
     finally:
         reg.terminate()
         reg.wait()

@@ -62,14 +62,15 @@ async def create(request: web.Request) -> web.Response:
     opts, extra = options_from_json(body, name)
 
     def make() -> Any:
-        from berth.errors import NotFound as Missing
+        from berth.oci import reference
 
+        # a missing image is the client's to pull (docker pulls, shows progress, retries)
         try:
-            rec = eng.container_create(opts, notify=None)
-        except Missing as e:
-            if "image" in str(e).lower():
-                raise NotFound(f"No such image: {opts.image}") from None
-            raise
+            eng.image_service.resolve(opts.image)
+        except NotFound:
+            familiar = reference.parse(opts.image).with_default_tag().familiar
+            raise NotFound(f"No such image: {familiar}") from None
+        rec = eng.container_create(opts, notify=None)
         try:
             for net, ep in extra:
                 ipam = ep.get("IPAMConfig") or {}
@@ -205,6 +206,7 @@ async def wait(request: web.Request) -> web.StreamResponse:
 
     def waiter() -> int:
         last = rec
+        t0 = time.monotonic()
         while True:
             cur = eng.container_service.find(rec.id)
             if cur is None:
@@ -216,7 +218,8 @@ async def wait(request: web.Request) -> web.StreamResponse:
                 return cur.exit_code or 0
             if closed(request):
                 return -1
-            time.sleep(0.05)
+            # short runs are the common case (run --rm): look often at first
+            time.sleep(0.01 if time.monotonic() - t0 < 5 else 0.1)
 
     code = await blocking(waiter)
     try:
