@@ -47,6 +47,13 @@ def test_containers_exec_archive_commit(client):
     assert client.containers.get("py2").id == c.id
     s = c.stats(stream=False)
     assert s["id"] == c.id and "memory_stats" in s
+    stream = c.stats(stream=True, decode=True)
+    first, second = next(stream), next(stream)
+    assert second["precpu_stats"] == first["cpu_stats"]
+    stream.close()
+    with tarfile.open(fileobj=io.BytesIO(b"".join(c.export()))) as t:
+        assert "tmp/in.txt" in t.getnames()
+    assert {"Path": "/tmp/in.txt", "Kind": 1} in c.diff()
     img = c.commit("committed", "v1")
     assert "committed:v1" in img.tags
     c.remove(force=True)
@@ -68,6 +75,7 @@ def test_images_save_load_tag_prune(client):
     client.containers.run("busybox", ["true"], name="done1")
     pruned = client.containers.prune()
     assert len(pruned["ContainersDeleted"]) == 1
+    client.api.prune_builds()
     with pytest.raises(Exception) as e:
         client.images.get("nope:nope")
     assert "No such image" in str(e.value) or "404" in str(e.value)

@@ -319,8 +319,8 @@ async def build(request: web.Request) -> web.StreamResponse:
 
 async def build_prune(request: web.Request) -> web.Response:
     got = await blocking(engine(request).builder_prune, all=qbool(request, "all"))
-    reclaimed = getattr(got, "reclaimed", 0) if not isinstance(got, tuple) else got[-1]
-    return ok_json({"CachesDeleted": None, "SpaceReclaimed": reclaimed or 0})
+    return ok_json({"CachesDeleted": got.removed or None,
+                    "SpaceReclaimed": got.reclaimed})
 
 
 def register(routes: Any) -> None:
