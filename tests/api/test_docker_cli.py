@@ -188,6 +188,22 @@ def test_events_from_cli_and_api(docker, berth):
     assert cli[:3] == ["create", "start", "die"]
 
 
+def test_events_stream_live(docker, berth):
+    """``docker events`` follows: an event written by the berth CLI reaches it."""
+    live = subprocess.Popen([DOCKER, "events", "--filter", "type=volume", "--format",
+                             "{{.Action}} {{.Actor.ID}}"], env=docker.env(),
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1)
+        berth("volume", "create", "livevol", check=True)
+        ready = select.select([live.stdout], [], [], 20)[0]
+        assert ready, "no event arrived"
+        assert live.stdout.readline().strip() == "create livevol"  # type: ignore[union-attr]
+    finally:
+        live.terminate()
+        live.wait()
+
+
 def test_swarm_and_search_answer_like_docker(docker):
     p = docker("service", "ls", check=False)
     assert p.returncode != 0 and "not a swarm manager" in p.stderr

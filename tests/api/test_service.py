@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 
 
 class _Unix(http.client.HTTPConnection):
@@ -97,6 +98,19 @@ def test_stopping_the_service_leaves_containers_running(service, docker, berth):
     service["proc"].wait(timeout=15)
     out = berth("ps", "--format", "{{.Names}} {{.State}}").stdout
     assert "keeps running" in out
+    # a new service picks everything up
+    again = subprocess.Popen([sys.executable, "-m", "berth", "system", "service", "-H",
+                              service["host"], "--timeout", "0"], stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            if os.path.exists(service["sock"]):
+                break
+            time.sleep(0.05)
+        assert docker("exec", "keeps", "echo", "still").stdout == "still\n"
+        assert docker("ps", "--format", "{{.Names}}").stdout == "keeps\n"
+    finally:
+        again.terminate()
+        again.wait(timeout=15)
     berth("rm", "-f", "keeps", check=True)
 
 
