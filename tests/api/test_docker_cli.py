@@ -267,3 +267,20 @@ auth:
         reg.terminate()
         reg.wait()
 
+
+
+def test_create_flags_round_trip_through_inspect(docker):
+    docker("create", "--name", "flags", "-e", "A=1", "-w", "/tmp", "-u", "1000",
+           "--restart", "on-failure:2", "--cap-add", "NET_ADMIN", "--memory", "64m",
+           "--init", "--read-only", "--tmpfs", "/run", "--add-host", "h:10.1.2.3",
+           "--stop-signal", "SIGINT", "-p", "127.0.0.1::80", "busybox", "sleep", "5")
+    c = json.loads(docker("inspect", "flags").stdout)[0]
+    hc, cfg = c["HostConfig"], c["Config"]
+    assert "A=1" in cfg["Env"] and cfg["WorkingDir"] == "/tmp" and cfg["User"] == "1000"
+    assert cfg["StopSignal"] == "SIGINT" and cfg["Cmd"] == ["sleep", "5"]
+    assert hc["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
+    assert hc["CapAdd"] == ["NET_ADMIN"] and hc["Memory"] == 64 << 20
+    assert hc["Init"] is True and hc["ReadonlyRootfs"] is True
+    assert hc["ExtraHosts"] == ["h:10.1.2.3"] and "/run" in hc["Tmpfs"]
+    assert hc["PortBindings"]["80/tcp"][0]["HostIp"] == "127.0.0.1"
+    docker("rm", "flags")
