@@ -165,3 +165,28 @@ def test_attach_detach_keys_end_the_session_not_the_container(service, docker):
     s.close()
     assert docker("inspect", "-f", "{{.State.Running}}", "tty1").stdout.strip() == "true"
     docker("rm", "-f", "tty1")
+
+
+def test_wait_for_an_auto_removed_container_that_is_already_gone(service):
+    """``run --rm``: the attach starts it; a late ``wait`` still gets its exit code."""
+    sock = service["sock"]
+    status, _, body = call(sock, "POST", "/v1.41/containers/create", json.dumps({
+        "Image": "busybox", "Cmd": ["sh", "-c", "exit 6"], "AttachStdout": True,
+        "HostConfig": {"AutoRemove": True}}).encode(), {"Content-Type": "application/json"})
+    assert status == 201
+    cid = json.loads(body)["Id"]
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    s.connect(sock)
+    s.sendall(f"POST /v1.41/containers/{cid}/attach?stream=1&stdout=1 HTTP/1.1\r\n"
+              "Host: d\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n".encode())
+    while s.recv(4096):
+        pass
+    s.close()
+    deadline = time.monotonic() + 30
+    while call(sock, "GET", f"/v1.41/containers/{cid}/json")[0] != 404:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    status, _, body = call(sock, "POST", f"/v1.41/containers/{cid}/wait?condition=removed")
+    assert status == 200 and json.loads(body)["StatusCode"] == 6
+    assert call(sock, "POST", f"/v1.41/containers/{cid}/wait")[0] == 404

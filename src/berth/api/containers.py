@@ -198,7 +198,17 @@ async def wait(request: web.Request) -> web.StreamResponse:
     cond = request.query.get("condition") or "not-running"
     if cond not in ("not-running", "next-exit", "removed"):
         raise InvalidArgument(f"invalid condition: {cond!r}")
-    rec = await blocking(eng.container, _cid(request))
+    key = _cid(request)
+    try:
+        rec = await blocking(eng.container, key)
+    except NotFound:
+        # an --rm container that an attach started may be gone before its client asks
+        # to wait for it: its exit code is in the event log
+        code = await blocking(_exit_from_events, eng, key) \
+            if cond in ("next-exit", "removed") else None
+        if code is None:
+            raise
+        return ok_json({"StatusCode": code, "Error": None})
     resp = web.StreamResponse(headers={"Content-Type": "application/json"})
     await resp.prepare(request)  # headers now: the client may start the container
     # the run an attach just started is the "next" exit the client is waiting for
@@ -227,6 +237,22 @@ async def wait(request: web.Request) -> web.StreamResponse:
     except ConnectionError:
         pass
     return resp
+
+
+def _exit_from_events(eng: Any, cid: str) -> int | None:
+    """The exit code of the last ``die`` event of a (removed) container given by full ID."""
+    if len(cid) != 64:
+        return None
+    code = None
+    for ev in eng.store.events.read(
+            since=time.time() - 300,
+            match=lambda e: e.get("Type") == "container" and e.get("Action") == "die"
+            and (e.get("Actor") or {}).get("ID") == cid):
+        try:
+            code = int(ev["Actor"]["Attributes"].get("exitCode", 0))
+        except (KeyError, ValueError, TypeError):
+            code = 0
+    return code
 
 
 # -- logs ------------------------------------------------------------------------------------
