@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+import time
 
 import pytest
 
@@ -40,6 +41,14 @@ def test_containers_exec_archive_commit(client):
     assert stat["name"] == "in.txt" and stat["size"] == len(data)
     with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as t:
         assert t.extractfile("in.txt").read() == data  # type: ignore[union-attr]
+    # attach with logs=1: what it printed so far, then (stream=0) done
+    c3 = client.containers.run("busybox", ["sh", "-c", "echo early; sleep 30"], detach=True)
+    for _ in range(100):
+        if c3.logs():
+            break
+        time.sleep(0.05)
+    assert c3.attach(stdout=True, stderr=True, stream=False, logs=True) == b"early\n"
+    c3.remove(force=True)
     c.pause()
     assert client.containers.get("py1").status == "paused"
     c.unpause()

@@ -335,9 +335,17 @@ async def attach(request: web.Request) -> web.StreamResponse:
             return sock
         return monitor.connect(monitor.MonitorHandle.from_dict(cur.monitor))
 
+    if qbool(request, "logs"):
+        past = await blocking(lambda: list(eng.container_logs(rec.id)))
+    if not qbool(request, "stream"):  # the logs so far, and done
+        resp, _ = await hijack(request, tty=tty)
+        await _write_records(resp, past, tty, want_out, want_err)
+        return resp
     sock = await blocking(connect)
     sock.setblocking(False)
     resp, inp = await hijack(request, tty=tty)
+    if qbool(request, "logs"):
+        await _write_records(resp, past, tty, want_out, want_err)
     loop = asyncio.get_running_loop()
     keys = detach_keys(request.query.get("detachKeys")) if tty else None
     feeder = asyncio.ensure_future(pump_input(inp, sock, close_on_eof=not tty,
@@ -373,6 +381,15 @@ async def attach(request: web.Request) -> web.StreamResponse:
             feeder.cancel()
         sock.close()
     return resp
+
+
+async def _write_records(resp: web.StreamResponse, records: list[Any], tty: bool,
+                         want_out: bool, want_err: bool) -> None:
+    """Log records (``attach?logs=1``) as the attach stream would have carried them."""
+    for stream, _ts, line in records:
+        n = _STREAMS.get(stream, 1)
+        if (n == 1 and want_out) or (n == 2 and want_err):
+            await resp.write(line if tty else frame(n, line))
 
 
 # -- archive ---------------------------------------------------------------------------------
