@@ -190,7 +190,13 @@ async def stream_from_thread(request: web.Request, resp: web.StreamResponse,
     finally:
         reader.close()
         await asyncio.gather(fut, return_exceptions=True)
-    fut.result()
+    exc = fut.exception()
+    if exc is not None:
+        # headers are gone: the stream just ends short; say why on the service's stderr
+        import sys
+
+        sys.stderr.write(f"berth service: {request.method} {request.path}: stream ended "
+                         f"early: {type(exc).__name__}: {exc}\n")
 
 
 class JsonLines:
