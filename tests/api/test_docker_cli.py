@@ -140,8 +140,30 @@ def test_build_images_and_system_df(docker, tmp_path):
     assert iid.startswith("sha256:")
     df = docker("system", "df", "--format", "{{.Type}} {{.TotalCount}}").stdout
     assert "Images 2" in df
+    hist = docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", "mine:1").stdout
+    assert "COPY" in hist or "msg" in hist
+    assert json.loads(docker("image", "inspect", "mine:1").stdout)[0]["Config"]["Cmd"] == [
+        "/bin/sh", "-c", "cat /msg"]
+    saved = tmp_path / "mine.tar"
+    docker("save", "-o", str(saved), "mine:1")
     docker("rmi", "mine:1")
     assert "mine" not in docker("images").stdout
+    assert "Loaded image: mine:1" in docker("load", "-i", str(saved)).stdout
+    assert docker("run", "--rm", "mine:1").stdout == "from the context\n"
+
+
+def test_prunes(docker):
+    docker("run", "--name", "gone", "busybox", "true")
+    docker("volume", "create", "loose")
+    docker("network", "create", "loosenet")
+    assert docker("container", "prune", "-f").stdout.startswith("Deleted Containers:")
+    assert docker("ps", "-aq").stdout == ""
+    assert "loose" in docker("volume", "prune", "-f", "--filter", "all=1").stdout
+    assert "loosenet" in docker("network", "prune", "-f").stdout
+    docker("tag", "busybox", "extra:1")
+    docker("rmi", "busybox")  # extra:1 still names it: untag only
+    assert "busybox" not in docker("images", "--format", "{{.Repository}}").stdout
+    assert "extra" in docker("images", "--format", "{{.Repository}}").stdout
 
 
 def test_volumes_and_networks(docker):
