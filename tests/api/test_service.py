@@ -190,3 +190,15 @@ def test_wait_for_an_auto_removed_container_that_is_already_gone(service):
     status, _, body = call(sock, "POST", f"/v1.41/containers/{cid}/wait?condition=removed")
     assert status == 200 and json.loads(body)["StatusCode"] == 6
     assert call(sock, "POST", f"/v1.41/containers/{cid}/wait")[0] == 404
+
+
+def test_parallel_docker_runs_share_one_engine(service, docker):
+    """Ten clients at once through one service: threads share the Engine safely."""
+    env = docker.env()
+    procs = [subprocess.Popen(["/usr/bin/docker", "run", "--rm", "--network", "bridge",
+                               "busybox", "echo", f"n{i}"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(10)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 10, [e for _, e in outs]
+    assert sorted(o.strip() for o, _ in outs) == sorted(f"n{i}" for i in range(10))
+    assert docker("ps", "-aq").stdout == ""
