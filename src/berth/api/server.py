@@ -173,13 +173,22 @@ def check_hosts(opts: ServiceOptions) -> list[tuple[str, str, int]]:
 
 
 def _secure_socket(path: str) -> None:
-    """0660 root, group ``berth`` when it exists (who may drive the engine)."""
+    """0660 root, group ``berth`` when it exists (who may drive the engine).
+
+    The group must also reach the socket: a parent directory closed to it (the runroot is
+    0700) gets group ``berth`` and search permission only (no listing), nothing more.
+    """
     try:
         gid = grp.getgrnam("berth").gr_gid
     except KeyError:
         gid = 0
     os.chown(path, 0, gid)
     os.chmod(path, 0o660)
+    parent = os.path.dirname(path)
+    st = os.stat(parent)
+    if gid and not st.st_mode & 0o011:
+        os.chown(parent, -1, gid)
+        os.chmod(parent, (st.st_mode & 0o7777) | 0o010)
 
 
 class _Idle:
