@@ -93,3 +93,25 @@ def test_mutual_tls_over_tcp(berth_env, busybox_image, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+def test_socket_group_berth_reaches_the_socket(tmp_path, monkeypatch):
+    import grp
+    import stat
+    from types import SimpleNamespace
+
+    from berth.api import server
+
+    d = tmp_path / "run"
+    d.mkdir(mode=0o700)
+    path = str(d / "docker.sock")
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(path)
+    monkeypatch.setattr(grp, "getgrnam", lambda name: SimpleNamespace(gr_gid=4242))
+    try:
+        server._secure_socket(path)
+    finally:
+        s.close()
+    st, pst = os.stat(path), os.stat(d)
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 4242, 0o660)
+    assert (pst.st_gid, stat.S_IMODE(pst.st_mode)) == (4242, 0o710)
