@@ -14,6 +14,24 @@ import pytest
 DOCKER = "/usr/bin/docker"  # Debian's docker.io 20.10 (its dockerd is never started here)
 
 
+def wait_listening(sock: str, proc: subprocess.Popen, timeout: float = 20) -> None:  # type: ignore[type-arg]
+    """Until the service accepts connections (the socket file appears just before)."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("service did not start")
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(sock)
+            return
+        except OSError:
+            time.sleep(0.05)
+        finally:
+            s.close()
+
+
 @pytest.fixture
 def service(berth_env, busybox_image):  # type: ignore[no-untyped-def]
     """A running service; yields ``{"sock", "host", "proc", "stderr"}`` and stops it after."""
@@ -23,12 +41,11 @@ def service(berth_env, busybox_image):  # type: ignore[no-untyped-def]
     proc = subprocess.Popen([sys.executable, "-m", "berth", "system", "service",
                              "-H", f"unix://{sock}", "--timeout", "0"],
                             stdout=subprocess.DEVNULL, stderr=err)
-    deadline = time.monotonic() + 20
-    while not os.path.exists(sock):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            err.close()
-            raise RuntimeError("service did not start: " + open(err_path).read())
-        time.sleep(0.05)
+    try:
+        wait_listening(sock, proc)
+    except RuntimeError:
+        err.close()
+        raise RuntimeError("service did not start: " + open(err_path).read()) from None
     info = {"sock": sock, "host": f"unix://{sock}", "proc": proc, "stderr": err_path}
     yield info
     if proc.poll() is None:

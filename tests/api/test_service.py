@@ -14,6 +14,8 @@ import sys
 import threading
 import time
 
+from tests.api.conftest import wait_listening
+
 
 class _Unix(http.client.HTTPConnection):
     def __init__(self, path: str) -> None:
@@ -102,10 +104,7 @@ def test_stopping_the_service_leaves_containers_running(service, docker, berth):
     again = subprocess.Popen([sys.executable, "-m", "berth", "system", "service", "-H",
                               service["host"], "--timeout", "0"], stderr=subprocess.DEVNULL)
     try:
-        for _ in range(200):
-            if os.path.exists(service["sock"]):
-                break
-            time.sleep(0.05)
+        wait_listening(service["sock"], again)
         assert docker("exec", "keeps", "echo", "still").stdout == "still\n"
         assert docker("ps", "--format", "{{.Names}}").stdout == "keeps\n"
     finally:

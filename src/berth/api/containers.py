@@ -385,7 +385,14 @@ async def attach(request: web.Request) -> web.StreamResponse:
 
 async def _write_records(resp: web.StreamResponse, records: list[Any], tty: bool,
                          want_out: bool, want_err: bool) -> None:
-    """Log records (``attach?logs=1``) as the attach stream would have carried them."""
+    """Log records (``attach?logs=1``) as the attach stream would have carried them.
+
+    docker-py reads a hijacked stream from the raw socket under its HTTP reader, so bytes
+    arriving with the 101 headers would be lost in that reader's buffer: let the client
+    take the headers first (dockerd's replay is slow enough not to meet this).
+    """
+    if records:
+        await asyncio.sleep(0.05)
     for stream, _ts, line in records:
         n = _STREAMS.get(stream, 1)
         if (n == 1 and want_out) or (n == 2 and want_err):
