@@ -31,10 +31,12 @@ def service(ctx: Ctx, argv: list[str]) -> int:
 
     if a.timeout < 0:
         raise InvalidArgument("--timeout must be 0 (forever) or more seconds")
+    opts = ServiceOptions(hosts=a.host, timeout=a.timeout, tls_cert=a.tls_cert,
+                          tls_key=a.tls_key, tls_ca=a.tls_ca)
+    check_hosts(opts)  # bad flags fail before the store is opened
     eng = ctx.engine
-    opts = ServiceOptions(hosts=a.host or [default_socket(eng.runroot)], timeout=a.timeout,
-                          tls_cert=a.tls_cert, tls_key=a.tls_key, tls_ca=a.tls_ca)
-    check_hosts(opts)
+    if not opts.hosts:
+        opts.hosts = [default_socket(eng.runroot)]
 
     def ready(listening: list[str]) -> None:
         for addr in listening:
