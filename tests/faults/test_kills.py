@@ -44,7 +44,7 @@ def test_build_killed_during_run_step(bb, berth_env, tmp_path):  # type: ignore[
     for cmd in (["ps"], ["images"], ["system", "check", "--repair"]):
         kill_at(["build", "-t", "x", str(ctx)], "build-run", tmp_path)
         cid = _run_step_id(root)
-        deadline = time.monotonic() + 10  # the runtime goes on starting the container
+        deadline = time.monotonic() + 30  # the runtime goes on starting the container
         while not procs_in_cgroup_prefix(f"/berth/{cid}") and time.monotonic() < deadline:
             time.sleep(0.05)
         assert procs_in_cgroup_prefix(f"/berth/{cid}"), "RUN never started"

@@ -99,6 +99,7 @@ class ExitHandling:
             rec.status = "exited"
             self._set_status(rec.id, "exited")
         again = rec.status == "restarting"
+        self._stop_health(rec)
         rt = self._runtime_of(rec)
         try:
             rt.delete(rec.id, force=True)

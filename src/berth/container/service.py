@@ -278,8 +278,7 @@ class ContainerService(ExitHandling, Sessions):
         cfg, host = rec.config, rec.config["HostConfig"]
         mounts = self._etc_files(rec)
         for b in host.get("Mounts") or []:
-            if not os.path.lexists(b["Source"]):  # Docker creates missing bind sources
-                os.makedirs(b["Source"], exist_ok=True)
+            _ensure_bind_source(b["Source"])
             mounts.append({"type": "bind", "source": b["Source"],
                            "destination": b["Destination"], "ro": not b["RW"]})
         for dst, o in (host.get("Tmpfs") or {}).items():
@@ -293,6 +292,12 @@ class ContainerService(ExitHandling, Sessions):
             if o.startswith(("seccomp=", "seccomp:")):
                 seccomp = o[8:]
         memory_swap = host.get("MemorySwap") or None
+        extra: dict[str, Any] = {}
+        if host.get("Ulimits") or host.get("Devices") or host.get("PidMode") or \
+                host.get("IpcMode", "private") != "private" or host.get("Sysctls"):
+            from .namespaces import spec_options
+
+            extra = spec_options(host, self.get)
         spec = build_spec(SpecOptions(
             rootfs=rec.merged, args=argv_of(cfg), env=cfg["Env"],
             cwd=cfg.get("WorkingDir") or "/", user=cfg.get("User") or None,
@@ -306,8 +311,11 @@ class ContainerService(ExitHandling, Sessions):
             memory=host.get("Memory") or None, memory_swap=memory_swap,
             cpus=(host.get("NanoCpus") or 0) / 1e9 or None,
             cpu_shares=host.get("CpuShares") or None, pids_limit=host.get("PidsLimit"),
-            cgroups_path=_cgroups_path(rec.id), init=bool(host.get("Init")),
-            annotations={"io.berth.name": rec.name}))
+            cgroups_path=_cgroups_path(rec), init=bool(host.get("Init")),
+            annotations={"io.berth.name": rec.name}, group_add=host.get("GroupAdd") or [],
+            shm_size=host.get("ShmSize") or 64 << 20, oom_score_adj=host.get("OomScoreAdj") or None,
+            cpuset_cpus=host.get("CpusetCpus") or "",
+            memory_reservation=host.get("MemoryReservation") or None, **extra))
         tmp = os.path.join(rec.bundle, ".config.json.tmp")
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(spec, f)
@@ -385,7 +393,9 @@ class ContainerService(ExitHandling, Sessions):
                 ) -> tuple[monitor.MonitorHandle, Any]:
         """create + (connect) + start under conmon; the row says running afterwards.
 
-        Call with the container's lock held. On failure the runtime state and conmon are
+        A foreground run's stdin closes when its client's input ends (Docker's StdinOnce),
+        except a tty's: Docker keeps that open so ``attach`` after a detach still types
+        into it. Call with the container's lock held. On failure the runtime state and conmon are
         gone, the error is recorded (State.Error, 126/127 as ExitCode) and re-raised.
         """
         from ..testpoints import pause
@@ -394,6 +404,11 @@ class ContainerService(ExitHandling, Sessions):
         # the runroot is a tmpfs a reboot empties: what a start needs there is made here
         os.makedirs(rec.run_dir, mode=0o700, exist_ok=True)
         self._mount(rec)
+        if rec.config.get("HostConfig", {}).get("PidMode") or \
+                rec.config.get("HostConfig", {}).get("IpcMode", "private") != "private":
+            from .namespaces import rejoin
+
+            rejoin(rec.bundle, rec.config["HostConfig"], self.get)
         if os.path.exists(os.path.join(rt.root, rec.id)):
             rt.delete(rec.id, force=True)
         h = None
@@ -406,8 +421,9 @@ class ContainerService(ExitHandling, Sessions):
                 pause("start-network")
             h = monitor.create_container(
                 rt, rec.id, self.paths(rec), terminal=bool(rec.config.get("Tty")),
-                stdin=stdin, stdin_once=connect,
-                cgroups_path=_cgroups_path(rec.id), conmon=self._conmon())
+                stdin=stdin, stdin_once=connect and not rec.config.get("Tty"),
+                cgroups_path=_cgroups_path(rec), conmon=self._conmon(),
+                **_log_args(rec))
             if connect:
                 sock = monitor.connect(h)
             monitor.start(rt, h)
@@ -439,6 +455,10 @@ class ContainerService(ExitHandling, Sessions):
         rec.status, rec.pid, rec.started_at, rec.monitor = "running", h.container_pid, \
             now, h.to_dict()
         self.emit_event("start", rec)
+        if rec.config.get("Healthcheck"):
+            from . import health
+
+            health.start_loop(self.db, rec, self.store.root, self.store.runroot)
         return h, sock
 
     def _clear_dead_sandbox(self, rec: ContainerRecord, net: Any) -> None:
@@ -637,6 +657,7 @@ class ContainerService(ExitHandling, Sessions):
         h = self._handle(rec)
         if h is not None:
             monitor.kill_monitor(h)
+        self._stop_health(rec)
         try:
             rt = self._runtime_of(rec)
             if os.path.exists(os.path.join(rt.root, rec.id)):
@@ -665,6 +686,13 @@ class ContainerService(ExitHandling, Sessions):
                 os.unlink(os.path.join(self.store.runroot, "locks", rec.id + kind))
             except FileNotFoundError:
                 pass
+
+    def _stop_health(self, rec: ContainerRecord) -> None:
+        """The container's health loop ends with its run (see berth.container.health)."""
+        if rec.config.get("Healthcheck"):
+            from . import health
+
+            health.stop_loop(rec)
 
     def remove_all(self) -> None:
         """Force-remove every container and wait for their monitors (test teardown)."""
@@ -731,8 +759,35 @@ def _name_conflict(name: str, cid: str) -> str:
             "You have to remove (or rename) that container to be able to reuse that name.")
 
 
-def _cgroups_path(cid: str) -> str:
-    return f"/berth/{cid}"
+def _cgroups_path(rec: ContainerRecord) -> str:
+    """``/berth/ID``, or ``PARENT/ID`` under ``--cgroup-parent`` (absolute or relative)."""
+    parent = rec.config.get("HostConfig", {}).get("CgroupParent") or "/berth"
+    return "/" + os.path.join(parent.strip("/"), rec.id)
+
+
+def _log_args(rec: ContainerRecord) -> dict[str, Any]:
+    """conmon's log driver and size cap from HostConfig.LogConfig (default: none given)."""
+    log = rec.config.get("HostConfig", {}).get("LogConfig") or {}
+    if log.get("Type") == "none":
+        return {"log_driver": "none"}
+    if not log.get("Config"):
+        return {}
+    from .host_options import log_size_max
+
+    return {"log_size_max": log_size_max(log)}
+
+
+def _ensure_bind_source(src: str) -> None:
+    """Docker creates a missing ``-v`` source as a directory; an existing file stays a
+    file (the runtime then binds it onto a file). ``--mount`` sources were checked to
+    exist just before, at create, so this only ever creates ``-v`` sources."""
+    if os.path.lexists(src):
+        return
+    try:
+        os.makedirs(src, exist_ok=True)
+    except OSError as e:
+        raise InvalidArgument(f"error while creating mount source path '{src}': "
+                              f"mkdir {src}: {e.strerror.lower()}") from None
 
 
 def _read(path: str) -> str:
