@@ -306,3 +306,20 @@ def test_create_flags_round_trip_through_inspect(docker):
     assert hc["ExtraHosts"] == ["h:10.1.2.3"] and "/run" in hc["Tmpfs"]
     assert hc["PortBindings"]["80/tcp"][0]["HostIp"] == "127.0.0.1"
     docker("rm", "flags")
+
+
+def test_healthcheck_through_the_api(docker):
+    docker("run", "-d", "--name", "hc", "--health-cmd", "test -e /tmp/ok",
+           "--health-interval", "200ms", "--health-retries", "1", "busybox", "sh", "-c",
+           "sleep 1; touch /tmp/ok; sleep 60")
+    cfg = json.loads(docker("inspect", "hc").stdout)[0]["Config"]["Healthcheck"]
+    assert cfg["Test"] == ["CMD-SHELL", "test -e /tmp/ok"] and cfg["Interval"] == 200_000_000
+    deadline = time.monotonic() + 30
+    status = ""
+    while time.monotonic() < deadline:
+        status = docker("inspect", "-f", "{{.State.Health.Status}}", "hc").stdout.strip()
+        if status == "healthy":
+            break
+        time.sleep(0.3)
+    assert status == "healthy"
+    docker("rm", "-f", "hc")

@@ -58,3 +58,15 @@ def test_host_config_fields():
 def test_wrong_types_are_invalid_arguments(body):
     with pytest.raises(InvalidArgument):
         options_from_json(body, None)
+
+
+def test_healthcheck_forms():
+    opts, _ = options_from_json({"Image": "b", "Healthcheck": {
+        "Test": ["CMD", "wget", "-q", "http://x/a b"], "Interval": 2_000_000_000,
+        "Retries": 3}}, None)
+    assert opts.health_cmd == "wget -q 'http://x/a b'"
+    assert (opts.health_interval, opts.health_retries) == ("2000000000ns", 3)
+    opts, _ = options_from_json({"Image": "b", "Healthcheck": {"Test": ["NONE"]}}, None)
+    assert opts.no_healthcheck
+    with pytest.raises(InvalidArgument):
+        options_from_json({"Image": "b", "Healthcheck": {"Test": ["BOGUS"]}}, None)

@@ -139,6 +139,7 @@ def options_from_json(body: dict[str, Any], name: str | None) -> tuple[Any, list
     opts.dns = _strs(hc, "Dns")
     opts.dns_search = _strs(hc, "DnsSearch")
     opts.dns_options = _strs(hc, "DnsOptions")
+    _healthcheck(opts, typed(body, "Healthcheck", dict, None))
     mode = typed(hc, "NetworkMode", str, "") or "default"
     extra: list[tuple[str, dict[str, Any]]] = []
     first = mode if mode not in ("default", "bridge") else None
@@ -156,3 +157,30 @@ def options_from_json(body: dict[str, Any], name: str | None) -> tuple[Any, list
             extra.append((net, ep))
     opts.network = first or ("bridge" if mode == "default" else mode)
     return opts, extra
+
+
+def _healthcheck(opts: Any, hc: dict[str, Any] | None) -> None:
+    """``Config.Healthcheck`` (Test, nanosecond durations) as the ``--health-*`` flags."""
+    if not hc:
+        return
+    test = _strs(hc, "Test")
+    if test[:1] == ["NONE"]:
+        opts.no_healthcheck = True
+        return
+    if test[:1] == ["CMD-SHELL"] and len(test) == 2:
+        opts.health_cmd = test[1]
+    elif test[:1] == ["CMD"] and len(test) >= 2:
+        import shlex
+
+        opts.health_cmd = shlex.join(test[1:])
+    elif test:
+        raise InvalidArgument(f"invalid Healthcheck.Test: {test!r}")
+    for key, attr in (("Interval", "health_interval"), ("Timeout", "health_timeout"),
+                      ("StartPeriod", "health_start_period")):
+        ns = typed(hc, key, int, 0)
+        if ns:
+            setattr(opts, attr, f"{ns}ns")
+    retries = typed(hc, "Retries", int, 0)
+    if retries:
+        opts.health_retries = retries
+
