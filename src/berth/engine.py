@@ -15,11 +15,12 @@ import functools
 import os
 from typing import Any, BinaryIO
 
+from berth.engine_api import EngineApiMixin
 from berth.images.records import ImageRecord, RemoveResult
 from berth.store.store import Store
 
 
-class Engine:
+class Engine(EngineApiMixin):
     def __init__(self, root: str | None = None, runroot: str | None = None) -> None:
         if os.geteuid() != 0:  # rootless: join the store's user namespace (berth.rootless)
             from berth.rootless import enter
@@ -95,10 +96,13 @@ class Engine:
 
     def tag(self, source: str, target: str) -> None:
         self.image_service.tag(source, target)
+        self._image_event("tag", target)
 
     def rmi(self, names: list[str], *, force: bool = False,
             prune_parents: bool = True) -> tuple[RemoveResult, list[Exception]]:
-        return self.image_service.remove(names, force=force, prune_parents=prune_parents)
+        result = self.image_service.remove(names, force=force, prune_parents=prune_parents)
+        self._removed_events(result[0])
+        return result
 
     def image_prune(self, *, all: bool = False,  # noqa: A002
                     filters: dict[str, list[str]] | None = None) -> RemoveResult:
@@ -107,26 +111,35 @@ class Engine:
         filters = filters or {}
         until = min((parse_timestamp(v) for v in filters.get("until", [])), default=None)
         labels = filters.get("label", []) + ["!" + v for v in filters.get("label!", [])]
-        return self.image_service.prune(all_unused=all, until=until, label_filters=labels)
+        result = self.image_service.prune(all_unused=all, until=until, label_filters=labels)
+        self._removed_events(result)
+        return result
 
     def import_image(self, src: BinaryIO, ref: str | None = None, *,
                      changes: list[str] = (), message: str = "") -> str:  # type: ignore[assignment]
         """A rootfs tarball becomes a one-layer image; returns the image ID."""
         from berth.images.archives import import_rootfs
 
-        return import_rootfs(self.store, src, ref=ref, changes=changes, message=message).image_id
+        image_id = import_rootfs(self.store, src, ref=ref, changes=changes,
+                                 message=message).image_id
+        self._image_event("import", image_id)
+        return image_id
 
     def load(self, path_or_stream: str | BinaryIO):  # type: ignore[no-untyped-def]
         """``docker load`` from a path or a stream (spooled to the store's tmp dir)."""
         from berth.images.archives import load, spool
 
         if isinstance(path_or_stream, str):
-            return load(self.store, path_or_stream)
-        path = spool(self.store, path_or_stream)
-        try:
-            return load(self.store, path)
-        finally:
-            os.unlink(path)
+            result = load(self.store, path_or_stream)
+        else:
+            path = spool(self.store, path_or_stream)
+            try:
+                result = load(self.store, path)
+            finally:
+                os.unlink(path)
+        for r in result.images:
+            self._image_event("load", r.tagged[0] if r.tagged else r.image_id)
+        return result
 
     def save(self, names: list[str], out: BinaryIO, *, format: str = "docker-archive") -> None:  # noqa: A002
         """``docker save`` of one or more images (by name keeps that tag; by ID no tag)."""
@@ -143,6 +156,8 @@ class Engine:
                 if ref.tag and ref.familiar not in tags:
                     tags.append(ref.familiar)
         save(self.store, list(chosen.items()), out, fmt=format)
+        for name in names:
+            self._image_event("save", name)
 
     # -- system -------------------------------------------------------------------------
     def system_check(self, *, repair: bool = False):  # type: ignore[no-untyped-def]
@@ -231,8 +246,11 @@ class Engine:
         """``docker pull``: returns one :class:`~berth.registry.client.pull.PullResult` per tag."""
         from berth.registry.client.pull import pull
 
-        return pull(self.store, name, platform=platform, all_tags=all_tags,
-                    tls_verify=tls_verify, progress=progress, max_concurrent=max_concurrent)
+        results = pull(self.store, name, platform=platform, all_tags=all_tags,
+                       tls_verify=tls_verify, progress=progress, max_concurrent=max_concurrent)
+        for r in results:
+            self._image_event("pull", r.reference.familiar)
+        return results
 
     def push(self, name: str, *, all_tags: bool = False, tls_verify: bool = True,
              progress: Any = None, max_concurrent: int = 3,
@@ -247,9 +265,12 @@ class Engine:
         from berth.registry.client.push import push
         from berth.registry.client.push_layers import Compression
 
-        return push(self.store, name, all_tags=all_tags, tls_verify=tls_verify,
-                    progress=progress, max_concurrent=max_concurrent,
-                    compression=Compression(compression_format, compression_level))
+        results = push(self.store, name, all_tags=all_tags, tls_verify=tls_verify,
+                       progress=progress, max_concurrent=max_concurrent,
+                       compression=Compression(compression_format, compression_level))
+        for r in results:
+            self._image_event("push", r.reference.familiar)
+        return results
 
     def login(self, server: str | None, username: str, password: str, *,
               tls_verify: bool = True) -> str:
@@ -332,6 +353,7 @@ class Engine:
                                        policy=getattr(opts, "pull", "missing"),
                                        platform=getattr(opts, "platform", None))
         rec = self.container_service.create(opts, image_id, keep_mounted=keep_mounted)
+        self.container_service.emit_event("create", rec)
         if cidfile:
             _write_cidfile(cidfile, rec.id, lambda: self.container_service.remove(
                 rec.id, force=True, volumes=True))
@@ -451,7 +473,8 @@ class Engine:
         return self.container_service.exec(name, cmd, **kw)
 
     def container_logs(self, name: str, *, follow: bool = False, tail: int | None = None,
-                       since: float | None = None, until: float | None = None):  # type: ignore[no-untyped-def]
+                       since: float | None = None, until: float | None = None,
+                       cancel: Any = None):  # type: ignore[no-untyped-def]
         """(stream, datetime, line) records; with ``follow`` until the container exits."""
         from datetime import datetime, timezone
 
@@ -468,7 +491,7 @@ class Engine:
         return read_logs(rec.log_path, follow=follow, tail=tail,
                          since=datetime.fromtimestamp(since, tz) if since else None,
                          until=datetime.fromtimestamp(until, tz) if until else None,
-                         stop=svc.is_done(rec))
+                         stop=_either(svc.is_done(rec), cancel))
 
     def container_inspect(self, name: str) -> dict[str, Any]:
         from berth.container.views import inspect
@@ -608,6 +631,7 @@ class Engine:
         rec = self.container(name)
         svc = self.container_service
         skip = placeholders(rec.upper, self._lowers(rec.image_id), mount_targets(rec.bundle))
+        svc.emit_event("commit", rec)
         result = commit(
             self.store, rec, base_config=self.store.content.read(rec.image_id),
             base_layers=self.image_service.layers(rec.image_id), tags=tags, author=author,
@@ -628,8 +652,11 @@ class Engine:
                       labels: dict[str, str] | None = None,
                       options: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
         """``volume create``: the volume (an existing one of that name is returned)."""
-        return self.volume_service.create(name, driver=driver, labels=labels,
-                                          options=options)[0]
+        rec, made = self.volume_service.create(name, driver=driver, labels=labels,
+                                               options=options)
+        if made:
+            self.store.events.emit("volume", "create", rec.name, {"driver": rec.driver})
+        return rec
 
     def volumes(self, *, filters: dict[str, list[str]] | None = None):  # type: ignore[no-untyped-def]
         """``volume ls``: by name; filters dangling, name (substring), label, driver."""
@@ -649,7 +676,10 @@ class Engine:
 
     def volume_remove(self, name: str, *, force: bool = False) -> bool:
         """``volume rm``: refused while any container (running or not) uses it."""
-        return self.volume_service.remove(name, force=force)
+        gone = self.volume_service.remove(name, force=force)
+        if gone:
+            self.store.events.emit("volume", "destroy", name, {"driver": "local"})
+        return gone
 
     def volume_prune(self, *, all: bool = False,  # noqa: A002 - docker's flag name
                      filters: dict[str, list[str]] | None = None) -> tuple[list[str], int]:
@@ -658,7 +688,10 @@ class Engine:
         labels = filters.get("label", []) + ["!" + v for v in filters.get("label!", [])]
         if filters.get("all"):
             all = any(v.lower() in ("1", "true") for v in filters["all"])  # noqa: A001
-        return self.volume_service.prune(all_unused=all, labels=labels)
+        removed, space = self.volume_service.prune(all_unused=all, labels=labels)
+        for name in removed:
+            self.store.events.emit("volume", "destroy", name, {"driver": "local"})
+        return removed, space
 
     def volume_df(self) -> dict[str, Any]:
         """The ``system df`` Local Volumes row (no row read when there are no volumes)."""
@@ -684,7 +717,9 @@ class Engine:
 
     def network_create(self, name: str, **kw: Any):  # type: ignore[no-untyped-def]
         """``network create``: a bridge network (subnet chosen unless given)."""
-        return self.network_service.create(name, **kw)
+        net = self.network_service.create(name, **kw)
+        self._network_event("create", net.id, net.name, net.driver)
+        return net
 
     def networks(self, *, filters: dict[str, list[str]] | None = None):  # type: ignore[no-untyped-def]
         """``network ls``: bridge, host, none and user networks; Docker's filters."""
@@ -697,7 +732,9 @@ class Engine:
         return self.network_service.inspect(name)
 
     def network_remove(self, name: str):  # type: ignore[no-untyped-def]
-        return self.network_service.remove(name)
+        net = self.network_service.remove(name)
+        self._network_event("destroy", net.id, net.name, net.driver)
+        return net
 
     def network_prune(self, *, filters: dict[str, list[str]] | None = None) -> list[str]:
         """User networks no container is attached to: their names."""
@@ -706,17 +743,22 @@ class Engine:
         filters = filters or {}
         until = min((parse_timestamp(v) for v in filters.get("until", [])), default=None)
         labels = filters.get("label", []) + ["!" + v for v in filters.get("label!", [])]
-        return self.network_service.prune(until=until, labels=labels)
+        removed = self.network_service.prune(until=until, labels=labels)
+        for name in removed:
+            self._network_event("destroy", name, name, "bridge")
+        return removed
 
     def network_connect(self, network: str, container: str, *,
                         aliases: list[str] = (), ip: str | None = None) -> None:  # type: ignore[assignment]
         rec = self.container(container)
         self.network_service.connect(network, rec, aliases=list(aliases), ip=ip)
+        self._network_event("connect", network, network, "bridge", container=rec.id)
 
     def network_disconnect(self, network: str, container: str, *,
                            force: bool = False) -> None:
         rec = self.container(container)
         self.network_service.disconnect(network, rec)
+        self._network_event("disconnect", network, network, "bridge", container=rec.id)
 
     def container_ports(self, name: str):  # type: ignore[no-untyped-def]
         """Published ports of a running container (Engine API ``Ports`` entries)."""
@@ -790,9 +832,12 @@ class Engine:
                 self.store, self.image_service, lambda: self.container_service.runtime(None),
                 lambda ref: self.pull(ref), ctx, BuildOptions(dockerfile=name, **options),
                 progress)
-            return session.run()
+            result = session.run()
         finally:
             ctx.close()
+        for t in result.tags:
+            self._image_event("tag", t)
+        return result
 
     def builder_prune(self, *, all: bool = False):  # type: ignore[no-untyped-def]  # noqa: A002
         """``builder prune``: unreachable build cache (everything with ``all``)."""
@@ -807,6 +852,34 @@ class Engine:
         from berth.build.cache import BuildCache
 
         return {"Type": "Build Cache", **BuildCache(self.store).usage()}
+
+    # -- events (berth.store.events; read by ``berth events`` and ``GET /events``) ----------
+    def _image_event(self, action: str, ref: str) -> None:
+        self.store.events.emit("image", action, ref, {"name": ref})
+
+    def _removed_events(self, result: RemoveResult) -> None:
+        for ref in result.untagged:
+            self._image_event("untag", ref)
+        for image_id in result.deleted:
+            self._image_event("delete", image_id)
+
+    def _network_event(self, action: str, net_id: str, name: str, driver: str,
+                       **extra: str) -> None:
+        self.store.events.emit("network", action, net_id,
+                               {"name": name, "type": driver, **extra})
+
+    def events(self, *, since: float | None = None, until: float | None = None,
+               filters: dict[str, list[str]] | None = None):  # type: ignore[no-untyped-def]
+        """Stored events in order; ``filters`` as ``docker events --filter``."""
+        from berth.store.events import build_predicate
+
+        return self.store.events.read(since=since, until=until,
+                                      match=build_predicate(filters or {}))
+
+
+def _either(first: Any, second: Any) -> Any:
+    """``stop`` callbacks: the first, or either of two when a caller adds its own."""
+    return first if second is None else (lambda: first() or second())
 
 
 def _os_name() -> str:

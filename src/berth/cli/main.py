@@ -65,6 +65,7 @@ COMMANDS: dict[str, str] = {
     "push": "berth.cli.registry_client_cmd:push",
     "login": "berth.cli.registry_client_cmd:login",
     "logout": "berth.cli.registry_client_cmd:logout",
+    "events": "berth.cli.service_cmd:events",
 }
 
 GROUP_HELP = """Usage:  berth [OPTIONS] COMMAND

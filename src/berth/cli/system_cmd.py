@@ -64,8 +64,10 @@ def info(ctx: Ctx, argv: list[str]) -> int:
 
 
 def system(ctx: Ctx, argv: list[str]) -> int:
+    from berth.cli.service_cmd import service
+
     subs: dict[str, Command] = {"df": df, "check": check, "info": info, "prune": prune,
-                                "boot": boot}
+                                "boot": boot, "service": service}
     return run_group(ctx, argv, group="system", title="Manage berth", subs=subs)
 
 

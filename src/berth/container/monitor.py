@@ -298,7 +298,7 @@ def pump(sock: socket.socket, *, stdin_fd: int | None = None, stdout_fd: int = 1
             except OSError:
                 pass
 
-    if tty and bundle:
+    if tty and bundle and is_tty_in:  # a caller's terminal (never from a worker thread)
         send_size()
         old_winch = signal.signal(signal.SIGWINCH, send_size)
     poller = select.poll()

@@ -143,10 +143,12 @@ class ContainerService(ExitHandling, Sessions):
         rec.status = "restarting" if again else "exited"
         rec.exit_code, rec.finished_at, rec.oom_killed, rec.pid = code, finished, oom, None
         with self.db.tx() as tx:
-            tx.execute("UPDATE containers SET status=?, exit_code=?, finished_at=?, "
-                       "oom_killed=?, pid=NULL WHERE id=? AND status IN "
-                       "('running','paused')",
-                       (rec.status, code, finished, int(oom), rec.id))
+            cur = tx.execute("UPDATE containers SET status=?, exit_code=?, finished_at=?, "
+                             "oom_killed=?, pid=NULL WHERE id=? AND status IN "
+                             "('running','paused')",
+                             (rec.status, code, finished, int(oom), rec.id))
+        if cur.rowcount:
+            self.emit_event("oom" if oom else "die", rec, exitCode=str(code))
 
     # -- networking (berth.network owns it; never imported for none/host) ----------------
     def _net(self, rec: ContainerRecord) -> Any:
@@ -470,6 +472,7 @@ class ContainerService(ExitHandling, Sessions):
                                       rec.id))
         rec.status, rec.pid, rec.started_at, rec.monitor = "running", h.container_pid, \
             now, h.to_dict()
+        self.emit_event("start", rec)
         if rec.config.get("Healthcheck"):
             from . import health
 
@@ -506,6 +509,7 @@ class ContainerService(ExitHandling, Sessions):
         timeout = 10 if timeout is None else timeout
         rt = self._runtime_of(rec)
         sig = parse_signal(rec.config.get("StopSignal") or "SIGTERM")
+        self.emit_event("kill", rec, signal=str(sig))
         self._signal(rt, rec, sig)
         got = monitor.wait_exit(h, timeout=max(0, timeout)) if timeout >= 0 else \
             monitor.wait_exit(h)
@@ -514,6 +518,7 @@ class ContainerService(ExitHandling, Sessions):
             if monitor.wait_exit(h, timeout=30) is None:
                 self._still_running(rec, h)
         self.cleanup(rec.id)
+        self.emit_event("stop", rec)
 
     def _settle(self, rec: ContainerRecord) -> None:
         """A restarting container told to stop: it stays exited and unmounted."""
@@ -569,6 +574,7 @@ class ContainerService(ExitHandling, Sessions):
             with self.db.tx() as tx:
                 tx.execute("UPDATE containers SET manual_stop=1 WHERE id=?", (rec.id,))
         rt = self._runtime_of(rec)
+        self.emit_event("kill", rec, signal=str(signum))
         if not self._signal(rt, rec, signum):
             from .orphans import container_alive
 
@@ -596,6 +602,7 @@ class ContainerService(ExitHandling, Sessions):
             raise Conflict(f"Container {rec.id} is not running")
         self._runtime_of(rec).pause(rec.id)
         self._set_status(rec.id, "paused")
+        self.emit_event("pause", rec)
 
     def unpause(self, name_or_id: str) -> None:
         rec = self.get(name_or_id)
@@ -603,6 +610,7 @@ class ContainerService(ExitHandling, Sessions):
             raise Conflict(f"Container {rec.id} is not paused")
         self._runtime_of(rec).resume(rec.id)
         self._set_status(rec.id, "running")
+        self.emit_event("unpause", rec)
 
     def _set_status(self, cid: str, status: str, *, only_if: str | None = None) -> None:
         with self.db.tx() as tx:
@@ -688,7 +696,9 @@ class ContainerService(ExitHandling, Sessions):
         for d in (rec.dir, rec.run_dir):
             shutil.rmtree(d, ignore_errors=True)
         with self.db.tx() as tx:
-            tx.execute("DELETE FROM containers WHERE id=?", (rec.id,))
+            gone = tx.execute("DELETE FROM containers WHERE id=?", (rec.id,)).rowcount
+        if gone:
+            self.emit_event("destroy", rec)
         for kind in ("", ".fg", ".restart"):
             try:
                 os.unlink(os.path.join(self.store.runroot, "locks", rec.id + kind))
@@ -751,6 +761,14 @@ class ContainerService(ExitHandling, Sessions):
         except sqlite3.IntegrityError:
             row = self.db.one("SELECT id FROM containers WHERE name=?", (new,))
             raise Conflict(_name_conflict(new, row["id"] if row else "")) from None
+        old_name, rec.name = rec.name, new
+        self.emit_event("rename", rec, oldName="/" + old_name)
+
+    # -- events (berth.store.events: one JSON line per lifecycle step) -------------------
+    def emit_event(self, action: str, rec: ContainerRecord, **extra: str) -> None:
+        """Docker's container event: image, name and the container's labels as attributes."""
+        attrs = {**rec.labels, "image": rec.image_name, "name": rec.name, **extra}
+        self.store.events.emit("container", action, rec.id, attrs)
 
 
 # -- helpers ---------------------------------------------------------------------------------

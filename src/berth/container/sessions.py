@@ -125,7 +125,8 @@ class Sessions:
              stderr_fd: int = 2, env: list[str] = (),  # type: ignore[assignment]
              user: str | None = None, workdir: str | None = None,
              privileged: bool = False,
-             detach_keys: bytes | None = monitor.DETACH_KEYS) -> int | None:
+             detach_keys: bytes | None = monitor.DETACH_KEYS,
+             exec_id: str | None = None) -> int | None:
         from .create_options import _expand_env, merge_env
         from .users import resolve_user
 
@@ -157,7 +158,7 @@ class Sessions:
 
             full = list(effective_set([], [], True))
             proc["capabilities"] = {k: full for k in ("bounding", "effective", "permitted")}
-        eid = os.urandom(16).hex()
+        eid = exec_id or os.urandom(16).hex()
         d = os.path.join(rec.run_dir, "exec", eid)
         paths = monitor.MonitorPaths(bundle=d, log_path=os.path.join(d, "exec.log"),
                                      exit_dir=os.path.join(d, "exits"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from berth.procs import owner_alive
 from berth.store.content import ContentStore
@@ -18,6 +19,9 @@ from berth.store.db import Database
 from berth.store.layers import LayerStore
 from berth.store.locks import flock
 from berth.store.space import Reserve
+
+if TYPE_CHECKING:  # pragma: no cover
+    from berth.store.events import EventLog
 
 DEFAULT_ROOT = "/var/lib/berth"
 # Kernel pseudo filesystems: a store there would write into /proc or /sys files or vanish.
@@ -97,6 +101,13 @@ class Store:
             if release(path):
                 removed.append(name)
         return removed
+
+    @property
+    def events(self) -> EventLog:
+        """The event log every writer appends to (cheap: a path, no file is opened)."""
+        from berth.store.events import EventLog
+
+        return EventLog(self.root)
 
     def _drop_journal(self, path: str) -> bool:
         """Delete the unreferenced blobs a dead ingest noted, if no ingest runs now."""
