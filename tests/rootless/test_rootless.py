@@ -355,3 +355,36 @@ def test_root_image_moves_to_the_user_by_save_and_load(rootless_user, berth, bus
     assert load.returncode == 0, load.stderr
     r = u.berth("run", "--rm", "--network", "none", "busybox", "echo", "moved")
     assert r.stdout == "moved\n", r.stderr
+
+
+def test_engine_api_rootless_with_the_docker_cli(rootless_busybox):
+    """``system service`` as the user; the real docker CLI runs containers through it."""
+    import shutil
+
+    if not shutil.which("docker"):
+        pytest.skip("docker CLI not installed")
+    u = rootless_busybox
+    svc = subprocess.Popen(["runuser", "-u", u.name, "--", "env", "-i", f"HOME={u.home}",
+                            sys.executable, "-m", "berth", "system", "service", "--timeout",
+                            "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd="/")
+    sock = f"{u.runroot}/docker.sock"
+    try:
+        for _ in range(100):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.1)
+        docker = ["runuser", "-u", u.name, "--", "env", "-i", f"HOME={u.home}",
+                  f"DOCKER_HOST=unix://{sock}", "docker"]
+        p = subprocess.run([*docker, "run", "--rm", "--network", "none", "busybox", "sh",
+                            "-c", "echo api-ok; id -u"], capture_output=True, text=True,
+                           timeout=60)
+        assert p.stdout == "api-ok\n0\n", p.stderr
+        p = subprocess.run([*docker, "info", "--format", "{{.DockerRootDir}}"],
+                           capture_output=True, text=True, timeout=60)
+        assert p.stdout.strip() == u.store, p.stderr
+    finally:
+        for pid in [int(x) for x in subprocess.run(["pgrep", "-P", str(svc.pid)],
+                                                   capture_output=True, text=True
+                                                   ).stdout.split()]:
+            os.kill(pid, 15)
+        svc.wait(10)
