@@ -81,3 +81,19 @@ def test_no_setuid_helper_of_berths_own(rootless_busybox):
     status = open(f"/proc/{pause}/status").read()
     uids = next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1:]
     assert set(uids) == {str(u.uid)}
+
+
+def test_tmp_run_root_made_by_someone_else_is_refused(rootless_user):
+    """Without XDG_RUNTIME_DIR the run root is /tmp/berth-UID: never one another user made."""
+    u = rootless_user
+    os.symlink("/tmp", u.runroot)  # another user's trap (here: root's symlink)
+    try:
+        p = u.berth("images")
+        assert p.returncode == 125
+        assert p.stderr == (f"Error: run root {u.runroot} is not a directory owned by uid "
+                            f"{u.uid} with mode 0700: remove it or set XDG_RUNTIME_DIR\n")
+    finally:
+        os.unlink(u.runroot)
+    os.mkdir(u.runroot, 0o755)  # a plain directory of someone else's
+    p = u.berth("images")
+    assert p.returncode == 125 and "is not a directory owned by uid" in p.stderr
