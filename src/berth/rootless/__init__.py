@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["active", "enter", "in_userns", "notice_limits"]
+__all__ = ["active", "enter", "in_userns"]
 
 
 # Children berth starts inside the namespace (conmon's exit command, ``container cleanup``)
@@ -44,9 +44,3 @@ def enter(root: str | None, runroot: str | None) -> tuple[str, str]:
         userns.join(runroot)
     return root, runroot
 
-
-def notice_limits(what: list[str]) -> str:
-    """Why cgroup limits cannot apply to a rootless container on this host."""
-    from .cgroups import limits_error
-
-    return limits_error(what)

@@ -12,7 +12,8 @@ Lifecycle (one namespace pair per run root, like Podman's pause process):
 Containers, conmon and overlay mounts all live in that mount namespace, so every command
 must join it; ``setns`` is used rather than a re-exec because the CLI is single-threaded at
 this point and a join costs microseconds. Killing the pause process ends the namespace
-once the last container in it exits (``berth system migrate``-like reset; tests do it).
+once the last process in it exits (the tests do that at teardown; berth has no command
+for it yet).
 """
 
 from __future__ import annotations
@@ -193,11 +194,3 @@ def _pause_binary() -> str:
     raise UsernsError("catatonit not found: install the catatonit package (rootless berth "
                       "keeps its namespace alive with catatonit -P)")
 
-
-def stop_pause(runroot: str) -> bool:
-    """Kill the run root's pause process (ends the namespace when no container is left)."""
-    pid = live_pause(runroot)
-    if pid is None:
-        return False
-    os.kill(pid, signal.SIGKILL)
-    return True
