@@ -80,6 +80,21 @@ def delete_bridge(name: str) -> bool:
     return code == 0
 
 
+def enable_route_localnet(ifname: str) -> None:
+    """Let DNAT'ed loopback traffic (127.0.0.1:<published port>) leave through ``ifname``.
+
+    The kernel drops packets with a 127/8 source on a non-loopback device unless the
+    device has ``route_localnet``; dockerd sets it on its bridges when its userland proxy
+    is off. Per bridge only, never host-wide.
+    """
+    path = f"/proc/sys/net/ipv4/conf/{ifname}/route_localnet"
+    try:
+        with open(path, "w") as f:
+            f.write("1")
+    except OSError as e:
+        raise BerthError(f"cannot set route_localnet on {ifname}: {e}") from None
+
+
 def enable_forwarding(ifname: str) -> None:
     """Let IPv4 packets arriving on ``ifname`` be routed onward (per interface only).
 

@@ -380,7 +380,8 @@ class NetworkService:
                      "destination": f"/etc/{n}"} for n in ("hosts", "resolv.conf")] + \
                 [{"type": "bind", "source": path, "destination": "/etc/hostname"}]
         ip, gw, peers = self._hosts_inputs(rec.id)
-        return write_etc_files(rec.dir, rec.config, ip, gw, peers)
+        return write_etc_files(rec.dir, rec.config, ip, gw, peers,
+                               dns_server=self.dns_server(rec))
 
     def spec_network(self, rec: "ContainerRecord") -> str:
         """What the spec's network namespace is: a path the runtime joins."""
@@ -530,9 +531,15 @@ class NetworkService:
             self._refresh(others)
 
     # -- hosts files ------------------------------------------------------------------------
-    def _hosts_inputs(self, cid: str, *, starting: str | None = None, gone: str | None = None
-                      ) -> tuple[str | None, str | None, list[tuple[str, list[str]]]]:
-        """(own primary IP, its gateway, running peers on its user networks)."""
+    def _hosts_inputs(self, cid: str) -> tuple[str | None, str | None,
+                                               list[tuple[str, list[str]]]]:
+        """(own primary IP, its gateway, running peers on its user networks).
+
+        A peer is *running* when it has a sandbox row: that row is written and deleted
+        under the network lock, in the same critical section as the refresh, so parallel
+        starts always see each other (a container's status turns ``running`` only later,
+        outside the lock -- judging by it lost peers that started at the same moment).
+        """
         from .etcfiles import peer_names
 
         eps = self.endpoints(container_id=cid)
@@ -547,18 +554,24 @@ class NetworkService:
             net = nets.get(ep.network_id)
             if net is None or net.is_default:
                 continue
-            for r in self.db.query(
-                    "SELECT e.ip, e.aliases, c.id, c.name, c.status FROM endpoints e JOIN "
-                    "containers c ON c.id=e.container_id WHERE e.network_id=? AND "
-                    "e.container_id != ? ORDER BY e.created", (net.id, cid)):
-                live = r["status"] in ("running", "paused") or r["id"] == starting
-                if live and r["id"] != gone:
+            for r in self._live_seats(net.id):
+                if r["id"] != cid:
                     peers.append((r["ip"], peer_names(r["name"], r["id"], r["aliases"])))
         return eps[0].ip, primary.gateway if primary else None, peers
 
+    def _live_seats(self, network_id: str) -> list[Any]:
+        """Endpoints on a network of containers whose sandbox is up (see above)."""
+        return self.db.query(
+            "SELECT e.ip, e.aliases, c.id, c.name, c.config FROM endpoints e JOIN "
+            "containers c ON c.id=e.container_id JOIN sandboxes s ON "
+            "s.container_id=e.container_id WHERE e.network_id=? ORDER BY e.created",
+            (network_id,))
+
     def _refresh(self, network_ids: set[str], *, starting: str | None = None,
                  gone: str | None = None) -> None:
-        """Rewrite hosts of every container on these networks (user networks only)."""
+        """Rewrite hosts of every container on these networks (user networks only),
+        then bring the DNS server in line. Callers hold the network lock and have
+        already added (start) or deleted (stop) the container's sandbox row."""
         from .etcfiles import hosts_text, write_in_place
 
         if not network_ids:
@@ -581,8 +594,43 @@ class NetworkService:
             path = os.path.join(self.store.root, "containers", cid, "hosts")
             if row is None or not os.path.exists(path):
                 continue
-            ip, gw, peers = self._hosts_inputs(cid, starting=starting, gone=gone)
+            ip, gw, peers = self._hosts_inputs(cid)
             write_in_place(path, hosts_text(json.loads(row["config"]), ip, gw, peers))
+        if user:
+            self._sync_dns()
+
+    def _sync_dns(self) -> None:
+        """Every user network's running containers to aardvark-dns (see :mod:`.dns`)."""
+        from . import dns
+        from .etcfiles import peer_names
+        from .ipam import is_ipv4
+
+        nets = []
+        for row in self.db.query("SELECT * FROM networks WHERE driver='bridge' AND "
+                                 "name != 'bridge' AND id IN (SELECT network_id FROM "
+                                 "endpoints JOIN sandboxes USING (container_id))"):
+            net = NetworkRecord.from_row(row)
+            entries = []
+            for r in self._live_seats(net.id):
+                servers = json.loads(r["config"]).get("HostConfig", {}).get("Dns") or []
+                entries.append(dns.DnsEntry(
+                    r["id"], r["ip"], peer_names(r["name"], r["id"], r["aliases"]),
+                    [s for s in servers if is_ipv4(s)]))
+            nets.append(dns.DnsNetwork(net.id, net.gateway, net.internal, entries))
+        dns.sync(self.store.runroot, nets)
+
+    def dns_server(self, rec: "ContainerRecord") -> str | None:
+        """The nameserver for the container's resolv.conf: its user network's gateway,
+        where aardvark-dns answers (None on the default bridge or without aardvark-dns)."""
+        from .dns import server_binary
+
+        eps = self.endpoints(container_id=rec.id)
+        if not eps:
+            return None
+        row = self.db.one("SELECT * FROM networks WHERE id=?", (eps[0].network_id,))
+        if row is None or row["name"] == "bridge" or server_binary() is None:
+            return None
+        return NetworkRecord.from_row(row).gateway
 
     # -- ports and inspect views ---------------------------------------------------------------
     def mappings(self, cid: str) -> list["PortMapping"]:
