@@ -105,12 +105,14 @@ def sync(runroot: str, networks: Sequence[DnsNetwork]) -> None:
         shutil.rmtree(cdir, ignore_errors=True)
         shutil.rmtree(cdir + ".tmp", ignore_errors=True)
         return
+    gateways = [n.gateway for n in networks if n.entries]
     if pid is None:
         _start(binary, cdir)
+        _wait_listening(gateways, {})
     elif changed:
+        before = _sockets(gateways)
         os.kill(pid, signal.SIGHUP)
-    gateways = [n.gateway for n in networks if n.entries]
-    _wait_listening(gateways)
+        _wait_listening(gateways, before if _rebinds_on_reload(binary) else {})
 
 
 def _write_files(cdir: str, want: Mapping[str, str]) -> bool:
@@ -193,19 +195,44 @@ def _stop(pid: int, timeout: float = 5.0) -> None:
         pass
 
 
-def _wait_listening(gateways: Sequence[str], timeout: float = 2.0) -> None:
-    """Wait until UDP port 53 is bound on each gateway: a reload binds asynchronously."""
+def _sockets(gateways: Sequence[str]) -> dict[str, str]:
+    """``/proc/net/udp`` local address -> socket inode, for port 53 on the gateways."""
+    want = {_proc_net_addr(g) for g in gateways} | {"00000000:0035"}
+    try:
+        with open("/proc/net/udp") as f:
+            rows = [ln.split() for ln in f.readlines()[1:]]
+    except OSError:
+        return {}
+    return {r[1]: r[9] for r in rows if len(r) > 9 and r[1] in want}
+
+
+def _rebinds_on_reload(binary: str) -> bool:
+    """aardvark-dns before 1.7 closes and re-binds every listener on SIGHUP; queries
+    sent meanwhile are lost, so a reload is over only when the sockets are new."""
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True,
+                             timeout=5).stdout.split()[-1]
+        major, minor = (int(x) for x in out.split(".")[:2])
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return True
+    return (major, minor) < (1, 7)
+
+
+def _wait_listening(gateways: Sequence[str], before: Mapping[str, str],
+                    timeout: float = 2.0) -> None:
+    """Wait until UDP port 53 is bound on each gateway by a socket not in ``before``:
+    the server binds (and, when reloading, re-binds) asynchronously."""
     want = {_proc_net_addr(g) for g in gateways}
     end = time.monotonic() + timeout
     while True:
-        try:
-            with open("/proc/net/udp") as f:
-                bound = {ln.split()[1] for ln in f.readlines()[1:]}
-        except OSError:
+        now = _sockets(gateways)
+        if "00000000:0035" in now:
+            return  # a wildcard :53 listener of the host's blocks ours: nothing to wait for
+        if all(a in now and now[a] != before.get(a) for a in want):
             return
-        if want <= bound or "00000000:0035" in bound or time.monotonic() > end:
-            return  # (a wildcard :53 listener of the host's blocks ours: nothing to wait for)
-        time.sleep(0.01)
+        if time.monotonic() > end:
+            return
+        time.sleep(0.005)
 
 
 def _proc_net_addr(ip: str) -> str:
