@@ -181,6 +181,21 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX container_volumes_volume ON container_volumes(volume_name)
     """,
+    # Push compression (berth.registry.client.push_layers): what a stored blob compressed
+    # to in a format and level, so a later push of the same layer to any registry finds it
+    # by digest instead of compressing and uploading it again (Docker's "v2 metadata").
+    """
+    CREATE TABLE compressed_blobs (
+        source  TEXT NOT NULL,
+        format  TEXT NOT NULL,
+        level   INTEGER NOT NULL,
+        digest  TEXT NOT NULL,
+        size    INTEGER NOT NULL,
+        created REAL NOT NULL,
+        PRIMARY KEY (source, format, level)
+    );
+    CREATE INDEX compressed_blobs_digest ON compressed_blobs(digest)
+    """,
 ]
 
 
@@ -234,7 +249,8 @@ class Database:
         return self.conn.execute(sql, args).fetchall()
 
     def one(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Row | None:
-        return self.conn.execute(sql, args).fetchone()
+        row: sqlite3.Row | None = self.conn.execute(sql, args).fetchone()
+        return row
 
     def close(self) -> None:
         c = getattr(self._local, "conn", None)
@@ -265,4 +281,5 @@ class Tx:
         return self._c.execute(sql, args).fetchall()
 
     def one(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Row | None:
-        return self._c.execute(sql, args).fetchone()
+        row: sqlite3.Row | None = self._c.execute(sql, args).fetchone()
+        return row
