@@ -19,14 +19,14 @@ INSPECTORS: dict[str, str] = {
 }
 
 
-def _lookup(ctx: Ctx, kind: str | None, name: str) -> dict[str, Any]:
+def _lookup(ctx: Ctx, kind: str | None, name: str, size: bool = False) -> dict[str, Any]:
     kinds = [kind] if kind else list(INSPECTORS)
     for k in kinds:
-        fn: Callable[[str], dict[str, Any]] | None = getattr(ctx.engine, INSPECTORS[k], None)
+        fn: Callable[..., dict[str, Any]] | None = getattr(ctx.engine, INSPECTORS[k], None)
         if fn is None:
             continue
         try:
-            return fn(name)
+            return fn(name, size=True) if size and k == "container" else fn(name)
         except NotFound:
             continue
     raise NotFound(f"No such object: {name}" if not kind else f"No such {kind}: {name}")
@@ -45,7 +45,7 @@ def inspect(ctx: Ctx, argv: list[str]) -> int:
     results, errors = [], []
     for n in a.names:
         try:
-            results.append(_lookup(ctx, a.type, n))
+            results.append(_lookup(ctx, a.type, n, a.size))
         except BerthError as e:
             errors.append(e)
     if a.format and a.format != "json":

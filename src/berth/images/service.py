@@ -114,6 +114,9 @@ class ImageService:
         from berth.images.ingest import set_tag
 
         ref = reference.parse_named_tagged(target)  # Docker checks the new name first
+        if ref.familiar_repository == "sha256":  # "sha256:abc" would read as an image ID
+            raise InvalidReference("refusing to create an ambiguous tag using digest "
+                                   "algorithm as name")
         image_id = self.resolve(source)
         if ref.digest:
             raise InvalidReference("refusing to create a tag with a digest reference")
@@ -145,8 +148,14 @@ class ImageService:
 
     def _remove_one(self, name: str, force: bool, prune_parents: bool,
                     result: RemoveResult) -> None:
+        hexname = _HEX_PREFIX.match(name)
+        if hexname is None:
+            reference.parse(name)  # "Bad:Ref" is a reference error, not "No such image"
         image_id = self.resolve(name)
-        by_tag = self._by_reference(name) == image_id and not _HEX_PREFIX.match(name)
+        # Docker's rule: a name is an ID only if it is a prefix of the ID it resolved to,
+        # so a tag that looks like hex ("cafe") is still removed as a tag
+        by_tag = self._by_reference(name) == image_id and not (
+            hexname is not None and hex_of(image_id).startswith(hexname.group(1)))
         with self.db.tx() as tx:
             tags = [r["name"] for r in tx.query("SELECT name FROM tags WHERE image_id=?",
                                                 (image_id,))]
