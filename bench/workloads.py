@@ -1,0 +1,199 @@
+"""Real workloads on a Debian base, berth vs podman side by side (by hand, as root).
+
+    .venv/bin/python bench/workloads.py [N]
+
+* build of an image that apt-installs a package set: cold (``--no-cache``, apt downloads
+  from deb.debian.org) and cached (same Dockerfile again; median of N);
+* ``run -d`` of a small HTTP service (busybox httpd from that image) with a published
+  port, timed until its first answer on 127.0.0.1 (median of N);
+* memory per container with one published port: PSS of every host process that exists
+  for the container besides its own (berth: conmon; podman: conmon; with berth's
+  earlier userland proxy it was conmon + a ~20 MiB Python process). A health check is
+  added once ``--health-cmd`` exists (another change).
+
+The Debian base is ``mmdebstrap --variant=apt bookworm``, cached like the tests'
+(``tests/debian.py``). Builds use ``--network host`` for both engines: berth's RUN steps
+get the bridge in another change; host networking measures the same apt work for both.
+podman runs on a private store with cgroupfs, file events and runc (this host's needs);
+what netavark adds to the host (forwarding switch, nft tables, bridge) is undone.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from _common import BERTH, berth_env, podman_cmd, podman_reset, tempdir, timed  # noqa: E402
+from debian import IMAGE_CHANGES, debian_rootfs_tar  # noqa: E402
+
+FWD = "/proc/sys/net/ipv4/ip_forward"
+PACKAGES = "busybox-static procps python3-minimal"
+DOCKERFILE = f"""FROM debian:bookworm
+RUN apt-get update && apt-get install -y --no-install-recommends {PACKAGES} \\
+    && rm -rf /var/lib/apt/lists/*
+COPY index.html /srv/index.html
+CMD ["busybox", "httpd", "-f", "-p", "8000", "-h", "/srv"]
+"""
+# this host refuses podman's default RLIMIT_NOFILE/NPROC; explicit small limits work
+PODMAN_LIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+
+
+def _run(cmd: list[str], env: dict[str, str] | None = None) -> str:
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:5])} failed: {p.stderr[-800:]}")
+    return p.stdout
+
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def first_answer(tool: list[str], image: str, env: dict[str, str] | None,
+                 extra: list[str]) -> float:
+    """Seconds from ``run -d`` to the service's first HTTP answer on 127.0.0.1."""
+    port = _free_port()
+    t = time.perf_counter()
+    cid = _run([*tool, "run", "-d", *extra, "-p", f"127.0.0.1:{port}:8000", image], env)
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                    r.read()
+                    break
+            except OSError:
+                if time.perf_counter() - t > 60:
+                    raise SystemExit(f"{tool[0]}: no answer on {port}") from None
+                time.sleep(0.005)
+        return time.perf_counter() - t
+    finally:
+        subprocess.run([*tool, "rm", "-f", cid.strip()], env=env, capture_output=True)
+
+
+def _pss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def helper_pids(cid: str) -> list[int]:
+    """Host processes that exist for the container: their command line names its ID."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                if cid.encode() in f.read():
+                    out.append(int(name))
+        except OSError:
+            continue
+    return out
+
+
+def memory_per_container(tool: list[str], image: str, env: dict[str, str] | None,
+                         extra: list[str], n: int = 3) -> tuple[float, str]:
+    """Median PSS (MiB) of the helper processes of a published container; their names."""
+    samples, names = [], ""
+    for _ in range(n):
+        port = _free_port()
+        cid = _run([*tool, "run", "-d", *extra, "-p", f"127.0.0.1:{port}:8000", image],
+                   env).strip()
+        try:
+            time.sleep(1.0)  # steady state
+            pids = helper_pids(cid)
+            samples.append(sum(_pss_kib(p) for p in pids) / 1024)
+            names = "+".join(sorted({open(f"/proc/{p}/comm").read().strip()
+                                     for p in pids if os.path.exists(f"/proc/{p}/comm")}))
+        finally:
+            subprocess.run([*tool, "rm", "-f", cid], env=env, capture_output=True)
+    return statistics.median(samples), names
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    rows: list[tuple[str, str, str, str]] = []
+    base = debian_rootfs_tar()
+    changes = [a for c in IMAGE_CHANGES for a in ("--change", c)]
+    with tempdir() as tmp:
+        env = berth_env(tmp)
+        env["BERTH_IP_FORWARD"] = "0"
+        ctx = os.path.join(tmp, "ctx")
+        os.makedirs(ctx)
+        Path(ctx, "Dockerfile").write_text(DOCKERFILE)
+        Path(ctx, "index.html").write_text("hello from the bench\n")
+        pod = [podman_cmd(tmp)[0], "--runtime", "runc", *podman_cmd(tmp)[1:]]
+        fwd_before = open(FWD).read().strip()
+        tables_before = _nft_tables()
+        links_before = set(os.listdir("/sys/class/net"))
+        try:
+            _run([*BERTH, "import", *changes, str(base), "debian:bookworm"], env)
+            _run([*pod, "import", *changes, str(base), "debian:bookworm"])
+            bb = [*BERTH, "build", "--network", "host", "-t", "web", ctx]
+            pb = [*pod, "build", "--network", "host", *PODMAN_LIMITS, "-t", "web", ctx]
+            b_cold = timed([*bb[:3], "--no-cache", *bb[3:]], env)
+            p_cold = timed([*pb[:3], "--no-cache", *pb[3:]])
+            rows.append(("build, apt-get install (cold, s)", f"{b_cold:.1f}",
+                         f"{p_cold:.1f}", f"{b_cold / p_cold:.2f}x"))
+            b_hot = statistics.median(timed(bb, env) for _ in range(n))
+            p_hot = statistics.median(timed(pb) for _ in range(n))
+            rows.append((f"build, all cached (s, median of {n})", f"{b_hot:.2f}",
+                         f"{p_hot:.2f}", f"{b_hot / p_hot:.2f}x"))
+            b_run = statistics.median(first_answer(BERTH, "web", env, []) for _ in range(n))
+            p_run = statistics.median(first_answer(pod, "web", None, PODMAN_LIMITS)
+                                      for _ in range(n))
+            rows.append((f"run -d + first HTTP answer (ms, median of {n})",
+                         f"{b_run * 1000:.0f}", f"{p_run * 1000:.0f}",
+                         f"{b_run / p_run:.2f}x"))
+            b_mem, b_names = memory_per_container(BERTH, "web", env, [])
+            p_mem, p_names = memory_per_container(pod, "web", None, PODMAN_LIMITS)
+            rows.append(("memory per published container (MiB PSS)", f"{b_mem:.1f}",
+                         f"{p_mem:.1f}", f"{b_names} / {p_names}"))
+        finally:
+            from berth.engine import Engine
+
+            os.environ["BERTH_IP_FORWARD"] = "0"
+            with Engine(env["BERTH_ROOT"], env["BERTH_RUNROOT"]) as eng:
+                eng.remove_all_containers()
+                eng.remove_all_networks()
+            podman_reset(tmp)
+            if open(FWD).read().strip() != fwd_before:
+                with open(FWD, "w") as f:
+                    f.write(fwd_before)
+            # netavark's, made for this run (other tools' and helpers' stay untouched)
+            for table in _nft_tables() - tables_before:
+                if "netavark" in table:
+                    subprocess.run(["nft", "delete", *table.split()], capture_output=True)
+            for link in set(os.listdir("/sys/class/net")) - links_before:
+                if link.startswith("podman"):
+                    subprocess.run(["ip", "link", "del", link], capture_output=True)
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{width}}  {'berth':>8}  {'podman':>8}  ratio / notes")
+    for name, b, p, note in rows:
+        print(f"{name:<{width}}  {b:>8}  {p:>8}  {note}")
+
+
+def _nft_tables() -> set[str]:
+    out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    return {line.strip() for line in out.splitlines() if line.strip()}
+
+
+if __name__ == "__main__":
+    main()
