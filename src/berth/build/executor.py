@@ -445,10 +445,9 @@ class BuildSession:
         return new
 
     def _tag(self, image_id: str) -> list[str]:
-        from berth.images.ingest import set_tag
-        from berth.oci import reference
+        from berth.images.ingest import parse_tag, set_tag
 
-        refs = [reference.parse_named_tagged(t) for t in self.opts.tags]
+        refs = [parse_tag(t) for t in self.opts.tags]
         if not refs:
             return []
         now = time.time()

@@ -245,9 +245,9 @@ def build(ctx: Ctx, argv: list[str]) -> int:
     p.add_argument("--force-rm", action="store_true", help=None)
     a = p.parse(argv)
     for t in a.tag:
-        from berth.oci.reference import parse_named_tagged
+        from berth.images.ingest import parse_tag
 
-        parse_named_tagged(t)  # refuse a bad tag before any work
+        parse_tag(t)  # refuse a bad tag (or one with a digest) before any work
     if a.network not in ("none", "host", "default"):
         raise InvalidArgument(f"network mode {a.network!r} not supported by build "
                               "(use none or host)")
