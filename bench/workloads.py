@@ -32,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from _common import BERTH, berth_env, podman_cmd, podman_reset, tempdir, timed  # noqa: E402
+
 from debian import IMAGE_CHANGES, debian_rootfs_tar  # noqa: E402
 
 FWD = "/proc/sys/net/ipv4/ip_forward"

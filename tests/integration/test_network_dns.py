@@ -15,7 +15,6 @@ import sys
 import threading
 
 import pytest
-
 from test_networks import _until  # noqa: E402 - same directory (pytest rootdir import)
 
 pytestmark = [
@@ -62,9 +61,8 @@ def lookup(berth, ctr: str, name: str) -> str:  # type: ignore[no-untyped-def]
 
 
 def ip_of(berth, ctr: str, net: str) -> str:  # type: ignore[no-untyped-def]
-    return berth("inspect", "--format",
-                 "{{(index .NetworkSettings.Networks \"%s\").IPAddress}}" % net,
-                 ctr).stdout.strip()
+    tmpl = '{{(index .NetworkSettings.Networks "' + net + '").IPAddress}}'
+    return berth("inspect", "--format", tmpl, ctr).stdout.strip()
 
 
 def test_user_network_dns_names_aliases_ids_and_lifecycle(berth, busybox_image, berth_env):
@@ -255,10 +253,10 @@ class _OtherRoot:
 
 
 def _other_root(env: dict[str, str], _image: str) -> _OtherRoot:
-    from conftest import busybox_rootfs_tar  # noqa: E402
     from pathlib import Path
 
     from berth.engine import Engine
+    from conftest import busybox_rootfs_tar  # noqa: E402
 
     tar = busybox_rootfs_tar(Path(env["BERTH_RUNROOT"] + "-img.tar"))
     with Engine(root=env["BERTH_ROOT"], runroot=env["BERTH_RUNROOT"]) as eng, \

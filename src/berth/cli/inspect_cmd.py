@@ -4,7 +4,8 @@ once those services exist), with ``--format`` templates."""
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from berth.cli.main import Ctx
 from berth.cli.parser import Parser

@@ -7,7 +7,8 @@ takes) live in :mod:`berth.volumes`.
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from berth.cli.common import confirm, out, run_group
 from berth.cli.main import Ctx

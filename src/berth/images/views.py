@@ -8,7 +8,6 @@ from berth.images.records import ImageRecord
 from berth.images.service import ImageService
 from berth.oci import reference
 
-
 # Docker's container.Config: every field it always prints, in its order, and the
 # ``omitempty`` ones it prints only when set
 _CONFIG_FIELDS: list[tuple[str, Any]] = [

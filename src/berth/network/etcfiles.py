@@ -19,8 +19,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from .hostsfiles import (parse_add_host, read_host_resolv_conf, render_hosts,
-                         render_resolv_conf)
+from .hostsfiles import parse_add_host, read_host_resolv_conf, render_hosts, render_resolv_conf
 
 
 def write_in_place(path: str, text: str) -> None:

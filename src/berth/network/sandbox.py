@@ -16,7 +16,6 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
-
 from typing import TYPE_CHECKING
 
 from .netns import create_netns, delete_netns, netns_path

@@ -58,7 +58,7 @@ def uses_network_service(mode: str | None) -> bool:
 
 
 class NetworkService:
-    def __init__(self, store: "Store") -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
         self.db = store.db
 
@@ -279,7 +279,7 @@ class NetworkService:
         return inspect_network(net, [(EndpointRecord.from_row(r), r["cname"]) for r in rows])
 
     # -- container hooks ------------------------------------------------------------------
-    def container_created(self, rec: "ContainerRecord", opts: Any) -> None:
+    def container_created(self, rec: ContainerRecord, opts: Any) -> None:
         """Check ``--network`` and friends, then hold an address on the network."""
         host = rec.config["HostConfig"]
         mode = host.get("NetworkMode") or "bridge"
@@ -311,7 +311,7 @@ class NetworkService:
         self._check_fixed_ports(rec)
         self._add_endpoint(rec.id, net, ip, aliases)
 
-    def _check_fixed_ports(self, rec: "ContainerRecord") -> None:
+    def _check_fixed_ports(self, rec: ContainerRecord) -> None:
         """A named host port that is taken fails ``create`` now: no half-made container."""
         from .portbindings import fixed_host_ports, requests_of
         from .ports import check_port_free
@@ -366,7 +366,7 @@ class NetworkService:
             raise NotFound(f"No such container: {key}")
         return row
 
-    def etc_files(self, rec: "ContainerRecord") -> list[dict[str, Any]]:
+    def etc_files(self, rec: ContainerRecord) -> list[dict[str, Any]]:
         """hosts/hostname/resolv.conf for the spec (``container:`` shares its target's)."""
         from .etcfiles import write_etc_files, write_in_place
 
@@ -383,7 +383,7 @@ class NetworkService:
         return write_etc_files(rec.dir, rec.config, ip, gw, peers,
                                dns_server=self.dns_server(rec))
 
-    def spec_network(self, rec: "ContainerRecord") -> str:
+    def spec_network(self, rec: ContainerRecord) -> str:
         """What the spec's network namespace is: a path the runtime joins."""
         from .netns import netns_path
 
@@ -392,7 +392,7 @@ class NetworkService:
             return netns_path(self.store.runroot, self._target(mode)["id"])
         return netns_path(self.store.runroot, rec.id)
 
-    def container_starting(self, rec: "ContainerRecord") -> None:
+    def container_starting(self, rec: ContainerRecord) -> None:
         """Bring the sandbox up before the runtime creates the container."""
         from . import sandbox
         from .portbindings import requests_of
@@ -418,7 +418,7 @@ class NetworkService:
                              had_ports=bool(reqs))
                 raise
 
-    def _join_target(self, rec: "ContainerRecord", mode: str) -> None:
+    def _join_target(self, rec: ContainerRecord, mode: str) -> None:
         """``container:NAME``: point the bundle at the target's live namespace."""
         from .netns import is_netns, netns_path
 
@@ -456,7 +456,7 @@ class NetworkService:
             out += [(m["host_ip"], m["host_port"], m["proto"]) for m in json.loads(r["ports"])]
         return out
 
-    def container_stopped(self, rec: "ContainerRecord", *, removing: bool = False) -> None:
+    def container_stopped(self, rec: ContainerRecord, *, removing: bool = False) -> None:
         """Tear the sandbox down (idempotent; also after a failed or killed start)."""
         from . import sandbox
         from .portbindings import requests_of
@@ -478,11 +478,11 @@ class NetworkService:
                     tx.execute("DELETE FROM endpoints WHERE container_id=?", (rec.id,))
             self._refresh(set(nids), gone=rec.id)
 
-    def container_removed(self, rec: "ContainerRecord") -> None:
+    def container_removed(self, rec: ContainerRecord) -> None:
         self.container_stopped(rec, removing=True)
 
     # -- connect / disconnect -----------------------------------------------------------------
-    def connect(self, key: str, rec: "ContainerRecord", *, aliases: list[str] = (),  # type: ignore[assignment]
+    def connect(self, key: str, rec: ContainerRecord, *, aliases: list[str] = (),  # type: ignore[assignment]
                 ip: str | None = None) -> None:
         """``network connect``: a new endpoint; plugged in now if the container runs."""
         from . import sandbox
@@ -514,7 +514,7 @@ class NetworkService:
                            (rec.id, net.id))
             raise
 
-    def disconnect(self, key: str, rec: "ContainerRecord") -> None:
+    def disconnect(self, key: str, rec: ContainerRecord) -> None:
         from . import sandbox
 
         net = self.get(key)
@@ -619,7 +619,7 @@ class NetworkService:
             nets.append(dns.DnsNetwork(net.id, net.gateway, net.internal, entries))
         dns.sync(self.store.runroot, nets)
 
-    def dns_server(self, rec: "ContainerRecord") -> str | None:
+    def dns_server(self, rec: ContainerRecord) -> str | None:
         """The nameserver for the container's resolv.conf: its user network's gateway,
         where aardvark-dns answers (None on the default bridge or without aardvark-dns)."""
         from .dns import server_binary
@@ -633,13 +633,13 @@ class NetworkService:
         return NetworkRecord.from_row(row).gateway
 
     # -- ports and inspect views ---------------------------------------------------------------
-    def mappings(self, cid: str) -> list["PortMapping"]:
+    def mappings(self, cid: str) -> list[PortMapping]:
         from .ports import PortMapping
 
         row = self.db.one("SELECT ports FROM sandboxes WHERE container_id=?", (cid,))
         return [PortMapping(**m) for m in json.loads(row["ports"])] if row else []
 
-    def display_ports(self, rec: "ContainerRecord") -> list[Any]:
+    def display_ports(self, rec: ContainerRecord) -> list[Any]:
         """Engine API ``Ports`` of a running container (none when not running)."""
         from .ports import display_ports
 
@@ -649,7 +649,7 @@ class NetworkService:
                              (rec.config.get("ExposedPorts") or {}).keys(),
                              ipv6=os.path.exists("/proc/net/if_inet6"))
 
-    def settings(self, rec: "ContainerRecord") -> dict[str, Any]:
+    def settings(self, rec: ContainerRecord) -> dict[str, Any]:
         """``NetworkSettings`` for container inspect."""
         from .netns import netns_path
 
