@@ -47,8 +47,14 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int, *, mtu: int | None = 
     No read-then-write: one netlink batch says "create (EEXIST is fine), address it
     (EEXIST is fine), up". That is idempotent, race-free between concurrent starts, and
     costs one round trip whether or not the bridge was there.
+
+    The bridge gets a fixed MAC (Docker's ``02:42`` + gateway octets), as dockerd sets
+    one: a bridge without one takes the lowest MAC of its ports, so it changed whenever
+    a container came or went, and the other containers' ARP entry for the gateway
+    pointed nowhere for up to 30 s (DNS on the gateway and all outbound traffic stalled).
     """
     from .rtnl import NetlinkError, Rtnl, new_addr, new_bridge, set_up
+    from .veth import mac_for_ip
 
     if len(name) > IFNAMSIZ:
         raise BerthError(f"bridge name {name!r} is longer than {IFNAMSIZ} characters")
@@ -56,7 +62,8 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int, *, mtu: int | None = 
         index = link_index(name)
         try:
             if index is None:
-                nl.request([new_bridge(name, mtu=mtu)], ok=(errno.EEXIST,))
+                nl.request([new_bridge(name, mtu=mtu, mac=mac_for_ip(gateway))],
+                           ok=(errno.EEXIST,))
                 index = link_index(name)
                 if index is None:
                     raise BerthError(f"creating bridge {name}: it vanished right away")

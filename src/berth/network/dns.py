@@ -208,7 +208,10 @@ def _sockets(gateways: Sequence[str]) -> dict[str, str]:
 
 def _rebinds_on_reload(binary: str) -> bool:
     """aardvark-dns before 1.7 closes and re-binds every listener on SIGHUP; queries
-    sent meanwhile are lost, so a reload is over only when the sockets are new."""
+    sent meanwhile are lost, so a reload is over only when the sockets are new. It also
+    re-registers its SIGHUP handler on each reload: a second SIGHUP sent before the
+    first reload is over is lost, so reloads must not overlap (the callers hold the
+    network lock, and each waits here for its own)."""
     try:
         out = subprocess.run([binary, "--version"], capture_output=True, text=True,
                              timeout=5).stdout.split()[-1]
@@ -219,7 +222,7 @@ def _rebinds_on_reload(binary: str) -> bool:
 
 
 def _wait_listening(gateways: Sequence[str], before: Mapping[str, str],
-                    timeout: float = 2.0) -> None:
+                    timeout: float = 10.0) -> None:
     """Wait until UDP port 53 is bound on each gateway by a socket not in ``before``:
     the server binds (and, when reloading, re-binds) asynchronously."""
     want = {_proc_net_addr(g) for g in gateways}
