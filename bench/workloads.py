@@ -31,11 +31,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from _common import BERTH, berth_env, podman_cmd, podman_reset, tempdir, timed  # noqa: E402
+from _common import BERTH, HostNetState, berth_env, podman_cmd, tempdir, timed  # noqa: E402
 
 from debian import IMAGE_CHANGES, debian_rootfs_tar  # noqa: E402
 
-FWD = "/proc/sys/net/ipv4/ip_forward"
 PACKAGES = "busybox-static procps python3-minimal"
 DOCKERFILE = f"""FROM debian:bookworm
 RUN apt-get update && apt-get install -y --no-install-recommends {PACKAGES} \\
@@ -143,9 +142,7 @@ def main() -> None:
         Path(ctx, "Dockerfile").write_text(DOCKERFILE)
         Path(ctx, "index.html").write_text("hello from the bench\n")
         pod = [podman_cmd(tmp)[0], "--runtime", "runc", *podman_cmd(tmp)[1:]]
-        fwd_before = open(FWD).read().strip()
-        tables_before = _nft_tables()
-        links_before = set(os.listdir("/sys/class/net"))
+        host = HostNetState()
         try:
             _run([*BERTH, "import", *changes, str(base), "debian:bookworm"], env)
             _run([*pod, "import", *changes, str(base), "debian:bookworm"])
@@ -183,32 +180,11 @@ def main() -> None:
             rows.append(("memory per published container (MiB RSS)", f"{b_rss:.1f}",
                          f"{p_rss:.1f}", f"{b_names} / {p_names}"))
         finally:
-            from berth.engine import Engine
-
-            os.environ["BERTH_IP_FORWARD"] = "0"
-            with Engine(env["BERTH_ROOT"], env["BERTH_RUNROOT"]) as eng:
-                eng.remove_all_containers()
-                eng.remove_all_networks()
-            podman_reset(tmp)
-            if open(FWD).read().strip() != fwd_before:
-                with open(FWD, "w") as f:
-                    f.write(fwd_before)
-            # netavark's, made for this run (other tools' and helpers' stay untouched)
-            for table in _nft_tables() - tables_before:
-                if "netavark" in table:
-                    subprocess.run(["nft", "delete", *table.split()], capture_output=True)
-            for link in set(os.listdir("/sys/class/net")) - links_before:
-                if link.startswith("podman"):
-                    subprocess.run(["ip", "link", "del", link], capture_output=True)
+            host.restore(env, tmp)
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'berth':>8}  {'podman':>8}  ratio / notes")
     for name, b, p, note in rows:
         print(f"{name:<{width}}  {b:>8}  {p:>8}  {note}")
-
-
-def _nft_tables() -> set[str]:
-    out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
-    return {line.strip() for line in out.splitlines() if line.strip()}
 
 
 if __name__ == "__main__":

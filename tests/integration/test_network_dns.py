@@ -37,19 +37,10 @@ def _needs_aardvark() -> None:
 
 def aardvark_pids(runroot: str) -> list[int]:
     """aardvark-dns processes serving this store's config directory."""
-    out = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().split(b"\0")
-        except OSError:
-            continue
-        if cmd and cmd[0].endswith(b"aardvark-dns") and \
-                os.path.join(runroot, "aardvark-dns").encode() in cmd:
-            out.append(int(pid))
-    return out
+    from conftest import _procs_mentioning
+
+    cdir = os.path.join(runroot, "aardvark-dns")
+    return [pid for pid, cmd in _procs_mentioning(cdir) if "aardvark-dns " in cmd]
 
 
 def lookup(berth, ctr: str, name: str) -> str:  # type: ignore[no-untyped-def]

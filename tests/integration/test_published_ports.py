@@ -115,19 +115,16 @@ def test_publish_loopback_column_port_and_inspect(berth, busybox_image, berth_en
 
 def _helpers(cid: str) -> list[str]:
     """Names of host processes whose command line names the container."""
-    out = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
+    from conftest import _procs_mentioning
+
+    names = []
+    for pid, _cmd in _procs_mentioning(cid):
         try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if cid.encode() not in f.read():
-                    continue
             with open(f"/proc/{pid}/comm") as f:
-                out.append(f.read().strip())
+                names.append(f.read().strip())
         except OSError:
             continue
-    return sorted(n for n in out if n != "berth")  # (not a CLI that is just exiting)
+    return sorted(n for n in names if n != "berth")  # (not a CLI that is just exiting)
 
 
 def test_a_port_another_root_publishes_is_taken(berth, busybox_image, berth_env, tmp_path):
