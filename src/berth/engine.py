@@ -15,14 +15,32 @@ import functools
 import os
 from typing import Any, BinaryIO
 
+from berth.engine_api import EngineApiMixin
 from berth.images.records import ImageRecord, RemoveResult
 from berth.store.store import Store
 
 
-class Engine:
+class Engine(EngineApiMixin):
     def __init__(self, root: str | None = None, runroot: str | None = None) -> None:
         self.store = Store(root, runroot)
         self.store.clean_tmp()
+        self._sweep_dead_build_steps()
+
+    def _sweep_dead_build_steps(self) -> None:
+        """Free the network seat (address, veth, netns) of a RUN step whose build was killed.
+
+        A step's seat is a file under ``<runroot>/build-net/<network>/``; this looks for one
+        with two ``listdir`` calls and loads the network code only when there is one.
+        """
+        top = os.path.join(self.store.runroot, "build-net")
+        try:
+            busy = any(os.listdir(os.path.join(top, n)) for n in os.listdir(top))
+        except OSError:
+            return
+        if busy:
+            from berth.build.stepnet import sweep
+
+            sweep(self.store)
 
     @property
     def root(self) -> str:
@@ -74,10 +92,13 @@ class Engine:
 
     def tag(self, source: str, target: str) -> None:
         self.image_service.tag(source, target)
+        self._image_event("tag", target)
 
     def rmi(self, names: list[str], *, force: bool = False,
             prune_parents: bool = True) -> tuple[RemoveResult, list[Exception]]:
-        return self.image_service.remove(names, force=force, prune_parents=prune_parents)
+        result = self.image_service.remove(names, force=force, prune_parents=prune_parents)
+        self._removed_events(result[0])
+        return result
 
     def image_prune(self, *, all: bool = False,  # noqa: A002
                     filters: dict[str, list[str]] | None = None) -> RemoveResult:
@@ -86,26 +107,35 @@ class Engine:
         filters = filters or {}
         until = min((parse_timestamp(v) for v in filters.get("until", [])), default=None)
         labels = filters.get("label", []) + ["!" + v for v in filters.get("label!", [])]
-        return self.image_service.prune(all_unused=all, until=until, label_filters=labels)
+        result = self.image_service.prune(all_unused=all, until=until, label_filters=labels)
+        self._removed_events(result)
+        return result
 
     def import_image(self, src: BinaryIO, ref: str | None = None, *,
                      changes: list[str] = (), message: str = "") -> str:  # type: ignore[assignment]
         """A rootfs tarball becomes a one-layer image; returns the image ID."""
         from berth.images.archives import import_rootfs
 
-        return import_rootfs(self.store, src, ref=ref, changes=changes, message=message).image_id
+        image_id = import_rootfs(self.store, src, ref=ref, changes=changes,
+                                 message=message).image_id
+        self._image_event("import", image_id)
+        return image_id
 
     def load(self, path_or_stream: str | BinaryIO):  # type: ignore[no-untyped-def]
         """``docker load`` from a path or a stream (spooled to the store's tmp dir)."""
         from berth.images.archives import load, spool
 
         if isinstance(path_or_stream, str):
-            return load(self.store, path_or_stream)
-        path = spool(self.store, path_or_stream)
-        try:
-            return load(self.store, path)
-        finally:
-            os.unlink(path)
+            result = load(self.store, path_or_stream)
+        else:
+            path = spool(self.store, path_or_stream)
+            try:
+                result = load(self.store, path)
+            finally:
+                os.unlink(path)
+        for r in result.images:
+            self._image_event("load", r.tagged[0] if r.tagged else r.image_id)
+        return result
 
     def save(self, names: list[str], out: BinaryIO, *, format: str = "docker-archive") -> None:  # noqa: A002
         """``docker save`` of one or more images (by name keeps that tag; by ID no tag)."""
@@ -122,12 +152,21 @@ class Engine:
                 if ref.tag and ref.familiar not in tags:
                     tags.append(ref.familiar)
         save(self.store, list(chosen.items()), out, fmt=format)
+        for name in names:
+            self._image_event("save", name)
 
     # -- system -------------------------------------------------------------------------
     def system_check(self, *, repair: bool = False):  # type: ignore[no-untyped-def]
         from berth.images.check import check
 
         return check(self.store, repair=repair)
+
+    def system_boot(self):  # type: ignore[no-untyped-def]
+        """After a reboot: start the containers whose restart policy wants them running
+        (see :mod:`berth.container.boot`); returns a ``BootResult``."""
+        from berth.container.boot import boot
+
+        return boot(self.container_service)
 
     def df(self) -> list[dict[str, Any]]:
         """``system df`` rows: Images, Containers, Local Volumes, Build Cache."""
@@ -200,8 +239,11 @@ class Engine:
         """``docker pull``: returns one :class:`~berth.registry.client.pull.PullResult` per tag."""
         from berth.registry.client.pull import pull
 
-        return pull(self.store, name, platform=platform, all_tags=all_tags,
-                    tls_verify=tls_verify, progress=progress, max_concurrent=max_concurrent)
+        results = pull(self.store, name, platform=platform, all_tags=all_tags,
+                       tls_verify=tls_verify, progress=progress, max_concurrent=max_concurrent)
+        for r in results:
+            self._image_event("pull", r.reference.familiar)
+        return results
 
     def push(self, name: str, *, all_tags: bool = False, tls_verify: bool = True,
              progress: Any = None, max_concurrent: int = 3,
@@ -216,9 +258,12 @@ class Engine:
         from berth.registry.client.push import push
         from berth.registry.client.push_layers import Compression
 
-        return push(self.store, name, all_tags=all_tags, tls_verify=tls_verify,
-                    progress=progress, max_concurrent=max_concurrent,
-                    compression=Compression(compression_format, compression_level))
+        results = push(self.store, name, all_tags=all_tags, tls_verify=tls_verify,
+                       progress=progress, max_concurrent=max_concurrent,
+                       compression=Compression(compression_format, compression_level))
+        for r in results:
+            self._image_event("push", r.reference.familiar)
+        return results
 
     def login(self, server: str | None, username: str, password: str, *,
               tls_verify: bool = True) -> str:
@@ -241,33 +286,79 @@ class Engine:
 
         return ContainerService(self.store, self.image_service)
 
-    def _image_for_run(self, name: str, notify: Any = None) -> str:
-        """Image ID for ``run``/``create``; pulls a missing image when pull exists (Docker)."""
+    def _image_for_run(self, name: str, notify: Any = None, *, policy: str = "missing",
+                       platform: str | None = None) -> str:
+        """Image ID for ``run``/``create``; ``--pull`` policy (Docker's default: pull a
+        missing image), ``--platform`` checked against a local image or passed to pull."""
         from berth.errors import NotFound
         from berth.oci import reference
 
-        try:
-            return self.image_service.resolve(name)
-        except NotFound:
-            pass
+        if policy != "always":
+            try:
+                image_id = self.image_service.resolve(name)
+            except NotFound:
+                pass
+            else:
+                if platform:
+                    self._check_platform(name, image_id, platform)
+                return image_id
         # not stored: it must be a well-formed reference before we say we will pull it
         familiar = reference.parse(name).with_default_tag().familiar
-        if notify is not None:
+        if policy == "never":
+            raise NotFound(f"No such image: {familiar}", exit_code=125)
+        if notify is not None and policy != "always":
             notify(f"Unable to find image '{familiar}' locally")
         pull = getattr(self, "pull", None)
         if pull is None:
             raise NotFound(f"No such image: {familiar}", exit_code=125)
-        pull(name)
+        pull(name, platform=platform)
         return self.image_service.resolve(name)
 
+    def _check_platform(self, name: str, image_id: str, platform: str) -> None:
+        """Docker: a local image of another platform is an error, not silently used."""
+        from berth.errors import InvalidArgument
+
+        parts = platform.lower().split("/")
+        if len(parts) not in (2, 3) or not all(parts):
+            raise InvalidArgument(f"\"{platform}\": unknown operating system or "
+                                  "architecture: invalid argument")
+        cfg = self.image_service.config(image_id)
+        actual = [cfg.get("os") or "linux", cfg.get("architecture") or "amd64"]
+        if cfg.get("variant"):
+            actual.append(cfg["variant"])
+        if parts[:2] != actual[:2] or (len(parts) == 3 and parts != actual):
+            raise InvalidArgument(f"image with reference {name} was found but does not match "
+                                  f"the specified platform: wanted {platform}, actual: "
+                                  f"{'/'.join(actual)}")
+
     def container_create(self, opts: Any, *, notify: Any = None, keep_mounted: bool = False):  # type: ignore[no-untyped-def]
-        """``create``: a container row, its dirs and OCI bundle (nothing runs yet)."""
-        image_id = self._image_for_run(opts.image, notify)
-        return self.container_service.create(opts, image_id, keep_mounted=keep_mounted)
+        """``create``: a container row, its dirs and OCI bundle (nothing runs yet).
+
+        ``--cidfile`` is refused up front when it exists (Docker's guard against two runs
+        sharing one) and written atomically once the container exists."""
+        cidfile = getattr(opts, "cidfile", None)
+        if cidfile and os.path.exists(cidfile):
+            from berth.errors import InvalidArgument
+
+            raise InvalidArgument(f"Container ID file found, make sure the other container "
+                                  f"isn't running or delete {cidfile}")
+        image_id = self._image_for_run(opts.image, notify,
+                                       policy=getattr(opts, "pull", "missing"),
+                                       platform=getattr(opts, "platform", None))
+        rec = self.container_service.create(opts, image_id, keep_mounted=keep_mounted)
+        self.container_service.emit_event("create", rec)
+        if cidfile:
+            _write_cidfile(cidfile, rec.id, lambda: self.container_service.remove(
+                rec.id, force=True, volumes=True))
+        return rec
 
     def container_run(self, opts: Any, *, notify: Any = None, stdin_fd: int | None = None,
-                      stdout_fd: int = 1, stderr_fd: int = 2):  # type: ignore[no-untyped-def]
-        """``run``: create + start; foreground returns ``(record, exit code or None)``."""
+                      stdout_fd: int = 1, stderr_fd: int = 2,
+                      detach_keys: bytes | None = None):  # type: ignore[no-untyped-def]
+        """``run``: create + start; foreground returns ``(record, exit code or None)``.
+
+        ``detach_keys`` (from :func:`berth.container.detachkeys.parse`) replaces Docker's
+        ctrl-p,ctrl-q for a tty session."""
         from berth.errors import PortAllocated
 
         svc = self.container_service
@@ -277,7 +368,7 @@ class Engine:
                 svc.start(rec.id)
                 return rec, None
             code = svc.run_attached(rec, stdin_fd=stdin_fd, stdout_fd=stdout_fd,
-                                    stderr_fd=stderr_fd)
+                                    stderr_fd=stderr_fd, **_keys(detach_keys))
         except BaseException as e:
             # A host port taken between create's check and the start (parallel runs on one
             # port) ends like the check itself catching it: no Created container is left.
@@ -315,14 +406,15 @@ class Engine:
         return self.container_service.start(name)
 
     def container_start_attached(self, name: str, *, stdin_fd: int | None = None,
-                                 stdout_fd: int = 1, stderr_fd: int = 2) -> int | None:
+                                 stdout_fd: int = 1, stderr_fd: int = 2,
+                                 detach_keys: bytes | None = None) -> int | None:
         svc = self.container_service
         rec = svc.get(name)
         if rec.running:
             return svc.attach(name, stdin_fd=stdin_fd, stdout_fd=stdout_fd,
-                              stderr_fd=stderr_fd)
+                              stderr_fd=stderr_fd, **_keys(detach_keys))
         return svc.run_attached(rec, stdin_fd=stdin_fd, stdout_fd=stdout_fd,
-                                stderr_fd=stderr_fd)
+                                stderr_fd=stderr_fd, **_keys(detach_keys))
 
     def container_stop(self, name: str, timeout: int | None = None) -> None:
         self.container_service.stop(name, timeout)
@@ -357,11 +449,25 @@ class Engine:
     def container_attach(self, name: str, **kw: Any) -> int | None:
         return self.container_service.attach(name, **kw)
 
+    def container_update(self, name: str, opts: Any) -> None:
+        """``update``: resources (live) and restart policy; ``opts`` an UpdateOptions."""
+        from berth.container.update import update
+
+        update(self.container_service, name, opts)
+
+    def container_healthcheck(self, name: str, *, loop: bool = False
+                              ) -> dict[str, Any] | None:
+        """One health probe now (``healthcheck run``); the container's new State.Health.
+
+        ``loop`` is the container's own health loop asking: None tells it to end."""
+        return self.container_service.health_probe(name, loop=loop)
+
     def container_exec(self, name: str, cmd: list[str], **kw: Any) -> int | None:
         return self.container_service.exec(name, cmd, **kw)
 
     def container_logs(self, name: str, *, follow: bool = False, tail: int | None = None,
-                       since: float | None = None, until: float | None = None):  # type: ignore[no-untyped-def]
+                       since: float | None = None, until: float | None = None,
+                       cancel: Any = None):  # type: ignore[no-untyped-def]
         """(stream, datetime, line) records; with ``follow`` until the container exits."""
         from datetime import datetime, timezone
 
@@ -369,11 +475,16 @@ class Engine:
 
         svc = self.container_service
         rec = svc.get(name)
+        if (rec.config.get("HostConfig", {}).get("LogConfig") or {}).get("Type") == "none":
+            from berth.errors import InvalidArgument
+
+            raise InvalidArgument("configured logging driver does not support reading",
+                                  exit_code=1)
         tz = timezone.utc
         return read_logs(rec.log_path, follow=follow, tail=tail,
                          since=datetime.fromtimestamp(since, tz) if since else None,
                          until=datetime.fromtimestamp(until, tz) if until else None,
-                         stop=svc.is_done(rec))
+                         stop=_either(svc.is_done(rec), cancel))
 
     def container_inspect(self, name: str, *, size: bool = False) -> dict[str, Any]:
         from berth.container.views import inspect
@@ -437,20 +548,29 @@ class Engine:
                      to_container: bool, follow_link: bool = False, archive: bool = False):  # type: ignore[no-untyped-def]
         """``cp``: ``host`` is a host path, or a binary stream for ``-`` (a tar either way).
 
-        Returns a :class:`~berth.container.copy.CopyResult` (bytes of tar moved).
+        Returns a :class:`~berth.container.copy.CopyResult` (bytes of tar moved). Paths
+        resolve against the container's mount table (volumes, binds, tmpfs) as the
+        container sees it (:mod:`berth.container.mountview`).
         """
         from berth.container import copy as cp
+        from berth.container.mountview import in_container_view
 
         rec, merged = self._rootfs(name)
-        if to_container:
+
+        def copy(root: str):  # type: ignore[no-untyped-def]
+            if to_container:
+                if isinstance(host, str):
+                    return cp.copy_to_container(root, host, path, follow=follow_link,
+                                                archive=archive, container=name)
+                return cp.extract_to_container(root, host, path, archive=archive,
+                                               container=name)
             if isinstance(host, str):
-                return cp.copy_to_container(merged, host, path, follow=follow_link,
-                                            archive=archive, container=name)
-            return cp.extract_to_container(merged, host, path, archive=archive, container=name)
-        if isinstance(host, str):
-            return cp.copy_from_container(merged, path, host, follow=follow_link,
-                                          archive=archive, container=name)
-        return cp.archive_from_container(merged, path, host, follow=follow_link, container=name)
+                return cp.copy_from_container(root, path, host, follow=follow_link,
+                                              archive=archive, container=name)
+            return cp.archive_from_container(root, path, host, follow=follow_link,
+                                             container=name)
+
+        return in_container_view(rec, merged, copy)
 
     def container_diff(self, name: str):  # type: ignore[no-untyped-def]
         """``diff``: sorted :class:`~berth.container.diff.Change` list (A/C/D, path)."""
@@ -503,6 +623,7 @@ class Engine:
         rec = self.container(name)
         svc = self.container_service
         skip = placeholders(rec.upper, self._lowers(rec.image_id), mount_targets(rec.bundle))
+        svc.emit_event("commit", rec)
         result = commit(
             self.store, rec, base_config=self.store.content.read(rec.image_id),
             base_layers=self.image_service.layers(rec.image_id), tags=tags, author=author,
@@ -523,8 +644,11 @@ class Engine:
                       labels: dict[str, str] | None = None,
                       options: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
         """``volume create``: the volume (an existing one of that name is returned)."""
-        return self.volume_service.create(name, driver=driver, labels=labels,
-                                          options=options)[0]
+        rec, made = self.volume_service.create(name, driver=driver, labels=labels,
+                                               options=options)
+        if made:
+            self.store.events.emit("volume", "create", rec.name, {"driver": rec.driver})
+        return rec
 
     def volumes(self, *, filters: dict[str, list[str]] | None = None):  # type: ignore[no-untyped-def]
         """``volume ls``: by name; filters dangling, name (substring), label, driver."""
@@ -544,7 +668,10 @@ class Engine:
 
     def volume_remove(self, name: str, *, force: bool = False) -> bool:
         """``volume rm``: refused while any container (running or not) uses it."""
-        return self.volume_service.remove(name, force=force)
+        gone = self.volume_service.remove(name, force=force)
+        if gone:
+            self.store.events.emit("volume", "destroy", name, {"driver": "local"})
+        return gone
 
     def volume_prune(self, *, all: bool = False,  # noqa: A002 - docker's flag name
                      filters: dict[str, list[str]] | None = None) -> tuple[list[str], int]:
@@ -553,7 +680,10 @@ class Engine:
         labels = filters.get("label", []) + ["!" + v for v in filters.get("label!", [])]
         if filters.get("all"):
             all = any(v.lower() in ("1", "true") for v in filters["all"])  # noqa: A001
-        return self.volume_service.prune(all_unused=all, labels=labels)
+        removed, space = self.volume_service.prune(all_unused=all, labels=labels)
+        for name in removed:
+            self.store.events.emit("volume", "destroy", name, {"driver": "local"})
+        return removed, space
 
     def volume_df(self) -> dict[str, Any]:
         """The ``system df`` Local Volumes row (no row read when there are no volumes)."""
@@ -579,7 +709,9 @@ class Engine:
 
     def network_create(self, name: str, **kw: Any):  # type: ignore[no-untyped-def]
         """``network create``: a bridge network (subnet chosen unless given)."""
-        return self.network_service.create(name, **kw)
+        net = self.network_service.create(name, **kw)
+        self._network_event("create", net.id, net.name, net.driver)
+        return net
 
     def networks(self, *, filters: dict[str, list[str]] | None = None):  # type: ignore[no-untyped-def]
         """``network ls``: bridge, host, none and user networks; Docker's filters."""
@@ -592,7 +724,9 @@ class Engine:
         return self.network_service.inspect(name)
 
     def network_remove(self, name: str):  # type: ignore[no-untyped-def]
-        return self.network_service.remove(name)
+        net = self.network_service.remove(name)
+        self._network_event("destroy", net.id, net.name, net.driver)
+        return net
 
     def network_prune(self, *, filters: dict[str, list[str]] | None = None) -> list[str]:
         """User networks no container is attached to: their names."""
@@ -601,17 +735,22 @@ class Engine:
         filters = filters or {}
         until = min((parse_timestamp(v) for v in filters.get("until", [])), default=None)
         labels = filters.get("label", []) + ["!" + v for v in filters.get("label!", [])]
-        return self.network_service.prune(until=until, labels=labels)
+        removed = self.network_service.prune(until=until, labels=labels)
+        for name in removed:
+            self._network_event("destroy", name, name, "bridge")
+        return removed
 
     def network_connect(self, network: str, container: str, *,
                         aliases: list[str] = (), ip: str | None = None) -> None:  # type: ignore[assignment]
         rec = self.container(container)
         self.network_service.connect(network, rec, aliases=list(aliases), ip=ip)
+        self._network_event("connect", network, network, "bridge", container=rec.id)
 
     def network_disconnect(self, network: str, container: str, *,
                            force: bool = False) -> None:
         rec = self.container(container)
         self.network_service.disconnect(network, rec)
+        self._network_event("disconnect", network, network, "bridge", container=rec.id)
 
     def container_ports(self, name: str):  # type: ignore[no-untyped-def]
         """Published ports of a running container (Engine API ``Ports`` entries)."""
@@ -675,9 +814,12 @@ class Engine:
                 self.store, self.image_service, lambda: self.container_service.runtime(None),
                 lambda ref: self.pull(ref), ctx, BuildOptions(dockerfile=name, **options),
                 progress)
-            return session.run()
+            result = session.run()
         finally:
             ctx.close()
+        for t in result.tags:
+            self._image_event("tag", t)
+        return result
 
     def builder_prune(self, *, all: bool = False):  # type: ignore[no-untyped-def]  # noqa: A002
         """``builder prune``: unreachable build cache (everything with ``all``)."""
@@ -693,6 +835,34 @@ class Engine:
 
         return {"Type": "Build Cache", **BuildCache(self.store).usage()}
 
+    # -- events (berth.store.events; read by ``berth events`` and ``GET /events``) ----------
+    def _image_event(self, action: str, ref: str) -> None:
+        self.store.events.emit("image", action, ref, {"name": ref})
+
+    def _removed_events(self, result: RemoveResult) -> None:
+        for ref in result.untagged:
+            self._image_event("untag", ref)
+        for image_id in result.deleted:
+            self._image_event("delete", image_id)
+
+    def _network_event(self, action: str, net_id: str, name: str, driver: str,
+                       **extra: str) -> None:
+        self.store.events.emit("network", action, net_id,
+                               {"name": name, "type": driver, **extra})
+
+    def events(self, *, since: float | None = None, until: float | None = None,
+               filters: dict[str, list[str]] | None = None):  # type: ignore[no-untyped-def]
+        """Stored events in order; ``filters`` as ``docker events --filter``."""
+        from berth.store.events import build_predicate
+
+        return self.store.events.read(since=since, until=until,
+                                      match=build_predicate(filters or {}))
+
+
+def _either(first: Any, second: Any) -> Any:
+    """``stop`` callbacks: the first, or either of two when a caller adds its own."""
+    return first if second is None else (lambda: first() or second())
+
 
 def _os_name() -> str:
     try:
@@ -703,3 +873,27 @@ def _os_name() -> str:
     except OSError:
         pass
     return os.uname().sysname
+
+
+def _keys(detach_keys: bytes | None) -> dict[str, bytes]:
+    """Pass ``detach_keys`` on only when given, so the session keeps Docker's default."""
+    return {} if detach_keys is None else {"detach_keys": detach_keys}
+
+
+def _write_cidfile(path: str, cid: str, undo: Any) -> None:
+    """The container ID into ``path`` (temp file + rename); on failure the container goes."""
+    from berth.errors import InvalidArgument
+
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w", encoding="ascii") as f:
+            f.write(cid)
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        undo()
+        raise InvalidArgument(f"failed to create the container ID file: open {path}: "
+                              f"{(e.strerror or '').lower()}") from None

@@ -9,7 +9,9 @@ Python API defaults to :class:`NullProgress`.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -55,3 +57,61 @@ class BuildProgress:
 
 class NullProgress(BuildProgress):
     """Reports nothing (the Python API default)."""
+
+
+def short_id(image_id: str) -> str:
+    return image_id.split(":", 1)[-1][:12]
+
+
+class ClassicProgress(BuildProgress):
+    """Docker's classic builder text, written to ``out`` (the CLI's stdout, or the API's
+    ``{"stream": ...}`` messages)."""
+
+    def __init__(self, out: Any = None) -> None:
+        self.out = out if out is not None else sys.stdout
+        self._line_open = False
+
+    def _w(self, text: str) -> None:
+        self.out.write(text)
+        self.out.flush()
+
+    def _close_line(self) -> None:
+        if self._line_open:
+            self._w("\n")
+            self._line_open = False
+
+    def step(self, ref: StepRef) -> None:
+        self._w(f"Step {ref.number}/{ref.total} : {ref.text}\n")
+
+    def base(self, ref: StepRef, image_id: str | None) -> None:
+        if image_id:
+            self._w(f" ---> {short_id(image_id)}\n")
+
+    def cached(self, ref: StepRef, image_id: str) -> None:
+        self._w(f" ---> Using cache\n ---> {short_id(image_id)}\n")
+
+    def running(self, ref: StepRef, container_id: str) -> None:
+        self._w(f" ---> Running in {container_id}\n")
+        self._cid = container_id
+
+    def output(self, ref: StepRef, data: bytes) -> None:
+        text = data.decode("utf-8", "replace")
+        self._w(text)
+        self._line_open = not text.endswith("\n")
+
+    def done(self, ref: StepRef, image_id: str, seconds: float) -> None:
+        self._close_line()
+        cid = getattr(self, "_cid", None)
+        if cid:
+            self._w(f"Removing intermediate container {cid}\n")
+            self._cid = None
+        if image_id:
+            self._w(f" ---> {short_id(image_id)}\n")
+
+    def warning(self, message: str) -> None:
+        self._w(message + "\n")
+
+    def built(self, image_id: str, tags: list[str]) -> None:
+        self._w(f"Successfully built {short_id(image_id)}\n")
+        for t in tags:
+            self._w(f"Successfully tagged {t}\n")

@@ -17,66 +17,13 @@ import tempfile
 import time
 from typing import Any, BinaryIO
 
-from berth.build.progress import BuildProgress, StepRef
-from berth.cli.main import Ctx
+from berth.build.progress import BuildProgress, ClassicProgress, StepRef
 from berth.cli.common import confirm
+from berth.cli.main import Ctx
 from berth.cli.parser import Parser, parse_filters
 from berth.errors import BerthError, InvalidArgument
 
 _TAR_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")
-
-
-class ClassicProgress(BuildProgress):
-    """Docker's classic builder output (stdout)."""
-
-    def __init__(self, out: Any = None) -> None:
-        self.out = out or sys.stdout
-        self._line_open = False
-
-    def _w(self, text: str) -> None:
-        self.out.write(text)
-        self.out.flush()
-
-    def _close_line(self) -> None:
-        if self._line_open:
-            self._w("\n")
-            self._line_open = False
-
-    def step(self, ref: StepRef) -> None:
-        self._w(f"Step {ref.number}/{ref.total} : {ref.text}\n")
-
-    def base(self, ref: StepRef, image_id: str | None) -> None:
-        if image_id:
-            self._w(f" ---> {_short(image_id)}\n")
-
-    def cached(self, ref: StepRef, image_id: str) -> None:
-        self._w(f" ---> Using cache\n ---> {_short(image_id)}\n")
-
-    def running(self, ref: StepRef, container_id: str) -> None:
-        self._w(f" ---> Running in {container_id}\n")
-        self._cid = container_id
-
-    def output(self, ref: StepRef, data: bytes) -> None:
-        text = data.decode("utf-8", "replace")
-        self._w(text)
-        self._line_open = not text.endswith("\n")
-
-    def done(self, ref: StepRef, image_id: str, seconds: float) -> None:
-        self._close_line()
-        cid = getattr(self, "_cid", None)
-        if cid:
-            self._w(f"Removing intermediate container {cid}\n")
-            self._cid = None
-        if image_id:
-            self._w(f" ---> {_short(image_id)}\n")
-
-    def warning(self, message: str) -> None:
-        self._w(message + "\n")
-
-    def built(self, image_id: str, tags: list[str]) -> None:
-        self._w(f"Successfully built {_short(image_id)}\n")
-        for t in tags:
-            self._w(f"Successfully tagged {t}\n")
 
 
 class PlainProgress(BuildProgress):
@@ -139,10 +86,6 @@ class QuietProgress(BuildProgress):
 
     def output(self, ref: StepRef, data: bytes) -> None:
         self.buf = (self.buf + data)[-65536:]
-
-
-def _short(image_id: str) -> str:
-    return image_id.split(":", 1)[-1][:12]
 
 
 class _Prefixed(io.RawIOBase):
@@ -239,7 +182,9 @@ def build(ctx: Ctx, argv: list[str]) -> int:
                    help="Type of progress output")
     p.add_argument("--secret", action="append", default=[],
                    help="Secret to expose to the build (id=mysecret,src=/local/secret)")
-    p.add_argument("--network", default="none", help="Networking mode for RUN (none|host)")
+    p.add_argument("--network", default="default",
+                   help="Networking mode for the RUN instructions (default: bridge, as run; "
+                        "bridge|host|none|NETWORK)")
     p.add_argument("--platform", default=None, help="Set platform (only the host's)")
     p.add_argument("--rm", default="true", nargs="?", const="true", help=None)
     p.add_argument("--force-rm", action="store_true", help=None)
@@ -248,9 +193,6 @@ def build(ctx: Ctx, argv: list[str]) -> int:
         from berth.images.ingest import parse_tag
 
         parse_tag(t)  # refuse a bad tag (or one with a digest) before any work
-    if a.network not in ("none", "host", "default"):
-        raise InvalidArgument(f"network mode {a.network!r} not supported by build "
-                              "(use none or host)")
     if a.platform:
         from berth.build.plan import default_platform
 

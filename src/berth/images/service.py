@@ -19,6 +19,7 @@ from berth.oci import reference
 from berth.oci.digest import hex_of
 from berth.store.fsutil import remove_tree
 from berth.store.store import Store
+from berth.testpoints import pause
 
 _HEX_PREFIX = re.compile(r"^(?:sha256:)?([0-9a-f]{1,64})$")
 
@@ -268,11 +269,11 @@ class ImageService:
             freed += sum(r["size"] for r in rows)
             # children first: a layer row's parent FK must not dangle mid-transaction
             for cid in sorted(dead, key=lambda c: -self._depth(tx, c)):
-                t = self.store.layers.unpublish(tx, cid)
-                if t:
-                    trash.append(t)
-        for t in trash:
+                trash += self.store.layers.unpublish(tx, cid)
+        pause("gc-after-rows")
+        for t in trash:  # only now that no row names them (crash-safe order)
             remove_tree(t)
+        self.store.layers.sweep(self.db)
         live = self.referenced_blobs()
         for digest in list(self.store.content.list()):
             if digest not in live:

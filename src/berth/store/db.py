@@ -204,6 +204,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX compressed_blobs_digest ON compressed_blobs(digest)
     """,
+    # Health of a container with a health check (berth.container.health): Docker's
+    # State.Health as JSON (Status, FailingStreak, Log), written by every probe so the CLI
+    # and the API service read the same state.
+    """
+    ALTER TABLE containers ADD COLUMN health TEXT
+    """,
 ]
 
 

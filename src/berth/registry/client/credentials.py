@@ -18,8 +18,11 @@ passwords in a reversible encoding.
 from __future__ import annotations
 
 import base64
+import contextvars
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +90,23 @@ def _candidates(domain: str) -> list[str]:
             f"https://{domain}/v1/"]
 
 
+_override: "contextvars.ContextVar[tuple[str | None, Credentials] | None]" = \
+    contextvars.ContextVar("berth_registry_credentials", default=None)
+
+
+@contextmanager
+def override(server: str | None, creds: Credentials) -> Iterator[None]:
+    """Use ``creds`` instead of the file in this context (the API's ``X-Registry-Auth``).
+
+    ``server`` limits them to one registry; None means whichever registry is contacted.
+    """
+    token = _override.set((normalize_server(server) if server else None, creds))
+    try:
+        yield
+    finally:
+        _override.reset(token)
+
+
 def _helper(doc: dict[str, Any], domain: str) -> str | None:
     """The credential helper config.json names for ``domain`` (per-registry first)."""
     per = doc.get("credHelpers")
@@ -100,7 +120,10 @@ def _helper(doc: dict[str, Any], domain: str) -> str | None:
 
 
 def load(domain: str) -> Credentials | None:
-    """Stored credentials for a registry domain, or None."""
+    """Stored credentials for a registry domain (or the context's override), or None."""
+    over = _override.get()
+    if over is not None and over[0] in (None, domain):
+        return over[1]
     doc = _read()
     helper = _helper(doc, domain)
     if helper is not None:

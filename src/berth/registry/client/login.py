@@ -15,8 +15,9 @@ from berth.registry.client.session import Session
 
 
 def login(server: str | None, username: str, password: str, *, root: str | None = None,
-          tls_verify: bool = True) -> str:
-    """Verify and store credentials; return the registry domain they were stored for."""
+          tls_verify: bool = True, save: bool = True) -> str:
+    """Verify and (unless ``save`` is false: the API's ``/auth``) store credentials;
+    return the registry domain."""
     domain = credentials.normalize_server(server)
     creds = Credentials(username, password)
     with Session(domain, root=root, tls_verify=tls_verify, creds=creds,
@@ -32,7 +33,8 @@ def login(server: str | None, username: str, password: str, *, root: str | None 
                 resp.close()
                 raise Unauthorized(f'Get "{url}": {reason}')
             resp.close()
-    credentials.save(domain, creds)
+    if save:
+        credentials.save(domain, creds)
     return domain
 
 
