@@ -6,10 +6,11 @@
   from deb.debian.org) and cached (same Dockerfile again; median of N);
 * ``run -d`` of a small HTTP service (busybox httpd from that image) with a published
   port, timed until its first answer on 127.0.0.1 (median of N);
-* memory per container with one published port: PSS of every host process that exists
-  for the container besides its own (berth: conmon; podman: conmon; with berth's
-  earlier userland proxy it was conmon + a ~20 MiB Python process). A health check is
-  added once ``--health-cmd`` exists (another change).
+* memory per container with one published port and a health check (60 s interval):
+  PSS and RSS of every host process that exists for the container besides its own
+  (berth: conmon and the health loop's ``sh`` + ``sleep``; podman: conmon, its health
+  timer is systemd's and this host has no systemd; with berth's earlier userland proxy a
+  published port also cost a ~20 MiB Python process).
 
 The Debian base is ``mmdebstrap --variant=apt bookworm``, cached like the tests'
 (``tests/debian.py``). Builds use ``--network host`` for both engines: berth's RUN steps
@@ -95,18 +96,30 @@ def _kib(pid: int, field: str) -> int:
 
 
 def helper_pids(cid: str) -> list[int]:
-    """Host processes that exist for the container: their command line names its ID."""
-    out = []
+    """Host processes that exist for the container: their command line names its ID,
+    plus the rest of the process group of a health loop (``sh``; its idle ``sleep``)."""
+    named, groups = [], {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
             with open(f"/proc/{name}/cmdline", "rb") as f:
-                if cid.encode() in f.read():
-                    out.append(int(name))
+                cmd = f.read()
+            groups[int(name)] = os.getpgid(int(name))
         except OSError:
             continue
-    return out
+        if cid.encode() in cmd:
+            named.append(int(name))
+    loops = {groups[p] for p in named if b"berth-health" in _cmdline(p)}
+    return sorted(set(named) | {p for p, g in groups.items() if g in loops})
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
 
 
 def memory_per_container(tool: list[str], image: str, env: dict[str, str] | None,
@@ -173,11 +186,13 @@ def main() -> None:
             rows.append((f"run -d + first HTTP answer (ms, median of {n})",
                          f"{b_run * 1000:.0f}", f"{p_run * 1000:.0f}",
                          f"{b_run / p_run:.2f}x"))
-            b_mem, b_rss, b_names = memory_per_container(BERTH, "web", env, [])
-            p_mem, p_rss, p_names = memory_per_container(pod, "web", None, PODMAN_LIMITS)
-            rows.append(("memory per published container (MiB PSS)", f"{b_mem:.1f}",
+            health = ["--health-cmd", "true", "--health-interval", "60s"]
+            b_mem, b_rss, b_names = memory_per_container(BERTH, "web", env, health)
+            p_mem, p_rss, p_names = memory_per_container(pod, "web", None,
+                                                         [*PODMAN_LIMITS, *health])
+            rows.append(("memory per container, port + health (MiB PSS)", f"{b_mem:.1f}",
                          f"{p_mem:.1f}", f"{b_names} / {p_names}"))
-            rows.append(("memory per published container (MiB RSS)", f"{b_rss:.1f}",
+            rows.append(("memory per container, port + health (MiB RSS)", f"{b_rss:.1f}",
                          f"{p_rss:.1f}", f"{b_names} / {p_names}"))
         finally:
             host.restore(env, tmp)
