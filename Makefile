@@ -8,7 +8,7 @@ PY        := $(VENV)/bin/python
 BERTH     := $(VENV)/bin/berth
 # /usr/bin/python3 starts in ~20 ms; a pyenv shim first on PATH can take ~170 ms per start.
 BASE_PY   := $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -v python3)
-RUN_PKGS  := crun runc conmon catatonit uidmap passt fuse-overlayfs busybox-static iproute2 nftables iptables
+RUN_PKGS  := crun runc conmon catatonit uidmap passt fuse-overlayfs busybox-static iproute2 nftables iptables aardvark-dns
 TEST_PKGS := skopeo podman slirp4netns docker-registry umoci golang-github-containers-common curl apache2-utils mmdebstrap docker.io docker-compose
 PYTEST_ARGS ?=
 

@@ -196,12 +196,20 @@ class Engine(EngineApiMixin):
         ]
 
     def info(self) -> dict[str, Any]:
+        """``docker info``: every key of the API's SystemInfo (:mod:`berth.sysinfo`)."""
+        from berth.sysinfo import runtimes_on_path, system_info
+
+        base = self._info()
+        return system_info(self.root, base, runtimes_on_path(), base["DefaultRuntime"])
+
+    def _info(self) -> dict[str, Any]:
         from berth import __version__
 
         db = self.store.db
         counts = {t: db.one(f"SELECT COUNT(*) AS n FROM {t}")["n"]
                   for t in ("images", "containers", "layers")}
         running = db.one("SELECT COUNT(*) AS n FROM containers WHERE status='running'")["n"]
+        paused = db.one("SELECT COUNT(*) AS n FROM containers WHERE status='paused'")["n"]
         info: dict[str, Any] = {
             "ServerVersion": __version__,
             "Root": self.root,
@@ -211,7 +219,8 @@ class Engine(EngineApiMixin):
             "Layers": counts["layers"],
             "Containers": counts["containers"],
             "ContainersRunning": running,
-            "ContainersStopped": counts["containers"] - running,
+            "ContainersPaused": paused,
+            "ContainersStopped": counts["containers"] - running - paused,
             "DefaultNetwork": "bridge",
             "OperatingSystem": _os_name(),
             "KernelVersion": os.uname().release,
@@ -493,13 +502,19 @@ class Engine(EngineApiMixin):
                          until=datetime.fromtimestamp(until, tz) if until else None,
                          stop=_either(svc.is_done(rec), cancel))
 
-    def container_inspect(self, name: str) -> dict[str, Any]:
+    def container_inspect(self, name: str, *, size: bool = False) -> dict[str, Any]:
         from berth.container.views import inspect
 
         rec = self.container_service.get(name)
-        lowers = [self.store.layers.diff_dir(r["chain_id"]) for r in
-                  reversed(self.image_service.layers(rec.image_id))]
-        data = inspect(rec, lowers)
+        layers = self.image_service.layers(rec.image_id)
+        lowers = [self.store.layers.diff_dir(r["chain_id"]) for r in reversed(layers)]
+        sizes = None
+        if size:  # inspect -s: the writable layer, and it plus the image (Docker's pair)
+            from berth.store.fsutil import tree_size
+
+            rw = tree_size(rec.upper)
+            sizes = (rw, rw + sum(r["size"] for r in layers))
+        data = inspect(rec, lowers, size=sizes)
         data["NetworkSettings"] = self.network_service.settings(rec)
         return data
 

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from rlusers import make_user, remove_user
+from rootless.rlusers import make_user, remove_user
 
 
 @pytest.fixture

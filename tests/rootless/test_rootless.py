@@ -14,7 +14,7 @@ import time
 import urllib.request
 
 import pytest
-from rlusers import make_user, remove_user
+from rootless.rlusers import make_user, remove_user
 
 
 def _sub_start(path: str, name: str) -> int:

@@ -115,6 +115,9 @@ class ImageService:
         from berth.images.ingest import set_tag
 
         ref = reference.parse_named_tagged(target)  # Docker checks the new name first
+        if ref.familiar_repository == "sha256":  # "sha256:abc" would read as an image ID
+            raise InvalidReference("refusing to create an ambiguous tag using digest "
+                                   "algorithm as name")
         image_id = self.resolve(source)
         if ref.digest:
             raise InvalidReference("refusing to create a tag with a digest reference")
@@ -148,6 +151,8 @@ class ImageService:
 
     def _remove_one(self, name: str, force: bool, prune_parents: bool,
                     result: RemoveResult) -> None:
+        if _HEX_PREFIX.match(name) is None:
+            reference.parse(name)  # "Bad:Ref" is a reference error, not "No such image"
         image_id = self.resolve(name)
         by_tag = self._by_reference(name) == image_id and not _is_id_prefix(name, image_id)
         with self.db.tx() as tx:
