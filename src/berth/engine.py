@@ -535,6 +535,23 @@ class Engine(EngineApiMixin):
     def remove_all_containers(self) -> None:
         self.container_service.remove_all()
 
+    def system_migrate(self) -> list[str]:
+        """Podman's rootless ``system migrate``: stop running containers, then the pause
+        process, so the next command makes a new user namespace (after an ``/etc/subuid``
+        change). Returns the IDs stopped; as root there is no pause process: nothing to do.
+        """
+        from berth.procs import rootless
+
+        if not rootless():
+            return []
+        stopped = [rec.id for rec in self.container_service.list() if rec.running]
+        for cid in stopped:
+            self.container_service.stop(cid)
+        from berth.rootless.userns import stop
+
+        stop(self.store.runroot)
+        return stopped
+
     def runtime_info(self) -> dict[str, Any]:
         """Which OCI runtime ``run`` uses here, and why (crun fallback notice)."""
         try:
