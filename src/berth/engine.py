@@ -129,6 +129,29 @@ class Engine:
 
         return check(self.store, repair=repair)
 
+    def system_reset(self) -> dict[str, int]:
+        """``system reset``: every container, image, volume, network and cache entry of the
+        store, and the host state made for them (bridges, rules, mounts, namespaces,
+        processes), then the root and run root themselves. The engine is closed after.
+
+        Services take down what they know (so rules and bridges are found by owner);
+        :mod:`berth.store.wipe` then sweeps by path whatever no row remembers.
+        """
+        from berth.store import wipe
+
+        db = self.store.db
+        counts = {t: db.one(f"SELECT COUNT(*) AS n FROM {t}")["n"]
+                  for t in ("containers", "images", "volumes", "networks", "build_cache")}
+        paths = [self.root, self.runroot]
+        with self.store.collecting():
+            self.remove_all_containers()
+            wipe.stop_processes(paths)
+            self.remove_all_networks()
+            wipe.unmount_all(paths)
+            self.store.close()
+            wipe.remove_store_dirs(self.root, self.runroot)
+        return counts
+
     def df(self) -> list[dict[str, Any]]:
         """``system df`` rows: Images, Containers, Local Volumes, Build Cache."""
         recs = self.image_service.list()

@@ -60,7 +60,7 @@ def info(ctx: Ctx, argv: list[str]) -> int:
 
 
 def system(ctx: Ctx, argv: list[str]) -> int:
-    subs = {"df": df, "check": check, "info": info, "prune": prune}
+    subs = {"df": df, "check": check, "info": info, "prune": prune, "reset": reset}
     return run_group(ctx, argv, group="system", title="Manage berth", subs=subs)
 
 
@@ -115,6 +115,7 @@ def prune(ctx: Ctx, argv: list[str]) -> int:
     filters = parse_filters(a.filter, {"until", "label", "label!"}, p.prog)
     if not a.force:
         if not confirm("WARNING! This will remove:\n  - all stopped containers\n"
+                        "  - all networks not used by at least one container\n"
                         "  - all " + ("images without at least one container associated "
                                       "to them" if a.all else "dangling images") +
                         "\n  - all " + ("build cache" if a.all else "dangling build cache") +
@@ -129,6 +130,9 @@ def prune(ctx: Ctx, argv: list[str]) -> int:
         if removed:
             print("Deleted Containers:\n" + "\n".join(removed) + "\n")
         total += space
+    nets = eng.network_prune(filters=filters)
+    if nets:
+        print("Deleted Networks:\n" + "\n".join(nets) + "\n")
     if a.volumes:  # Docker's order: containers, networks, volumes, images
         names, space = eng.volume_prune(filters={k: v for k, v in filters.items()
                                                  if k != "until"})
@@ -148,3 +152,28 @@ def prune(ctx: Ctx, argv: list[str]) -> int:
     total += cache.reclaimed
     print(f"Total reclaimed space: {human_size(total)}")
     return 0
+
+
+def reset(ctx: Ctx, argv: list[str]) -> int:
+    """Podman's ``system reset``: the way to delete a store without leaving host state."""
+    p = Parser("berth system reset", "Reset berth storage back to its initial state")
+    p.add_argument("-f", "--force", action="store_true", help="Do not prompt for confirmation")
+    a = p.parse(argv)
+    if not a.force:
+        if not confirm("WARNING! This will remove:\n        - all containers\n"
+                       "        - all images\n        - all networks\n"
+                       "        - all build cache\n        - all volumes\n"
+                       f"and the store itself ({_paths(ctx)})"):
+            return 0
+    ctx.engine.system_reset()
+    return 0
+
+
+def _paths(ctx: Ctx) -> str:
+    """Root and run root as the engine would resolve them, without creating either."""
+    import os
+
+    from berth.store.store import DEFAULT_ROOT, DEFAULT_RUNROOT
+
+    return ", ".join(os.path.abspath(p) for p in (ctx.root or DEFAULT_ROOT,
+                                                    ctx.runroot or DEFAULT_RUNROOT))
