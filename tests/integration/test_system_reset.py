@@ -34,7 +34,7 @@ def _host_state(root: str, runroot: str, ids: list[str]) -> list[str]:
         if os.path.lexists(path):
             found.append(f"dir {path}: {sorted(os.listdir(path))}")
     rules = subprocess.run(["nft", "list", "table", "ip", "berth"], capture_output=True,
-                           text=True).stdout
+                           text=True, check=False).stdout
     found += [f"nft rule {ln.strip()}" for ln in rules.splitlines()
               if any(i in ln for i in ids)]
     links = os.listdir("/sys/class/net")

@@ -113,15 +113,15 @@ def prune(ctx: Ctx, argv: list[str]) -> int:
     p.add_argument("--filter", action="append", default=[], help="Provide filter values")
     a = p.parse(argv)
     filters = parse_filters(a.filter, {"until", "label", "label!"}, p.prog)
-    if not a.force:
-        if not confirm("WARNING! This will remove:\n  - all stopped containers\n"
-                        "  - all networks not used by at least one container\n"
-                        "  - all " + ("images without at least one container associated "
-                                      "to them" if a.all else "dangling images") +
-                        "\n  - all " + ("build cache" if a.all else "dangling build cache") +
-                        ("\n  - anonymous volumes not used by at least one container"
-                         if a.volumes else "")):
-            return 0
+    warning = ("WARNING! This will remove:\n  - all stopped containers\n"
+               "  - all networks not used by at least one container\n"
+               "  - all " + ("images without at least one container associated to them"
+                             if a.all else "dangling images") +
+               "\n  - all " + ("build cache" if a.all else "dangling build cache") +
+               ("\n  - anonymous volumes not used by at least one container"
+                if a.volumes else ""))
+    if not a.force and not confirm(warning):
+        return 0
     eng = ctx.engine
     total = 0
     pruner = getattr(eng, "container_prune", None)
@@ -159,12 +159,12 @@ def reset(ctx: Ctx, argv: list[str]) -> int:
     p = Parser("berth system reset", "Reset berth storage back to its initial state")
     p.add_argument("-f", "--force", action="store_true", help="Do not prompt for confirmation")
     a = p.parse(argv)
-    if not a.force:
-        if not confirm("WARNING! This will remove:\n        - all containers\n"
-                       "        - all images\n        - all networks\n"
-                       "        - all build cache\n        - all volumes\n"
-                       f"and the store itself ({_paths(ctx)})"):
-            return 0
+    if not a.force and not confirm(
+            "WARNING! This will remove:\n        - all containers\n"
+            "        - all images\n        - all networks\n"
+            "        - all build cache\n        - all volumes\n"
+            f"and the store itself ({_paths(ctx)})"):
+        return 0
     ctx.engine.system_reset()
     return 0
 
