@@ -179,3 +179,26 @@ def busybox_image(engine, busybox_tar):  # type: ignore[no-untyped-def]
     """``busybox:latest`` imported into this test's store; returns the image ID."""
     with open(busybox_tar, "rb") as f:
         return engine.import_image(f, "busybox:latest", changes=['CMD ["sh"]'])
+
+
+@pytest.fixture(scope="session")
+def debian_tar() -> Path:
+    """The cached Debian bookworm rootfs tar (mmdebstrap, built once per machine)."""
+    sys.path.insert(0, str(REPO / "tests"))
+    try:
+        from debian import debian_rootfs_tar
+    finally:
+        sys.path.pop(0)
+    return debian_rootfs_tar()
+
+
+@pytest.fixture
+def debian_image(engine, debian_tar):  # type: ignore[no-untyped-def]
+    """``debian:bookworm`` imported into this test's store; returns the image ID."""
+    sys.path.insert(0, str(REPO / "tests"))
+    try:
+        from debian import IMAGE_CHANGES
+    finally:
+        sys.path.pop(0)
+    with open(debian_tar, "rb") as f:
+        return engine.import_image(f, "debian:bookworm", changes=list(IMAGE_CHANGES))

@@ -81,7 +81,7 @@ def write_layer(src: str, out: BinaryIO, *, overlay_upper: bool = True,
     tf = tarfile.open(fileobj=cast(BinaryIO, plain), mode="w|",
                       format=tarfile.PAX_FORMAT, bufsize=TAR_STREAM_BUFSIZE, encoding="utf-8",
                       errors="surrogateescape")
-    tf.copybufsize = CHUNK
+    tf.copybufsize = CHUNK  # type: ignore[attr-defined]
     try:
         root = os.open(src, _DIR_READ)
         try:

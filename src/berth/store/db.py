@@ -234,7 +234,8 @@ class Database:
         return self.conn.execute(sql, args).fetchall()
 
     def one(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Row | None:
-        return self.conn.execute(sql, args).fetchone()
+        row: sqlite3.Row | None = self.conn.execute(sql, args).fetchone()
+        return row
 
     def close(self) -> None:
         c = getattr(self._local, "conn", None)
@@ -265,4 +266,5 @@ class Tx:
         return self._c.execute(sql, args).fetchall()
 
     def one(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Row | None:
-        return self._c.execute(sql, args).fetchone()
+        row: sqlite3.Row | None = self._c.execute(sql, args).fetchone()
+        return row
