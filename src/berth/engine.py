@@ -23,6 +23,10 @@ class Engine:
     def __init__(self, root: str | None = None, runroot: str | None = None) -> None:
         self.store = Store(root, runroot)
         self.store.clean_tmp()
+        if self.store.db.one("SELECT 1 FROM store_meta WHERE key='layer_format'") is None:
+            from berth.images.onecopy import convert_store
+
+            convert_store(self.store)  # a store from before one-copy layers, or a new one
 
     @property
     def root(self) -> str:

@@ -262,7 +262,9 @@ class ImageService:
         for digest in list(self.store.content.list()):
             if digest not in live:
                 freed += self.store.content.delete(digest)
-        return freed
+        from berth.images.onecopy import drop_rebuildable_blobs
+
+        return freed + drop_rebuildable_blobs(self.store)
 
     def _depth(self, tx, chain_id: str) -> int:  # type: ignore[no-untyped-def]
         depth = 0

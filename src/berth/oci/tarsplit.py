@@ -84,11 +84,12 @@ def _pax_records(data: bytes) -> dict[bytes, bytes]:
 
 
 def parts_of(path: bytes) -> tuple[bytes, ...] | None:
-    """Path components as the layer applier sees them; None for a name it would refuse."""
+    """Path components as the layer applier sees them (``()`` for the root itself); None
+    for a name it would refuse."""
     if path.startswith(b"/"):
         return None
     parts = tuple(p for p in path.split(b"/") if p not in (b"", b"."))
-    return None if b".." in parts or not parts else parts
+    return None if b".." in parts else parts
 
 
 class TarSplitter:
@@ -210,9 +211,9 @@ class TarSplitter:
         if typ == b"\0" and name.endswith(b"/"):
             typ = b"5"  # tarfile: an old-style file named like a directory is one
         parts = parts_of(name)
-        if parts is None:
+        if parts is None or (not parts and typ in _REGULAR):
             self.exact = False
-        else:
+        elif parts:
             self._note(parts)
         if typ in _REGULAR:
             if any(k.startswith(b"GNU.sparse") for k in pax):

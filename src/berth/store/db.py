@@ -181,6 +181,19 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX container_volumes_volume ON container_volumes(volume_name)
     """,
+    # Storage accounting and one copy per layer (berth.images.onecopy, berth.images.usage):
+    # the size of a layer's tar-split record (NULL: its tar blob is kept instead), each
+    # container's writable layer size as of its last exit, when each image was last used
+    # (GC's LRU order), and store-wide facts (layer format, last GC).
+    """
+    ALTER TABLE layers ADD COLUMN split_size INTEGER;
+    ALTER TABLE containers ADD COLUMN size_rw INTEGER;
+    ALTER TABLE images ADD COLUMN last_used REAL;
+    CREATE TABLE store_meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )
+    """,
 ]
 
 

@@ -36,6 +36,10 @@ class Store:
         self.layers = LayerStore(self.root, self.tmp)
         self._lock_path = os.path.join(self.root, "store.lock")
 
+    @property
+    def lock_path(self) -> str:
+        return self._lock_path
+
     @contextmanager
     def ingesting(self) -> Iterator[None]:
         """Held (shared) while writing bytes that no row references yet."""

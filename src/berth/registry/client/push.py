@@ -101,6 +101,7 @@ class _Pusher:
         self.max_concurrent = max(1, max_concurrent)
         self.scopes = [repository_scope(ref.path, "pull,push")]
         self.cancel = threading.Event()
+        self._paths: dict[str, str] = {}  # digest -> file to upload from (see _blob)
 
     def run(self) -> PushResult:
         row = self.store.db.one("SELECT manifest_digest, manifest_media_type FROM images "
@@ -112,8 +113,10 @@ class _Pusher:
         if not isinstance(doc, Manifest):
             raise InvalidManifest("pushing an image index is not supported")
         layers = [d for d in doc.layers if not mt.is_nondistributable(d.media_type)]
+        from berth.images.onecopy import has_layer_blob
+
         for d in (*layers, doc.config):
-            if not self.store.content.exists(d.digest):
+            if not has_layer_blob(self.store, d.digest):
                 raise NotFound(f"blob {d.digest} of {self.ref.familiar} is missing from the "
                                "store (run 'berth system check')")
         for d in layers:
@@ -159,6 +162,17 @@ class _Pusher:
         location = self._start_upload(desc, sid, quiet)
         if location is None:
             return  # mounted
+        from berth.images.onecopy import materialized
+
+        # a layer kept as tree + record is rebuilt (and verified) to a temp file to upload
+        with materialized(self.store, desc.digest) as blob_path:
+            self._paths[desc.digest] = blob_path
+            try:
+                self._upload(desc, location, sid, quiet)
+            finally:
+                self._paths.pop(desc.digest, None)
+
+    def _upload(self, desc: Descriptor, location: str, sid: str, quiet: bool) -> None:
         if not quiet:
             self.progress.layer_start(sid, "Pushing", desc.size)
         if desc.size > CHUNKED_THRESHOLD:
@@ -221,7 +235,7 @@ class _Pusher:
     def _reader(self, desc: Descriptor, start: int, end: int, sid: str,
                 quiet: bool) -> Callable[[], Iterator[bytes]]:
         """A replayable body: bytes ``start:end`` of the stored blob, read as they are sent."""
-        path = self.store.content.path(desc.digest)
+        path = self._paths.get(desc.digest) or self.store.content.path(desc.digest)
 
         def gen() -> Iterator[bytes]:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
