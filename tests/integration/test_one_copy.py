@@ -10,8 +10,6 @@ from __future__ import annotations
 import io
 import os
 
-import pytest
-
 
 def _disk(path: str) -> int:
     """Bytes allocated under ``path`` (hard links once), like ``du -s``."""
