@@ -157,27 +157,64 @@ class Engine:
         return counts
 
     def df(self) -> list[dict[str, Any]]:
-        """``system df`` rows: Images, Containers, Local Volumes, Build Cache."""
-        recs = self.image_service.list()
-        used = {r["image_id"] for r in self.store.db.query("SELECT image_id FROM containers")}
-        # shared layers are counted once, as Docker does
-        layer_rows = self.store.db.query("SELECT chain_id, size FROM layers")
-        total = sum(r["size"] for r in layer_rows)
-        active_layers = {r["chain_id"] for r in self.store.db.query(
-            "SELECT DISTINCT chain_id FROM image_layers WHERE image_id IN "
-            "(SELECT image_id FROM containers)")}
-        active_size = sum(r["size"] for r in layer_rows if r["chain_id"] in active_layers)
-        n_cont = len(self.store.db.query("SELECT id FROM containers"))
-        n_running = len(self.store.db.query(
-            "SELECT id FROM containers WHERE status IN ('running','paused','restarting')"))
+        """``system df`` rows: Images, Containers, Local Volumes, Build Cache.
+
+        Sizes are disk bytes kept in the database (layers when written, a container's
+        writable layer when it exits): no tree is walked, whatever the store's size.
+        """
+        from berth.images.usage import images_usage
+
+        iu = images_usage(self.store)
+        c = self.store.db.one(
+            "SELECT COUNT(*) AS n, COALESCE(SUM(status IN ('running','paused','restarting')),"
+            " 0) AS running, COALESCE(SUM(size_rw), 0) AS size, COALESCE(SUM(CASE WHEN status"
+            " IN ('running','paused','restarting') THEN 0 ELSE size_rw END), 0) AS idle "
+            "FROM containers")
+        assert c is not None
         return [
-            {"Type": "Images", "TotalCount": len(recs), "Active": len(used & {r.id for r in recs}),
-             "Size": total, "Reclaimable": total - active_size},
-            {"Type": "Containers", "TotalCount": n_cont, "Active": n_running, "Size": 0,
-             "Reclaimable": 0},
+            {"Type": "Images", "TotalCount": iu.total_count, "Active": iu.active,
+             "Size": iu.disk, "Reclaimable": iu.reclaimable},
+            {"Type": "Containers", "TotalCount": c["n"], "Active": c["running"],
+             "Size": c["size"], "Reclaimable": c["idle"]},
             self.volume_df(),
             self.build_cache_usage(),
         ]
+
+    def df_verbose(self) -> dict[str, Any]:
+        """``system df -v``: the four tables (Docker's ``DiskUsage`` object, plus rows)."""
+        from berth.images.usage import images_usage
+
+        iu = images_usage(self.store, per_image=True)
+        recs = {r.id: r for r in self.image_service.list()}
+        images = []
+        for u in iu.images:
+            rec = recs.get(u.id)
+            if rec is None:
+                continue
+            images.append({"Id": u.id, "RepoTags": rec.tags, "Created": rec.created,
+                           "Size": u.size, "SharedSize": u.shared_size,
+                           "UniqueSize": u.unique_size, "Containers": u.containers})
+        images.sort(key=lambda i: -i["Created"])
+        sizes = {r["id"]: r["size_rw"] for r in self.store.db.query(
+            "SELECT id, size_rw FROM containers")}
+        nvol = {r["container_id"]: r["n"] for r in self.store.db.query(
+            "SELECT container_id, COUNT(*) AS n FROM container_volumes GROUP BY container_id")}
+        containers = [{"Record": rec, "SizeRw": sizes.get(rec.id) or 0,
+                       "LocalVolumes": nvol.get(rec.id, 0)}
+                      for rec in self.containers(all=True)]
+        vsvc = self.volume_service
+        used = vsvc.in_use()
+        links: dict[str, int] = {}
+        for r in self.store.db.query("SELECT volume_name, COUNT(DISTINCT container_id) AS n "
+                                     "FROM container_volumes GROUP BY volume_name"):
+            links[r["volume_name"]] = r["n"]
+        volumes = [{"Name": v.name, "Links": links.get(v.name, 0), "Size": vsvc.size(v),
+                    "InUse": v.name in used} for v in vsvc.list()]
+        from berth.build.cache import BuildCache
+
+        cache = BuildCache(self.store).entries()
+        return {"Images": images, "Containers": containers, "Volumes": volumes,
+                "BuildCache": cache}
 
     def info(self) -> dict[str, Any]:
         from berth import __version__

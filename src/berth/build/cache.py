@@ -119,6 +119,17 @@ class BuildCache:
                 "Active": sum(1 for r in keys if r["image_id"] in reachable),
                 "Size": size, "Reclaimable": sum(dead.values())}
 
+    def entries(self) -> list[dict[str, object]]:
+        """``system df -v``'s build cache table: one row per step entry, newest use first."""
+        own = self._own_layers()
+        reachable = self._reachable()
+        rows = self.db.query("SELECT key, image_id, created, last_used FROM build_cache "
+                             "ORDER BY last_used DESC")
+        return [{"ID": r["key"].split(":", 1)[-1][:12], "CacheType": "regular",
+                 "Size": own.get(r["image_id"], ("", 0))[1], "CreatedAt": r["created"],
+                 "LastUsedAt": r["last_used"], "InUse": False,
+                 "Shared": r["image_id"] in reachable} for r in rows]
+
     # -- pruning ------------------------------------------------------------------------
     def prune(self, *, all_entries: bool = False, mounts_dir: str | None = None) -> PruneResult:
         """Delete unreachable cached images (and, with ``all_entries``, every entry)."""

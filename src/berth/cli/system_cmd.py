@@ -72,6 +72,8 @@ def df(ctx: Ctx, argv: list[str]) -> int:
     p.add_argument("-v", "--verbose", action="store_true", help="Show detailed information")
     add_format(p)
     a = p.parse(argv)
+    if a.verbose:
+        return _df_verbose(ctx, a.format)
     rows = []
     for r in ctx.engine.df():
         pct = f" ({100 * r['Reclaimable'] // r['Size']}%)" if r["Size"] else ""
@@ -81,6 +83,67 @@ def df(ctx: Ctx, argv: list[str]) -> int:
     cols = [("TYPE", "Type"), ("TOTAL", "TotalCount"), ("ACTIVE", "Active"), ("SIZE", "Size"),
             ("RECLAIMABLE", "Reclaimable")]
     sys.stdout.write(format_rows(rows, cols, a.format) + "\n")
+    return 0
+
+
+def _df_verbose(ctx: Ctx, fmt: str | None) -> int:
+    """Docker's four ``system df -v`` tables; ``--format`` gets one object of four lists."""
+    import time
+
+    from berth.cli.output import format_rows
+    from berth.container.views import ps_row
+    from berth.oci import reference
+    from berth.units import human_duration, human_size, time_ago
+
+    data = ctx.engine.df_verbose()
+    now = time.time()
+    images = []
+    for i in data["Images"]:
+        names = [reference.parse(t) for t in i["RepoTags"]] or [None]
+        for ref in names:
+            images.append({
+                "Repository": ref.familiar_repository if ref else "<none>",
+                "Tag": (ref.tag or "<none>") if ref else "<none>",
+                "ID": i["Id"].split(":", 1)[-1][:12], "CreatedSince": time_ago(i["Created"], now),
+                "Size": human_size(i["Size"]), "SharedSize": human_size(i["SharedSize"]),
+                "UniqueSize": human_size(i["UniqueSize"]), "Containers": str(i["Containers"])})
+    containers = []
+    for c in data["Containers"]:
+        row = ps_row(c["Record"], c["Record"].image_name, trunc=True, now=now)
+        containers.append({"ID": row["ID"], "Image": row["Image"], "Command": row["Command"],
+                           "LocalVolumes": str(c["LocalVolumes"]),
+                           "Size": human_size(c["SizeRw"]), "RunningFor": row["RunningFor"],
+                           "Status": row["Status"], "Names": row["Names"]})
+    volumes = [{"Name": v["Name"], "Links": str(v["Links"]), "Size": human_size(v["Size"])}
+               for v in data["Volumes"]]
+    cache = [{"ID": b["ID"], "CacheType": b["CacheType"], "Size": human_size(b["Size"]),
+              "CreatedSince": time_ago(b["CreatedAt"], now),
+              "LastUsedSince": human_duration(now - b["LastUsedAt"]) + " ago",
+              "UsageCount": "1", "Shared": str(b["Shared"]).lower()} for b in data["BuildCache"]]
+    if fmt:
+        from berth.cli.gotemplate import go_json, render
+
+        doc = {"Images": images, "Containers": containers, "Volumes": volumes,
+               "BuildCache": cache}
+        print(go_json(doc, escape_html=True, sort_keys=True) if fmt == "json"
+              else render(fmt, doc))
+        return 0
+    cache_total = sum(b["Size"] for b in data["BuildCache"])
+    out = ["Images space usage:\n", format_rows(images, [
+        ("REPOSITORY", "Repository"), ("TAG", "Tag"), ("IMAGE ID", "ID"),
+        ("CREATED", "CreatedSince"), ("SIZE", "Size"), ("SHARED SIZE", "SharedSize"),
+        ("UNIQUE SIZE", "UniqueSize"), ("CONTAINERS", "Containers")], None),
+        "\nContainers space usage:\n", format_rows(containers, [
+            ("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"),
+            ("LOCAL VOLUMES", "LocalVolumes"), ("SIZE", "Size"), ("CREATED", "RunningFor"),
+            ("STATUS", "Status"), ("NAMES", "Names")], None),
+        "\nLocal Volumes space usage:\n", format_rows(volumes, [
+            ("VOLUME NAME", "Name"), ("LINKS", "Links"), ("SIZE", "Size")], None),
+        f"\nBuild cache usage: {human_size(cache_total)}\n", format_rows(cache, [
+            ("CACHE ID", "ID"), ("CACHE TYPE", "CacheType"), ("SIZE", "Size"),
+            ("CREATED", "CreatedSince"), ("LAST USED", "LastUsedSince"),
+            ("USAGE", "UsageCount"), ("SHARED", "Shared")], None)]
+    sys.stdout.write("\n".join(out) + "\n")
     return 0
 
 
