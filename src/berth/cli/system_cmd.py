@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from berth.cli.common import confirm, run_group
+from berth.cli.common import Command, confirm, run_group
 from berth.cli.main import Ctx
 from berth.cli.parser import Parser, add_format, parse_filters
 
@@ -60,7 +60,8 @@ def info(ctx: Ctx, argv: list[str]) -> int:
 
 
 def system(ctx: Ctx, argv: list[str]) -> int:
-    subs = {"df": df, "check": check, "info": info, "prune": prune, "reset": reset}
+    subs: dict[str, Command] = {"df": df, "check": check, "info": info, "prune": prune,
+                                "reset": reset}
     return run_group(ctx, argv, group="system", title="Manage berth", subs=subs)
 
 
@@ -99,8 +100,8 @@ def _df_verbose(ctx: Ctx, fmt: str | None) -> int:
     now = time.time()
     images = []
     for i in data["Images"]:
-        names = [reference.parse(t) for t in i["RepoTags"]] or [None]
-        for ref in names:
+        names: list[reference.Reference | None] = [reference.parse(t) for t in i["RepoTags"]]
+        for ref in names or [None]:
             images.append({
                 "Repository": ref.familiar_repository if ref else "<none>",
                 "Tag": (ref.tag or "<none>") if ref else "<none>",
