@@ -11,18 +11,24 @@ parses argv. Services are created on first use so a command pays only for what i
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+from berth.config import StorageSection
 from berth.images.records import ImageRecord, RemoveResult
 from berth.store.store import Store
+
+_NO_STORAGE_LIMITS = StorageSection()
 
 
 class Engine:
     def __init__(self, root: str | None = None, runroot: str | None = None) -> None:
         self.store = Store(root, runroot)
         self.store.clean_tmp()
+        self._adding_depth = 0
         if self.store.db.one("SELECT 1 FROM store_meta WHERE key='layer_format'") is None:
             from berth.images.onecopy import convert_store
 
@@ -44,6 +50,104 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- storage budget -----------------------------------------------------------------
+    @property
+    def config(self):  # type: ignore[no-untyped-def]
+        """berth.toml (host file, then the root's), re-read when either changes."""
+        from berth import config
+
+        return config.current(self.root)
+
+    @contextlib.contextmanager
+    def _adding(self) -> Iterator[None]:
+        """Around a command that adds data (pull, build, load, import, commit, create).
+
+        With a budget set: before, a store at or over it is collected and the command
+        refused (nothing written) when even that cannot make room; after, a store left
+        over it is collected to 90%. Nested calls (build pulling its base) check once.
+        Without a budget this costs two stats of config files.
+        """
+        if self._adding_depth or self.config.storage == _NO_STORAGE_LIMITS:
+            self._adding_depth += 1
+            try:
+                yield
+            finally:
+                self._adding_depth -= 1
+            return
+        from berth.images import gc
+
+        self._adding_depth += 1
+        try:
+            use = gc.store_use(self.store)
+            limit = gc.budget(self.store, self.config, use)
+            if limit is not None and use >= limit:
+                self._auto_gc(wait=True)
+                use = gc.store_use(self.store)
+                if use >= limit:
+                    from berth.errors import BerthError
+                    from berth.units import human_size
+
+                    raise BerthError(
+                        f"storage budget of {gc.budget_text(self.config)} reached: "
+                        f"{human_size(use)} is in use by containers and tagged images; "
+                        "remove some or raise storage.max_size")
+            yield
+            use = gc.store_use(self.store)
+            limit = gc.budget(self.store, self.config, use)
+            if limit is not None and use > limit:
+                self._auto_gc(wait=False)
+        finally:
+            self._adding_depth -= 1
+
+    def _auto_gc(self, *, wait: bool) -> None:
+        """A GC pass under the exclusive lock; skipped when busy unless ``wait``."""
+        from berth.images.gc import Collector
+        from berth.store.locks import flock, try_flock
+
+        lock = flock(self.store.lock_path, exclusive=True) if wait else \
+            try_flock(self.store.lock_path, exclusive=True)
+        with lock as got:
+            if got is False:
+                return  # another command ingests now; the next one collects
+            Collector(self.store, self.config, self._gc_remove_container).run()
+
+    def _gc_remove_container(self, cid: str) -> int:
+        row = self.store.db.one("SELECT size_rw FROM containers WHERE id=?", (cid,))
+        try:
+            self.container_service.remove(cid)
+        except Exception:  # noqa: BLE001 - taken or started meanwhile: not removed
+            return 0
+        return int(row["size_rw"] or 0) if row else 0
+
+    def system_gc(self, *, dry_run: bool = False):  # type: ignore[no-untyped-def]
+        """``system gc``: the automatic pass by hand (everything collectable when no budget
+        is set); a :class:`~berth.images.gc.GcResult`."""
+        from berth.images.gc import Collector
+
+        with self.store.collecting():
+            return Collector(self.store, self.config, self._gc_remove_container).run(
+                dry_run=dry_run, force=True)
+
+    def storage_info(self) -> dict[str, Any]:
+        """``info``'s storage lines: budget, use and the last GC."""
+        from berth.images import gc
+
+        use = gc.store_use(self.store)
+        limit = gc.budget(self.store, self.config, use)
+        return {"StorageBudget": gc.budget_text(self.config) or "none",
+                "StorageBudgetBytes": limit, "StorageUsed": use,
+                "LastGC": gc.last_gc(self.store)}
+
+    def _touch(self, *image_ids: str) -> None:
+        """Record use of images (GC's least-recently-used order)."""
+        import time
+
+        ids = [i for i in image_ids if i]
+        if ids:
+            with self.store.db.tx() as tx:
+                tx.executemany("UPDATE images SET last_used=? WHERE id=?",
+                               [(time.time(), i) for i in ids])
 
     # -- images -------------------------------------------------------------------------
     @functools.cached_property
@@ -78,6 +182,7 @@ class Engine:
 
     def tag(self, source: str, target: str) -> None:
         self.image_service.tag(source, target)
+        self._touch(self.image_service.resolve(target))
 
     def rmi(self, names: list[str], *, force: bool = False,
             prune_parents: bool = True) -> tuple[RemoveResult, list[Exception]]:
@@ -97,19 +202,22 @@ class Engine:
         """A rootfs tarball becomes a one-layer image; returns the image ID."""
         from berth.images.archives import import_rootfs
 
-        return import_rootfs(self.store, src, ref=ref, changes=changes, message=message).image_id
+        with self._adding():
+            return import_rootfs(self.store, src, ref=ref, changes=changes,
+                                 message=message).image_id
 
     def load(self, path_or_stream: str | BinaryIO):  # type: ignore[no-untyped-def]
         """``docker load`` from a path or a stream (spooled to the store's tmp dir)."""
         from berth.images.archives import load, spool
 
-        if isinstance(path_or_stream, str):
-            return load(self.store, path_or_stream)
-        path = spool(self.store, path_or_stream)
-        try:
-            return load(self.store, path)
-        finally:
-            os.unlink(path)
+        with self._adding():
+            if isinstance(path_or_stream, str):
+                return load(self.store, path_or_stream)
+            path = spool(self.store, path_or_stream)
+            try:
+                return load(self.store, path)
+            finally:
+                os.unlink(path)
 
     def save(self, names: list[str], out: BinaryIO, *, format: str = "docker-archive") -> None:  # noqa: A002
         """``docker save`` of one or more images (by name keeps that tag; by ID no tag)."""
@@ -255,16 +363,22 @@ class Engine:
         """``docker pull``: returns one :class:`~berth.registry.client.pull.PullResult` per tag."""
         from berth.registry.client.pull import pull
 
-        return pull(self.store, name, platform=platform, all_tags=all_tags,
-                    tls_verify=tls_verify, progress=progress, max_concurrent=max_concurrent)
+        with self._adding():
+            results = pull(self.store, name, platform=platform, all_tags=all_tags,
+                           tls_verify=tls_verify, progress=progress,
+                           max_concurrent=max_concurrent)
+            self._touch(*(r.image_id for r in results))
+            return results
 
     def push(self, name: str, *, all_tags: bool = False, tls_verify: bool = True,
              progress: Any = None, max_concurrent: int = 3) -> list[Any]:
         """``docker push``: returns one :class:`~berth.registry.client.push.PushResult` per tag."""
         from berth.registry.client.push import push
 
-        return push(self.store, name, all_tags=all_tags, tls_verify=tls_verify,
-                    progress=progress, max_concurrent=max_concurrent)
+        results = push(self.store, name, all_tags=all_tags, tls_verify=tls_verify,
+                       progress=progress, max_concurrent=max_concurrent)
+        self._touch(self.image_service.resolve(name))
+        return results
 
     def login(self, server: str | None, username: str, password: str, *,
               tls_verify: bool = True) -> str:
@@ -308,8 +422,10 @@ class Engine:
 
     def container_create(self, opts: Any, *, notify: Any = None, keep_mounted: bool = False):  # type: ignore[no-untyped-def]
         """``create``: a container row, its dirs and OCI bundle (nothing runs yet)."""
-        image_id = self._image_for_run(opts.image, notify)
-        return self.container_service.create(opts, image_id, keep_mounted=keep_mounted)
+        with self._adding():
+            image_id = self._image_for_run(opts.image, notify)
+            self._touch(image_id)
+            return self.container_service.create(opts, image_id, keep_mounted=keep_mounted)
 
     def container_run(self, opts: Any, *, notify: Any = None, stdin_fd: int | None = None,
                       stdout_fd: int = 1, stderr_fd: int = 2):  # type: ignore[no-untyped-def]
@@ -540,13 +656,14 @@ class Engine:
         rec = self.container(name)
         svc = self.container_service
         skip = placeholders(rec.upper, self._lowers(rec.image_id), mount_targets(rec.bundle))
-        result = commit(
-            self.store, rec, base_config=self.store.content.read(rec.image_id),
-            base_layers=self.image_service.layers(rec.image_id), tags=tags, author=author,
-            message=message, changes=list(changes), pause=pause,
-            runtime_for=lambda r: svc.runtime(
-                r.config.get("HostConfig", {}).get("Runtime") or r.runtime),
-            exclude=(lambda rel: rel in skip) if skip else None)
+        with self._adding():
+            result = commit(
+                self.store, rec, base_config=self.store.content.read(rec.image_id),
+                base_layers=self.image_service.layers(rec.image_id), tags=tags,
+                author=author, message=message, changes=list(changes), pause=pause,
+                runtime_for=lambda r: svc.runtime(
+                    r.config.get("HostConfig", {}).get("Runtime") or r.runtime),
+                exclude=(lambda rel: rel in skip) if skip else None)
         return result.image_id
 
     # -- volumes ----------------------------------------------------------------------------
@@ -712,7 +829,10 @@ class Engine:
                 self.store, self.image_service, lambda: self.container_service.runtime(None),
                 lambda ref: self.pull(ref), ctx, BuildOptions(dockerfile=name, **options),
                 progress)
-            return session.run()
+            with self._adding():
+                result = session.run()
+            self._touch(result.image_id)
+            return result
         finally:
             ctx.close()
 

@@ -54,6 +54,7 @@ def info(ctx: Ctx, argv: list[str]) -> int:
            f"  Stopped: {data['ContainersStopped']}",
            f" Images: {data['Images']}", f" Layers: {data['Layers']}"]
     out += [f" {label}: {data[key]}" for label, key in labels if key in data]
+    out += _storage_lines(ctx)
     out += [f" WARNING: {w}" for w in data.get("Warnings", [])]
     print("\n".join(out))
     return 0
@@ -61,7 +62,7 @@ def info(ctx: Ctx, argv: list[str]) -> int:
 
 def system(ctx: Ctx, argv: list[str]) -> int:
     subs: dict[str, Command] = {"df": df, "check": check, "info": info, "prune": prune,
-                                "reset": reset}
+                                "reset": reset, "gc": gc}
     return run_group(ctx, argv, group="system", title="Manage berth", subs=subs)
 
 
@@ -241,3 +242,39 @@ def _paths(ctx: Ctx) -> str:
 
     return ", ".join(os.path.abspath(p) for p in (ctx.root or DEFAULT_ROOT,
                                                     ctx.runroot or DEFAULT_RUNROOT))
+
+
+def _storage_lines(ctx: Ctx) -> list[str]:
+    """``info``: the storage budget, what the store uses, and the last GC."""
+    import time
+
+    from berth.units import human_duration, human_size
+
+    st = ctx.engine.storage_info()
+    limit = st["StorageBudgetBytes"]
+    lines = [f" Storage Used: {human_size(st['StorageUsed'])}",
+             f" Storage Budget: {st['StorageBudget']}"
+             + (f" ({human_size(limit)})" if limit is not None else "")]
+    last = st["LastGC"]
+    lines.append(" Last GC: " + (
+        f"{human_duration(time.time() - last['time'])} ago, freed "
+        f"{human_size(last['freed'])} ({int(last['removed'])} removed)" if last else "never"))
+    return lines
+
+
+def gc(ctx: Ctx, argv: list[str]) -> int:
+    """The automatic storage GC, by hand: what goes (least recently used first) and bytes."""
+    from berth.units import human_size
+
+    p = Parser("berth system gc", "Collect unused data down to the storage budget "
+               "(everything collectable when no budget is set)")
+    p.add_argument("--dry-run", action="store_true", help="Only print what would be removed")
+    a = p.parse(argv)
+    res = ctx.engine.system_gc(dry_run=a.dry_run)
+    verb = "Would remove" if a.dry_run else "Removed"
+    for v in res.removed:
+        ident = v.id.split(":", 1)[-1][:12]
+        print(f"{verb} {v.kind} {ident} ({v.name}): {human_size(v.freed)}")
+    total = "Would reclaim" if a.dry_run else "Total reclaimed space"
+    print(f"{total}: {human_size(res.freed)}")
+    return 0
