@@ -54,7 +54,7 @@ class Size:
     percent: float | None = None
 
     @classmethod
-    def parse(cls, value: Any) -> "Size":
+    def parse(cls, value: Any) -> Size:
         from berth.units import parse_size
 
         if isinstance(value, int) and not isinstance(value, bool):

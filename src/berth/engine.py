@@ -139,6 +139,16 @@ class Engine:
                 "StorageBudgetBytes": limit, "StorageUsed": use,
                 "LastGC": gc.last_gc(self.store)}
 
+    def _ancestry(self, image_id: str) -> list[str]:
+        """An image and its parents (build steps, the base image), nearest first."""
+        out: list[str] = []
+        cur: str | None = image_id
+        while cur and cur not in out:
+            out.append(cur)
+            row = self.store.db.one("SELECT parent FROM images WHERE id=?", (cur,))
+            cur = row["parent"] if row else None
+        return out
+
     def _touch(self, *image_ids: str) -> None:
         """Record use of images (GC's least-recently-used order)."""
         import time
@@ -831,7 +841,7 @@ class Engine:
                 progress)
             with self._adding():
                 result = session.run()
-            self._touch(result.image_id)
+            self._touch(*self._ancestry(result.image_id))  # the FROM image is one of them
             return result
         finally:
             ctx.close()

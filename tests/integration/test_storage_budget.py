@@ -142,3 +142,25 @@ def test_churn_stays_within_budget(engine, berth, berth_env, busybox_image):  # 
     r = berth("exec", "steady", "echo", "alive")
     assert r.returncode == 0 and r.stdout == "alive\n"
     assert engine.system_check().ok
+
+
+def test_gc_killed_anywhere_leaves_a_clean_store(engine, berth_env):  # type: ignore[no-untyped-def]
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    for delay in (0.05, 0.15, 0.3, 0.45, 0.6):
+        for i in range(8):
+            engine.import_image(_rootfs(i, MB // 2), "gone:latest")
+        p = subprocess.Popen([sys.executable, "-m", "berth", "system", "gc"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        rep = engine.system_check()
+        assert rep.ok, rep.damage
+    engine.system_gc()  # finishes what the killed passes left
+    rep = engine.system_check(repair=True)
+    assert rep.ok
+    assert len(engine.images(all=True)) == 1  # only the tagged one survives
