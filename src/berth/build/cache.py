@@ -107,6 +107,8 @@ class BuildCache:
     def usage(self) -> dict[str, int]:
         """``system df``'s Build Cache row: entries, in use, their layers' bytes, reclaimable."""
         keys = self.db.query("SELECT image_id FROM build_cache")
+        if not keys:  # the common case costs one query, not a walk of every image
+            return {"TotalCount": 0, "Active": 0, "Size": 0, "Reclaimable": 0}
         reachable = self._reachable()
         own = self._own_layers()
         live_chains = {r["chain_id"] for r in self.db.query(

@@ -1,9 +1,9 @@
 """The storage budget: what the store may use, and the LRU collection that keeps it there.
 
 The budget is the smaller of ``[storage] max_size`` and what ``min_free`` leaves of the
-filesystem (see :mod:`berth.config`). *Use* is read from rows in one aggregate query:
-layers once (tree + tar-split record), the layer blobs the store keeps (compressed or
-packed ones), and stopped containers' writable layers as measured at their exit.
+filesystem (see :mod:`berth.config`). *Use* is layers once (tree, tar-split record and the
+blob kept beside them: compressed or packed ones) plus containers' writable layers as
+measured at their exit; triggers keep the totals, so reading it costs one row.
 
 A pass removes, least recently used first, until use is below 90% of the budget:
 
@@ -35,19 +35,13 @@ from berth.images.usage import LAYER_DISK_SQL
 from berth.store.store import Store
 
 TARGET = 0.9
-_STORED_BLOBS_SQL = (
-    "SELECT COALESCE(SUM(blob_size), 0) AS n FROM (SELECT DISTINCT il.blob_digest, "
-    "il.blob_size FROM image_layers il JOIN layers l ON l.chain_id = il.chain_id WHERE "
-    "il.blob_digest != l.diff_id OR l.unpacked = 0 OR l.split_size IS NULL)")
 
 
 def store_use(store: Store) -> int:
-    """Bytes the budget counts, from rows only (well under a millisecond)."""
-    db = store.db
-    layers = db.one(f"SELECT COALESCE(SUM({LAYER_DISK_SQL}), 0) AS n FROM layers")
-    blobs = db.one(_STORED_BLOBS_SQL)
-    rw = db.one("SELECT COALESCE(SUM(size_rw), 0) AS n FROM containers")
-    return sum(int(r["n"]) for r in (layers, blobs, rw) if r is not None)
+    """Bytes the budget counts: layers (tree, record, kept blob) and stopped containers'
+    writable layers, as totals the database keeps by trigger (one row read)."""
+    row = store.db.one("SELECT COALESCE(SUM(bytes), 0) AS n FROM usage_totals")
+    return int(row["n"]) if row is not None else 0
 
 
 def budget(store: Store, cfg: Config, use: int | None = None) -> int | None:

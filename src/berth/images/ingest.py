@@ -206,12 +206,13 @@ def commit_image(store: Store, layers: list[IngestedLayer], config: bytes, *,
                     store.layers.publish(tx, layer.pending, chain_id=layer.chain_id,
                                          diff_id=layer.diff_id,
                                          parent=_parent_chain(layers, layer), size=layer.size,
-                                         split_size=layer.split_size)
+                                         split_size=layer.split_size,
+                                         blob_kept=0 if layer.split_size else layer.blob_size)
                 elif layer.packed:
                     store.layers.publish_packed(tx, chain_id=layer.chain_id,
                                                 diff_id=layer.diff_id,
                                                 parent=_parent_chain(layers, layer),
-                                                size=layer.size)
+                                                size=layer.size, blob_kept=layer.blob_size)
                 row = tx.one("SELECT size FROM layers WHERE chain_id=?", (layer.chain_id,))
                 if row is None:
                     raise DigestMismatch(f"layer {layer.chain_id} vanished during commit")

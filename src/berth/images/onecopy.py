@@ -115,6 +115,8 @@ def drop_blob_if_rebuildable(store: Store, digest: str) -> int:
     rows = store.db.query("SELECT unpacked, split_size FROM layers WHERE diff_id=?", (digest,))
     if not rows or any(not r["unpacked"] or r["split_size"] is None for r in rows):
         return 0
+    with store.db.tx() as tx:  # row first: a crash before the unlink leaves a blob GC drops
+        tx.execute("UPDATE layers SET blob_kept=0 WHERE diff_id=?", (digest,))
     return store.content.delete(digest)
 
 

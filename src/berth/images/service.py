@@ -17,7 +17,6 @@ from berth.errors import Conflict, InvalidReference, NotFound
 from berth.images.records import ImageRecord, RemoveResult
 from berth.oci import reference
 from berth.oci.digest import hex_of
-from berth.store.fsutil import remove_tree
 from berth.store.store import Store
 
 _HEX_PREFIX = re.compile(r"^(?:sha256:)?([0-9a-f]{1,64})$")
@@ -245,7 +244,7 @@ class ImageService:
     def collect_garbage(self) -> int:
         """Delete layers and blobs nothing references; caller holds the exclusive lock."""
         freed = 0
-        trash: list[str] = []
+        gone: list[tuple[str, str]] = []
         with self.db.tx() as tx:
             from berth.images.usage import LAYER_DISK_SQL
 
@@ -255,11 +254,11 @@ class ImageService:
             freed += sum(r["disk"] for r in rows)  # what the disk gets back, not content
             # children first: a layer row's parent FK must not dangle mid-transaction
             for cid in sorted(dead, key=lambda c: -self._depth(tx, c)):
-                t = self.store.layers.unpublish(tx, cid)
-                if t:
-                    trash.append(t)
-        for t in trash:
-            remove_tree(t)
+                link = self.store.layers.unpublish(tx, cid)
+                if link is not None:
+                    gone.append((cid, link))
+        for cid, link in gone:  # files only once no row can point at them any more
+            self.store.layers.remove_files(cid, link)
         live = self.referenced_blobs()
         for digest in list(self.store.content.list()):
             if digest not in live:

@@ -6,8 +6,8 @@ Lifecycle of a layer:
     ``layers/<chain-hex>/diff``, makes the short link ``layers/l/<link>`` and inserts the
     row — or discards it when another process published the same chain first. A directory
     without a row (a crash between rename and commit) is stale and replaced;
-  * :meth:`LayerStore.unpublish`, also inside a transaction, deletes the row and moves the
-    directory to ``tmp/`` so the caller can remove it after commit, outside the lock.
+  * :meth:`LayerStore.unpublish`, also inside a transaction, deletes the row; only after
+    the commit does :meth:`LayerStore.remove_files` remove the link and the directory.
 The short links keep overlay mount options under one page even for deep images, the way
 Docker's ``overlay2/l/`` does.
 
@@ -99,7 +99,8 @@ class LayerStore:
         return tx_or_db.one("SELECT 1 FROM layers WHERE chain_id=?", (chain_id,)) is not None
 
     def publish(self, tx: Tx, pending: PendingLayer, *, chain_id: str, diff_id: str,
-                parent: str | None, size: int, split_size: int | None = None) -> None:
+                parent: str | None, size: int, split_size: int | None = None,
+                blob_kept: int = 0) -> None:
         """Make a prepared layer visible (inside ``tx``), or drop it if already there."""
         if self.exists(tx, chain_id):
             pending.discard()
@@ -111,11 +112,11 @@ class LayerStore:
         os.rename(pending.dir, final)
         link = self._make_link(chain_id)
         tx.execute("INSERT INTO layers(chain_id, diff_id, parent, link, size, created, "
-                   "split_size) VALUES (?,?,?,?,?,?,?)",
-                   (chain_id, diff_id, parent, link, size, time.time(), split_size))
+                   "split_size, blob_kept) VALUES (?,?,?,?,?,?,?,?)",
+                   (chain_id, diff_id, parent, link, size, time.time(), split_size, blob_kept))
 
     def publish_packed(self, tx: Tx, *, chain_id: str, diff_id: str, parent: str | None,
-                       size: int) -> None:
+                       size: int, blob_kept: int = 0) -> None:
         """Record a verified layer whose files are not unpacked yet (``unpacked=0``)."""
         if self.exists(tx, chain_id):
             return
@@ -123,8 +124,9 @@ class LayerStore:
         if os.path.lexists(final):
             remove_tree(final)
         link = self._make_link(chain_id)
-        tx.execute("INSERT INTO layers(chain_id, diff_id, parent, link, size, created, unpacked) "
-                   "VALUES (?,?,?,?,?,?,0)", (chain_id, diff_id, parent, link, size, time.time()))
+        tx.execute("INSERT INTO layers(chain_id, diff_id, parent, link, size, created, unpacked,"
+                   " blob_kept) VALUES (?,?,?,?,?,?,0,?)",
+                   (chain_id, diff_id, parent, link, size, time.time(), blob_kept))
 
     def finish_unpack(self, tx: Tx, pending: PendingLayer, *, chain_id: str, size: int,
                       split_size: int | None = None) -> None:
@@ -153,21 +155,31 @@ class LayerStore:
         return link
 
     def unpublish(self, tx: Tx, chain_id: str) -> str | None:
-        """Delete a layer's row and move its files to ``tmp/``; return that path to remove."""
+        """Delete a layer's row (inside ``tx``); return its link name for :meth:`remove_files`.
+
+        The files stay until the caller has committed: a process killed before the commit
+        must leave the row *and* its files (nothing lost), one killed after leaves files
+        without a row (garbage that ``system check --repair`` removes).
+        """
         row = tx.one("SELECT link FROM layers WHERE chain_id=?", (chain_id,))
         if row is None:
             return None
         tx.execute("DELETE FROM layers WHERE chain_id=?", (chain_id,))
+        return str(row["link"])
+
+    def remove_files(self, chain_id: str, link: str) -> None:
+        """After the row is gone: the short link, then the tree (moved aside first, so a
+        half-removed tree is never under its own name)."""
         try:
-            os.unlink(os.path.join(self.links, row["link"]))
+            os.unlink(os.path.join(self.links, link))
         except FileNotFoundError:
             pass
         src = self.layer_dir(chain_id)
         if not os.path.lexists(src):
-            return None
+            return
         trash = os.path.join(self.tmp, f"trash-{os.getpid()}-{os.urandom(6).hex()}")
         os.rename(src, trash)
-        return trash
+        remove_tree(trash)
 
     def link_names(self, tx_or_db, chain_ids: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
         """``l/<link>`` names (relative to :attr:`dir`) for overlay lowerdir, in the given order."""
