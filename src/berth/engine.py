@@ -381,12 +381,21 @@ class Engine:
             return results
 
     def push(self, name: str, *, all_tags: bool = False, tls_verify: bool = True,
-             progress: Any = None, max_concurrent: int = 3) -> list[Any]:
-        """``docker push``: returns one :class:`~berth.registry.client.push.PushResult` per tag."""
+             progress: Any = None, max_concurrent: int = 3,
+             compression_format: str | None = None,
+             compression_level: int | None = None) -> list[Any]:
+        """``docker push``: returns one :class:`~berth.registry.client.push.PushResult` per tag.
+
+        Layers stored uncompressed go out gzip-compressed unless ``compression_format``
+        (``gzip``/``zstd``) says otherwise; compressed layers go as they are unless a
+        different format is asked for.
+        """
         from berth.registry.client.push import push
+        from berth.registry.client.push_layers import Compression
 
         results = push(self.store, name, all_tags=all_tags, tls_verify=tls_verify,
-                       progress=progress, max_concurrent=max_concurrent)
+                       progress=progress, max_concurrent=max_concurrent,
+                       compression=Compression(compression_format, compression_level))
         self._touch(self.image_service.resolve(name))
         return results
 

@@ -181,6 +181,21 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX container_volumes_volume ON container_volumes(volume_name)
     """,
+    # Push compression (berth.registry.client.push_layers): what a stored blob compressed
+    # to in a format and level, so a later push of the same layer to any registry finds it
+    # by digest instead of compressing and uploading it again (Docker's "v2 metadata").
+    """
+    CREATE TABLE compressed_blobs (
+        source  TEXT NOT NULL,
+        format  TEXT NOT NULL,
+        level   INTEGER NOT NULL,
+        digest  TEXT NOT NULL,
+        size    INTEGER NOT NULL,
+        created REAL NOT NULL,
+        PRIMARY KEY (source, format, level)
+    );
+    CREATE INDEX compressed_blobs_digest ON compressed_blobs(digest)
+    """,
     # Storage accounting and one copy per layer (berth.images.onecopy, berth.images.usage):
     # the size of a layer's tar-split record (NULL: its tar blob is kept instead), each
     # container's writable layer size as of its last exit, when each image was last used
