@@ -164,3 +164,21 @@ def test_gc_killed_anywhere_leaves_a_clean_store(engine, berth_env):  # type: ig
     rep = engine.system_check(repair=True)
     assert rep.ok
     assert len(engine.images(all=True)) == 1  # only the tagged one survives
+
+
+def test_containers_after_removes_only_old_stopped_containers(engine, berth, berth_env,  # type: ignore[no-untyped-def]
+                                                              busybox_image):
+    import time
+
+    r = berth("run", "--name", "oldone", "busybox", "sh", "-c", "head -c 300000 /dev/urandom > /f")
+    assert r.returncode == 0, r.stderr
+    assert berth("run", "-d", "--name", "live", "busybox", "sleep", "60").returncode == 0
+    _config(berth_env["root"], '[gc]\ncontainers_after = "1s"\n')
+    time.sleep(1.2)
+    assert berth("run", "--name", "young", "busybox", "true").returncode == 0
+    r = berth("system", "gc")
+    assert r.returncode == 0, r.stderr
+    assert "Removed container" in r.stdout
+    names = set(berth("ps", "-a", "--format", "{{.Names}}").stdout.split())
+    assert names == {"live", "young"}
+    assert busybox_image in {i.id for i in engine.images()}  # tagged: kept
