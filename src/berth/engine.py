@@ -396,7 +396,7 @@ class Engine:
         results = push(self.store, name, all_tags=all_tags, tls_verify=tls_verify,
                        progress=progress, max_concurrent=max_concurrent,
                        compression=Compression(compression_format, compression_level))
-        self._touch(self.image_service.resolve(name))
+        self._touch(*(self.image_service.resolve(str(r.reference)) for r in results))
         return results
 
     def login(self, server: str | None, username: str, password: str, *,
