@@ -441,7 +441,7 @@ class Engine:
 
     def container_create(self, opts: Any, *, notify: Any = None, keep_mounted: bool = False):  # type: ignore[no-untyped-def]
         """``create``: a container row, its dirs and OCI bundle (nothing runs yet)."""
-        with self._adding():
+        with self._adding(), self.store.ingesting():  # a GC cannot take the image meanwhile
             image_id = self._image_for_run(opts.image, notify)
             self._touch(image_id)
             return self.container_service.create(opts, image_id, keep_mounted=keep_mounted)
@@ -848,7 +848,9 @@ class Engine:
                 self.store, self.image_service, lambda: self.container_service.runtime(None),
                 lambda ref: self.pull(ref), ctx, BuildOptions(dockerfile=name, **options),
                 progress)
-            with self._adding():
+            with self._adding(), self.store.ingesting():
+                # held shared for the whole build: a GC waits, so no finished step's image
+                # (dangling until the end) can go from under the steps built on it
                 result = session.run()
             self._touch(*self._ancestry(result.image_id))  # the FROM image is one of them
             return result

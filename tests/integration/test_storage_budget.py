@@ -182,3 +182,41 @@ def test_containers_after_removes_only_old_stopped_containers(engine, berth, ber
     names = set(berth("ps", "-a", "--format", "{{.Names}}").stdout.split())
     assert names == {"live", "young"}
     assert busybox_image in {i.id for i in engine.images()}  # tagged: kept
+
+
+@pytest.mark.slow
+def test_builds_and_runs_beside_gc_never_fail(engine, berth, berth_env, busybox_image, tmp_path):  # type: ignore[no-untyped-def]
+    """A GC pass that would take every dangling image runs in a loop while a multi-step
+    build (whose finished steps are dangling until it ends) and runs go on."""
+    import subprocess
+    import sys
+    import threading
+
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM busybox\n" + "".join(f"RUN echo step{i} > /s{i} && sleep 0.3\n"
+                                   for i in range(6)) + "CMD cat /s5\n")
+    stop = threading.Event()
+    failures: list[str] = []
+
+    def collect() -> None:
+        while not stop.is_set():
+            r = subprocess.run([sys.executable, "-m", "berth", "system", "gc"],
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                failures.append(r.stderr)
+
+    t = threading.Thread(target=collect)
+    t.start()
+    try:
+        for i in range(2):
+            r = berth("build", "--no-cache", "-t", f"built:{i}", str(ctx))
+            assert r.returncode == 0, r.stderr
+            r = berth("run", "--rm", f"built:{i}")
+            assert r.returncode == 0 and r.stdout == "step5\n", r.stderr
+    finally:
+        stop.set()
+        t.join()
+    assert failures == []
+    assert engine.system_check().ok
