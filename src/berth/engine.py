@@ -356,6 +356,7 @@ class Engine:
             "KernelVersion": os.uname().release,
             "Architecture": os.uname().machine,
             "CgroupVersion": "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1",
+            "Storage": self.storage_info(),
             **self._container_info(),
         }
 

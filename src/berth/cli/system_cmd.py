@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 from berth.cli.common import Command, confirm, run_group
 from berth.cli.main import Ctx
@@ -54,7 +55,7 @@ def info(ctx: Ctx, argv: list[str]) -> int:
            f"  Stopped: {data['ContainersStopped']}",
            f" Images: {data['Images']}", f" Layers: {data['Layers']}"]
     out += [f" {label}: {data[key]}" for label, key in labels if key in data]
-    out += _storage_lines(ctx)
+    out += _storage_lines(data["Storage"])
     out += [f" WARNING: {w}" for w in data.get("Warnings", [])]
     print("\n".join(out))
     return 0
@@ -244,13 +245,12 @@ def _paths(ctx: Ctx) -> str:
                                                     ctx.runroot or DEFAULT_RUNROOT))
 
 
-def _storage_lines(ctx: Ctx) -> list[str]:
+def _storage_lines(st: dict[str, Any]) -> list[str]:
     """``info``: the storage budget, what the store uses, and the last GC."""
     import time
 
     from berth.units import human_duration, human_size
 
-    st = ctx.engine.storage_info()
     limit = st["StorageBudgetBytes"]
     lines = [f" Storage Used: {human_size(st['StorageUsed'])}",
              f" Storage Budget: {st['StorageBudget']}"
