@@ -461,22 +461,25 @@ class Engine:
     def container_run(self, opts: Any, *, notify: Any = None, stdin_fd: int | None = None,
                       stdout_fd: int = 1, stderr_fd: int = 2):  # type: ignore[no-untyped-def]
         """``run``: create + start; foreground returns ``(record, exit code or None)``."""
+        from berth.errors import PortAllocated
+
         svc = self.container_service
         rec = self.container_create(opts, notify=notify, keep_mounted=True)
-        if opts.detach:
-            try:
-                svc.start(rec.id)
-            except BaseException:
-                if opts.auto_remove:
-                    svc.remove(rec.id, force=True, volumes=True)
-                raise
-            return rec, None
         try:
+            if opts.detach:
+                svc.start(rec.id)
+                return rec, None
             code = svc.run_attached(rec, stdin_fd=stdin_fd, stdout_fd=stdout_fd,
                                     stderr_fd=stderr_fd)
-        except BaseException:
-            if opts.auto_remove and svc.find(rec.id) is not None:
-                svc.remove(rec.id, force=True, volumes=True)
+        except BaseException as e:
+            # A host port taken between create's check and the start (parallel runs on one
+            # port) ends like the check itself catching it: no Created container is left.
+            if (opts.auto_remove or isinstance(e, PortAllocated)) and \
+                    svc.find(rec.id) is not None:
+                try:
+                    svc.remove(rec.id, force=True, volumes=True)
+                except Exception:  # noqa: BLE001 - the start's error is the one to report
+                    pass
             raise
         return rec, code
 
@@ -681,9 +684,9 @@ class Engine:
         """``commit``: the container's upper dir becomes a new image; returns its ID."""
         from berth.container.commit import commit
         from berth.container.diff import mount_targets, placeholders
-        from berth.oci import reference
+        from berth.images.ingest import parse_tag
 
-        tags = [reference.parse_named_tagged(ref)] if ref else []
+        tags = [parse_tag(ref)] if ref else []
         rec = self.container(name)
         svc = self.container_service
         skip = placeholders(rec.upper, self._lowers(rec.image_id), mount_targets(rec.bundle))

@@ -182,7 +182,11 @@ class ContainerService(ExitHandling, Sessions):
     def create(self, opts: CreateOptions, image_id: str, *,
                keep_mounted: bool = False) -> ContainerRecord:
         """Row + dirs + bundle; on any failure nothing of it remains."""
-        config = merge(opts, self.images.config(image_id), opts.image)
+        try:
+            image_config = self.images.config(image_id)
+        except NotFound:  # removed (and collected) since it was resolved: a lost race
+            raise NotFound(f"No such image: {opts.image}") from None
+        config = merge(opts, image_config, opts.image)
         if config["HostConfig"].get("VolumesFrom"):
             from ..volumes.hooks import inherit_volumes
 
@@ -208,27 +212,35 @@ class ContainerService(ExitHandling, Sessions):
 
     def _insert(self, cid: str, name: str | None, image_id: str, image_name: str,
                 config: dict[str, Any], runtime: str) -> None:
+        """The container's row, with the true error when a racing command got there first.
+
+        The image and the name are checked inside the write transaction: an ``rmi`` that
+        won the race is "No such image", never a foreign-key failure passed off as a name
+        conflict; a random name taken meanwhile is simply picked again.
+        """
         from . import names
 
         if name is not None:
             name = names.validate(name)
-        for attempt in range(50):
-            candidate = name or names.random_name(attempt)
-            try:
-                with self.db.tx() as tx:
-                    tx.execute("INSERT INTO containers(id, name, image_id, image_name, "
-                               "created, config, status, runtime, labels) VALUES "
-                               "(?,?,?,?,?,?,?,?,?)",
-                               (cid, candidate, image_id, image_name, time.time(),
-                                json.dumps(config), "created", runtime,
-                                json.dumps(config.get("Labels") or {})))
-                return
-            except sqlite3.IntegrityError:
-                if name is None:
-                    continue
-                row = self.db.one("SELECT id FROM containers WHERE name=?", (name,))
-                raise Conflict(_name_conflict(name, row["id"] if row else "")) from None
-        raise Conflict("could not generate a unique container name")
+        with self.db.tx() as tx:
+            if tx.one("SELECT 1 FROM images WHERE id=?", (image_id,)) is None:
+                raise NotFound(f"No such image: {image_name}")
+            candidate = name
+            for attempt in range(200):
+                if candidate is None:
+                    candidate = names.random_name(attempt)
+                row = tx.one("SELECT id FROM containers WHERE name=?", (candidate,))
+                if row is None:
+                    break
+                if name is not None:
+                    raise Conflict(_name_conflict(name, row["id"]))
+                candidate = None
+            else:
+                raise Conflict("could not generate a unique container name")
+            tx.execute("INSERT INTO containers(id, name, image_id, image_name, created, "
+                       "config, status, runtime, labels) VALUES (?,?,?,?,?,?,?,?,?)",
+                       (cid, candidate, image_id, image_name, time.time(), json.dumps(config),
+                        "created", runtime, json.dumps(config.get("Labels") or {})))
 
     def _prepare(self, rec: ContainerRecord, image_id: str) -> None:
         from .spec import SpecOptions, build_spec
@@ -240,7 +252,8 @@ class ContainerService(ExitHandling, Sessions):
         cfg, host = rec.config, rec.config["HostConfig"]
         mounts = self._etc_files(rec)
         for b in host.get("Mounts") or []:
-            os.makedirs(b["Source"], exist_ok=True)  # Docker creates missing bind sources
+            if not os.path.lexists(b["Source"]):  # Docker creates missing bind sources
+                os.makedirs(b["Source"], exist_ok=True)
             mounts.append({"type": "bind", "source": b["Source"],
                            "destination": b["Destination"], "ro": not b["RW"]})
         for dst, o in (host.get("Tmpfs") or {}).items():

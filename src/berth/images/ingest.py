@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from berth.errors import DigestMismatch
+from berth.errors import DigestMismatch, InvalidReference
 from berth.images.onecopy import has_layer_blob, layer_blob_size
 from berth.oci import mediatypes as mt
 from berth.oci.compression import detect
@@ -244,9 +244,27 @@ def commit_image(store: Store, layers: list[IngestedLayer], config: bytes, *,
     return result
 
 
+def parse_tag(text: str) -> Reference:
+    """A name to tag an image with: a valid reference with a tag (default ``latest``) and
+    no digest. Callers check it before writing any byte, so a bad name leaves nothing."""
+    from berth.oci import reference
+
+    ref = reference.parse_named_tagged(text)
+    if ref.digest or not ref.tag:
+        raise InvalidReference(f"refusing to create a tag with a digest reference: {text}")
+    return ref
+
+
 def set_tag(tx, ref: Reference, image_id: str, now: float) -> str | None:  # type: ignore[no-untyped-def]
-    """Point ``ref`` (with a tag) at ``image_id``; return the image it pointed at before."""
+    """Point ``ref`` (with a tag) at ``image_id``; return the image it pointed at before.
+
+    A reference with a digest is no tag (Docker: "refusing to create a tag with a digest
+    reference"); checked here, the one place every tag is written, so no caller can store
+    a row that names a digest or has no tag.
+    """
     ref = ref.with_default_tag()
+    if ref.digest or not ref.tag:
+        raise InvalidReference(f"refusing to create a tag with a digest reference: {ref}")
     prev = tx.one("SELECT image_id FROM tags WHERE name=?", (str(ref),))
     tx.execute("INSERT OR REPLACE INTO tags(name, repository, tag, image_id, tagged) "
                "VALUES (?,?,?,?,?)", (str(ref), ref.repository, ref.tag, image_id, now))

@@ -14,7 +14,8 @@ The directory is a valid OCI layout ``blobs/`` tree, so it can be served or arch
 from __future__ import annotations
 
 import os
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import BinaryIO
 
 from berth.errors import DigestMismatch, NotFound
 from berth.oci.digest import CHUNK, hex_of, validate
@@ -56,7 +57,7 @@ class ContentStore:
             return f.read()
 
     def ingest(self, expected: str | None = None, size: int | None = None, *,
-               writeback: bool = True) -> "Ingestion":
+               writeback: bool = True) -> Ingestion:
         """Start writing a blob; ``expected`` is verified at commit when given.
 
         ``writeback=False`` for a blob that will probably be dropped after verification
@@ -183,14 +184,17 @@ class Ingestion:
 
     def abort(self) -> None:
         if not self._f.closed:
-            self._f.close()
+            try:
+                self._f.close()  # flushes what is buffered: fails again on a full disk
+            except OSError:
+                pass
         try:
             os.unlink(self.tmp_path)
         except FileNotFoundError:
             pass
         self._done = True
 
-    def __enter__(self) -> "Ingestion":
+    def __enter__(self) -> Ingestion:
         return self
 
     def __exit__(self, *exc: object) -> None:
