@@ -22,7 +22,10 @@ KEEP = ("berth.toml",)
 
 
 def processes_naming(paths: list[str]) -> list[int]:
-    """Pids (not ours, not our parents') whose command line contains one of ``paths``."""
+    """Pids (not ours, not our parents') of berth's own programs (the CLI, exit commands,
+    the port proxy, conmon) whose command line contains one of ``paths``. Anything else
+    that merely names the path — an editor open on ``berth.toml`` — is not berth's to end.
+    """
     me = {os.getpid(), os.getppid()}
     needles = [p.encode() + b"\0" for p in paths] + [p.encode() + b"/" for p in paths]
     found = []
@@ -34,7 +37,7 @@ def processes_naming(paths: list[str]) -> list[int]:
                 cmd = f.read()
         except OSError:
             continue
-        if any(n in cmd for n in needles):
+        if any(n in cmd for n in needles) and (b"berth" in cmd or b"conmon" in cmd):
             found.append(int(name))
     return found
 
