@@ -29,6 +29,7 @@ class Engine:
         self.store = Store(root, runroot)
         self.store.clean_tmp()
         self._adding_depth = 0
+        self._gone = False
         if self.store.db.one("SELECT 1 FROM store_meta WHERE key='layer_format'") is None:
             from berth.images.onecopy import convert_store
 
@@ -43,6 +44,8 @@ class Engine:
         return self.store.runroot
 
     def close(self) -> None:
+        if self._gone:
+            return  # system reset removed the store: closing must not write into it again
         self.store.close()
 
     def __enter__(self) -> "Engine":
@@ -138,6 +141,13 @@ class Engine:
         return {"StorageBudget": gc.budget_text(self.config) or "none",
                 "StorageBudgetBytes": limit, "StorageUsed": use,
                 "LastGC": gc.last_gc(self.store)}
+
+    def _drop_unpacked_blobs(self) -> None:
+        """Tar blobs of layers unpacked while the shared lock was held (one copy kept)."""
+        if self.store.pending_drops:
+            from berth.images.onecopy import drop_pending
+
+            drop_pending(self.store)
 
     def _ancestry(self, image_id: str) -> list[str]:
         """An image and its parents (build steps, the base image), nearest first."""
@@ -281,7 +291,8 @@ class Engine:
             wipe.stop_processes(paths)
             self.remove_all_networks()
             wipe.unmount_all(paths)
-            self.store.close()
+            self.store.db.close()
+            self._gone = True
             wipe.remove_store_dirs(self.root, self.runroot)
         return counts
 
@@ -453,10 +464,14 @@ class Engine:
 
     def container_create(self, opts: Any, *, notify: Any = None, keep_mounted: bool = False):  # type: ignore[no-untyped-def]
         """``create``: a container row, its dirs and OCI bundle (nothing runs yet)."""
-        with self._adding(), self.store.ingesting():  # a GC cannot take the image meanwhile
-            image_id = self._image_for_run(opts.image, notify)
-            self._touch(image_id)
-            return self.container_service.create(opts, image_id, keep_mounted=keep_mounted)
+        try:
+            with self._adding(), self.store.ingesting():  # a GC cannot take the image now
+                image_id = self._image_for_run(opts.image, notify)
+                self._touch(image_id)
+                return self.container_service.create(opts, image_id,
+                                                     keep_mounted=keep_mounted)
+        finally:
+            self._drop_unpacked_blobs()
 
     def container_run(self, opts: Any, *, notify: Any = None, stdin_fd: int | None = None,
                       stdout_fd: int = 1, stderr_fd: int = 2):  # type: ignore[no-untyped-def]
@@ -863,10 +878,13 @@ class Engine:
                 self.store, self.image_service, lambda: self.container_service.runtime(None),
                 lambda ref: self.pull(ref), ctx, BuildOptions(dockerfile=name, **options),
                 progress)
-            with self._adding(), self.store.ingesting():
-                # held shared for the whole build: a GC waits, so no finished step's image
-                # (dangling until the end) can go from under the steps built on it
-                result = session.run()
+            try:
+                with self._adding(), self.store.ingesting():
+                    # held shared for the whole build: a GC waits, so no finished step's
+                    # image (dangling until the end) can go from under the steps after it
+                    result = session.run()
+            finally:
+                self._drop_unpacked_blobs()
             self._touch(*self._ancestry(result.image_id))  # the FROM image is one of them
             return result
         finally:

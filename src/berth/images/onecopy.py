@@ -120,6 +120,20 @@ def drop_blob_if_rebuildable(store: Store, digest: str) -> int:
     return store.content.delete(digest)
 
 
+def drop_pending(store: Store) -> None:
+    """Delete the blobs in ``store.pending_drops`` if the exclusive lock is free now.
+
+    A caller still holding the shared lock (a build, a ``create``) makes this a no-op;
+    the engine calls it again after letting go, and any GC drops what is left.
+    """
+    with try_flock(store.lock_path, exclusive=True) as locked:
+        if not locked:
+            return
+        for digest in sorted(store.pending_drops):
+            drop_blob_if_rebuildable(store, digest)
+        store.pending_drops.clear()
+
+
 def verify_rebuilds(store: Store) -> list[str]:
     """Chains whose tree + record no longer rebuild their diff ID (``system check``)."""
     bad = []

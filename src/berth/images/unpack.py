@@ -20,10 +20,9 @@ def ensure_unpacked(store: Store, image_id: str) -> None:
         (image_id,))
     if not rows:
         return
-    from berth.images.onecopy import drop_blob_if_rebuildable, open_layer_blob
+    from berth.images.onecopy import drop_pending, open_layer_blob
     from berth.oci.layer_apply import apply_layer
     from berth.oci.tarsplit import TarSplitter
-    from berth.store.locks import try_flock
 
     droppable = []
     with store.ingesting():  # keeps GC from collecting the blobs meanwhile
@@ -48,7 +47,6 @@ def ensure_unpacked(store: Store, image_id: str) -> None:
                 raise
             if split_size is not None:
                 droppable.append(r["blob_digest"])
-    if droppable:  # deleting takes the exclusive lock; when busy, the next GC drops them
-        with try_flock(store.lock_path, exclusive=True) as locked:
-            for digest in droppable if locked else []:
-                drop_blob_if_rebuildable(store, digest)
+    if droppable:  # deleting takes the exclusive lock: now, or when the caller lets go
+        store.pending_drops.update(droppable)
+        drop_pending(store)
