@@ -18,7 +18,7 @@ the one-copy layout the first time a new berth opens them.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import BinaryIO
 
@@ -61,14 +61,29 @@ def layer_blob_size(store: Store, digest: str) -> int:
 
 def open_layer_blob(store: Store, digest: str, chain_id: str | None = None) -> BinaryIO:
     """The bytes of layer blob ``digest``: the stored file, else rebuilt from a tree."""
-    try:
-        return store.content.open(digest)
-    except NotFound:
-        pass
+    return blob_opener(store, digest, chain_id)()
+
+
+def blob_opener(store: Store, digest: str,
+                chain_id: str | None = None) -> Callable[[], BinaryIO]:
+    """Decide now (one query at most) how blob ``digest`` will be read; the opener then
+    touches no database, so worker threads (push) open no connections of their own."""
+    if store.content.exists(digest):
+        return lambda: _open_stored_or_rebuilt(store, digest, chain_id)
     chain = _split_chain(store, digest, chain_id)
     if chain is None:
         raise NotFound(f"blob {digest} not found")
-    return rebuild(store, chain, digest)
+    return lambda: rebuild(store, chain, digest)
+
+
+def _open_stored_or_rebuilt(store: Store, digest: str, chain_id: str | None) -> BinaryIO:
+    try:
+        return store.content.open(digest)
+    except NotFound:  # dropped since (its layer was unpacked): rebuild it
+        chain = _split_chain(store, digest, chain_id)
+        if chain is None:
+            raise
+        return rebuild(store, chain, digest)
 
 
 def rebuild(store: Store, chain_id: str, diff_id: str) -> BinaryIO:
@@ -83,18 +98,20 @@ def rebuild(store: Store, chain_id: str, diff_id: str) -> BinaryIO:
 
 
 @contextmanager
-def materialized(store: Store, digest: str) -> Iterator[str]:
+def materialized(store: Store, digest: str,
+                 opener: Callable[[], BinaryIO] | None = None) -> Iterator[str]:
     """A path holding blob ``digest`` for random access (push uploads in ranges).
 
     A stored blob is used in place; a rebuilt one is written (and verified) to a temp file
-    in the store's tmp dir for the duration, then removed.
+    in the store's tmp dir for the duration, then removed. ``opener`` (from
+    :func:`blob_opener`) spares a database query in the calling thread.
     """
     if store.content.exists(digest):
         yield store.content.path(digest)
         return
     path = os.path.join(store.tmp, f"rebuild-{os.getpid()}-{os.urandom(6).hex()}")
     try:
-        with store.ingesting(), open_layer_blob(store, digest) as src, \
+        with store.ingesting(), (opener or blob_opener(store, digest))() as src, \
                 open(path, "xb") as out:
             while chunk := src.read(1 << 20):
                 out.write(chunk)
