@@ -34,6 +34,23 @@ class Engine:
             from berth.images.onecopy import convert_store
 
             convert_store(self.store)  # a store from before one-copy layers, or a new one
+        self._sweep_dead_build_steps()
+
+    def _sweep_dead_build_steps(self) -> None:
+        """Free the network seat (address, veth, netns) of a RUN step whose build was killed.
+
+        A step's seat is a file under ``<runroot>/build-net/<network>/``; this looks for one
+        with two ``listdir`` calls and loads the network code only when there is one.
+        """
+        top = os.path.join(self.store.runroot, "build-net")
+        try:
+            busy = any(os.listdir(os.path.join(top, n)) for n in os.listdir(top))
+        except OSError:
+            return
+        if busy:
+            from berth.build.stepnet import sweep
+
+            sweep(self.store)
 
     @property
     def root(self) -> str:
@@ -296,6 +313,13 @@ class Engine:
             wipe.remove_store_dirs(self.root, self.runroot)
         return counts
 
+    def system_boot(self):  # type: ignore[no-untyped-def]
+        """After a reboot: start the containers whose restart policy wants them running
+        (see :mod:`berth.container.boot`); returns a ``BootResult``."""
+        from berth.container.boot import boot
+
+        return boot(self.container_service)
+
     def df(self) -> list[dict[str, Any]]:
         """``system df`` rows: Images, Containers, Local Volumes, Build Cache.
 
@@ -443,39 +467,83 @@ class Engine:
 
         return ContainerService(self.store, self.image_service)
 
-    def _image_for_run(self, name: str, notify: Any = None) -> str:
-        """Image ID for ``run``/``create``; pulls a missing image when pull exists (Docker)."""
+    def _image_for_run(self, name: str, notify: Any = None, *, policy: str = "missing",
+                       platform: str | None = None) -> str:
+        """Image ID for ``run``/``create``; ``--pull`` policy (Docker's default: pull a
+        missing image), ``--platform`` checked against a local image or passed to pull."""
         from berth.errors import NotFound
         from berth.oci import reference
 
-        try:
-            return self.image_service.resolve(name)
-        except NotFound:
-            pass
+        if policy != "always":
+            try:
+                image_id = self.image_service.resolve(name)
+            except NotFound:
+                pass
+            else:
+                if platform:
+                    self._check_platform(name, image_id, platform)
+                return image_id
         # not stored: it must be a well-formed reference before we say we will pull it
         familiar = reference.parse(name).with_default_tag().familiar
-        if notify is not None:
+        if policy == "never":
+            raise NotFound(f"No such image: {familiar}", exit_code=125)
+        if notify is not None and policy != "always":
             notify(f"Unable to find image '{familiar}' locally")
         pull = getattr(self, "pull", None)
         if pull is None:
             raise NotFound(f"No such image: {familiar}", exit_code=125)
-        pull(name)
+        pull(name, platform=platform)
         return self.image_service.resolve(name)
 
+    def _check_platform(self, name: str, image_id: str, platform: str) -> None:
+        """Docker: a local image of another platform is an error, not silently used."""
+        from berth.errors import InvalidArgument
+
+        parts = platform.lower().split("/")
+        if len(parts) not in (2, 3) or not all(parts):
+            raise InvalidArgument(f"\"{platform}\": unknown operating system or "
+                                  "architecture: invalid argument")
+        cfg = self.image_service.config(image_id)
+        actual = [cfg.get("os") or "linux", cfg.get("architecture") or "amd64"]
+        if cfg.get("variant"):
+            actual.append(cfg["variant"])
+        if parts[:2] != actual[:2] or (len(parts) == 3 and parts != actual):
+            raise InvalidArgument(f"image with reference {name} was found but does not match "
+                                  f"the specified platform: wanted {platform}, actual: "
+                                  f"{'/'.join(actual)}")
+
     def container_create(self, opts: Any, *, notify: Any = None, keep_mounted: bool = False):  # type: ignore[no-untyped-def]
-        """``create``: a container row, its dirs and OCI bundle (nothing runs yet)."""
+        """``create``: a container row, its dirs and OCI bundle (nothing runs yet).
+
+        ``--cidfile`` is refused up front when it exists (Docker's guard against two runs
+        sharing one) and written atomically once the container exists."""
+        cidfile = getattr(opts, "cidfile", None)
+        if cidfile and os.path.exists(cidfile):
+            from berth.errors import InvalidArgument
+
+            raise InvalidArgument(f"Container ID file found, make sure the other container "
+                                  f"isn't running or delete {cidfile}")
         try:
             with self._adding(), self.store.ingesting():  # a GC cannot take the image now
-                image_id = self._image_for_run(opts.image, notify)
+                image_id = self._image_for_run(opts.image, notify,
+                                               policy=getattr(opts, "pull", "missing"),
+                                               platform=getattr(opts, "platform", None))
                 self._touch(image_id)
-                return self.container_service.create(opts, image_id,
-                                                     keep_mounted=keep_mounted)
+                rec = self.container_service.create(opts, image_id, keep_mounted=keep_mounted)
         finally:
             self._drop_unpacked_blobs()
+        if cidfile:
+            _write_cidfile(cidfile, rec.id, lambda: self.container_service.remove(
+                rec.id, force=True, volumes=True))
+        return rec
 
     def container_run(self, opts: Any, *, notify: Any = None, stdin_fd: int | None = None,
-                      stdout_fd: int = 1, stderr_fd: int = 2):  # type: ignore[no-untyped-def]
-        """``run``: create + start; foreground returns ``(record, exit code or None)``."""
+                      stdout_fd: int = 1, stderr_fd: int = 2,
+                      detach_keys: bytes | None = None):  # type: ignore[no-untyped-def]
+        """``run``: create + start; foreground returns ``(record, exit code or None)``.
+
+        ``detach_keys`` (from :func:`berth.container.detachkeys.parse`) replaces Docker's
+        ctrl-p,ctrl-q for a tty session."""
         from berth.errors import PortAllocated
 
         svc = self.container_service
@@ -485,7 +553,7 @@ class Engine:
                 svc.start(rec.id)
                 return rec, None
             code = svc.run_attached(rec, stdin_fd=stdin_fd, stdout_fd=stdout_fd,
-                                    stderr_fd=stderr_fd)
+                                    stderr_fd=stderr_fd, **_keys(detach_keys))
         except BaseException as e:
             # A host port taken between create's check and the start (parallel runs on one
             # port) ends like the check itself catching it: no Created container is left.
@@ -523,14 +591,15 @@ class Engine:
         return self.container_service.start(name)
 
     def container_start_attached(self, name: str, *, stdin_fd: int | None = None,
-                                 stdout_fd: int = 1, stderr_fd: int = 2) -> int | None:
+                                 stdout_fd: int = 1, stderr_fd: int = 2,
+                                 detach_keys: bytes | None = None) -> int | None:
         svc = self.container_service
         rec = svc.get(name)
         if rec.running:
             return svc.attach(name, stdin_fd=stdin_fd, stdout_fd=stdout_fd,
-                              stderr_fd=stderr_fd)
+                              stderr_fd=stderr_fd, **_keys(detach_keys))
         return svc.run_attached(rec, stdin_fd=stdin_fd, stdout_fd=stdout_fd,
-                                stderr_fd=stderr_fd)
+                                stderr_fd=stderr_fd, **_keys(detach_keys))
 
     def container_stop(self, name: str, timeout: int | None = None) -> None:
         self.container_service.stop(name, timeout)
@@ -565,6 +634,19 @@ class Engine:
     def container_attach(self, name: str, **kw: Any) -> int | None:
         return self.container_service.attach(name, **kw)
 
+    def container_update(self, name: str, opts: Any) -> None:
+        """``update``: resources (live) and restart policy; ``opts`` an UpdateOptions."""
+        from berth.container.update import update
+
+        update(self.container_service, name, opts)
+
+    def container_healthcheck(self, name: str, *, loop: bool = False
+                              ) -> dict[str, Any] | None:
+        """One health probe now (``healthcheck run``); the container's new State.Health.
+
+        ``loop`` is the container's own health loop asking: None tells it to end."""
+        return self.container_service.health_probe(name, loop=loop)
+
     def container_exec(self, name: str, cmd: list[str], **kw: Any) -> int | None:
         return self.container_service.exec(name, cmd, **kw)
 
@@ -577,6 +659,11 @@ class Engine:
 
         svc = self.container_service
         rec = svc.get(name)
+        if (rec.config.get("HostConfig", {}).get("LogConfig") or {}).get("Type") == "none":
+            from berth.errors import InvalidArgument
+
+            raise InvalidArgument("configured logging driver does not support reading",
+                                  exit_code=1)
         tz = timezone.utc
         return read_logs(rec.log_path, follow=follow, tail=tail,
                          since=datetime.fromtimestamp(since, tz) if since else None,
@@ -639,20 +726,29 @@ class Engine:
                      to_container: bool, follow_link: bool = False, archive: bool = False):  # type: ignore[no-untyped-def]
         """``cp``: ``host`` is a host path, or a binary stream for ``-`` (a tar either way).
 
-        Returns a :class:`~berth.container.copy.CopyResult` (bytes of tar moved).
+        Returns a :class:`~berth.container.copy.CopyResult` (bytes of tar moved). Paths
+        resolve against the container's mount table (volumes, binds, tmpfs) as the
+        container sees it (:mod:`berth.container.mountview`).
         """
         from berth.container import copy as cp
+        from berth.container.mountview import in_container_view
 
         rec, merged = self._rootfs(name)
-        if to_container:
+
+        def copy(root: str):  # type: ignore[no-untyped-def]
+            if to_container:
+                if isinstance(host, str):
+                    return cp.copy_to_container(root, host, path, follow=follow_link,
+                                                archive=archive, container=name)
+                return cp.extract_to_container(root, host, path, archive=archive,
+                                               container=name)
             if isinstance(host, str):
-                return cp.copy_to_container(merged, host, path, follow=follow_link,
-                                            archive=archive, container=name)
-            return cp.extract_to_container(merged, host, path, archive=archive, container=name)
-        if isinstance(host, str):
-            return cp.copy_from_container(merged, path, host, follow=follow_link,
-                                          archive=archive, container=name)
-        return cp.archive_from_container(merged, path, host, follow=follow_link, container=name)
+                return cp.copy_from_container(root, path, host, follow=follow_link,
+                                              archive=archive, container=name)
+            return cp.archive_from_container(root, path, host, follow=follow_link,
+                                             container=name)
+
+        return in_container_view(rec, merged, copy)
 
     def container_diff(self, name: str):  # type: ignore[no-untyped-def]
         """``diff``: sorted :class:`~berth.container.diff.Change` list (A/C/D, path)."""
@@ -914,3 +1010,27 @@ def _os_name() -> str:
     except OSError:
         pass
     return os.uname().sysname
+
+
+def _keys(detach_keys: bytes | None) -> dict[str, bytes]:
+    """Pass ``detach_keys`` on only when given, so the session keeps Docker's default."""
+    return {} if detach_keys is None else {"detach_keys": detach_keys}
+
+
+def _write_cidfile(path: str, cid: str, undo: Any) -> None:
+    """The container ID into ``path`` (temp file + rename); on failure the container goes."""
+    from berth.errors import InvalidArgument
+
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w", encoding="ascii") as f:
+            f.write(cid)
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        undo()
+        raise InvalidArgument(f"failed to create the container ID file: open {path}: "
+                              f"{(e.strerror or '').lower()}") from None

@@ -24,7 +24,7 @@ import posixpath
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from berth.build.plan import Step
 from berth.build.steps_meta import join_workdir
@@ -278,11 +278,11 @@ class _Writer:
             if head.startswith(b"BZh"):
                 import bz2
 
-                stream: BinaryIO = bz2.BZ2File(raw)
+                stream = cast(BinaryIO, bz2.BZ2File(raw))
             elif head.startswith(b"\xfd7zXZ\x00"):
                 import lzma
 
-                stream = lzma.LZMAFile(raw)
+                stream = cast(BinaryIO, lzma.LZMAFile(raw))
             else:
                 stream = raw
             apply_layer(stream, host_dir, whiteouts="flat")  # type: ignore[arg-type]

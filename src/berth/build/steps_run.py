@@ -198,12 +198,20 @@ def _runtime_argv(s: BuildSession, log: str) -> list[str]:
 def _execute(s: BuildSession, ref: StepRef, cid: str, bundle: str
              ) -> tuple[int, bytes, str | None]:
     """``<runtime> run`` in the foreground; stream output; (exit code, tail, runtime error)."""
+    from berth.store.tmpclean import write_release
+    from berth.testpoints import pause
+
     log = os.path.join(bundle, "runtime.log")
     argv = [*_runtime_argv(s, log), "run", "--bundle", bundle, cid]
     os.makedirs(s.runtime.root, mode=0o700, exist_ok=True)
+    # if this process dies, the next berth command kills and deletes the container and
+    # unmounts the workspace (berth.store.tmpclean), so nothing stays running or busy
+    write_release(os.path.dirname(bundle), runtime=s.runtime.base(), container_id=cid,
+                  cgroup=f"/berth/{cid}")
     tail: deque[bytes] = deque(maxlen=_TAIL_CHUNKS)
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, close_fds=True)
+    pause("build-run")
     try:
         assert p.stdout is not None
         while chunk := p.stdout.read1(65536):  # type: ignore[attr-defined]

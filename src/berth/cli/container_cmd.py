@@ -60,6 +60,7 @@ def _create_parser(prog: str, desc: str, run: bool) -> Parser:
     if run:
         p.add_argument("-d", "--detach", action="store_true")
         p.add_argument("--sig-proxy", default="true")
+        p.add_argument("--detach-keys")
     p.add_argument("--rm", action="store_true")
     p.add_argument("-i", "--interactive", action="store_true")
     p.add_argument("-t", "--tty", action="store_true")
@@ -100,6 +101,29 @@ def _create_parser(prog: str, desc: str, run: bool) -> Parser:
     p.add_argument("--dns", action="append", default=[])
     p.add_argument("--dns-search", action="append", default=[])
     p.add_argument("--dns-option", "--dns-opt", action="append", default=[])
+    p.add_argument("--health-cmd")
+    p.add_argument("--health-interval")
+    p.add_argument("--health-timeout")
+    p.add_argument("--health-retries", type=int)
+    p.add_argument("--health-start-period")
+    p.add_argument("--no-healthcheck", action="store_true")
+    p.add_argument("--group-add", action="append", default=[])
+    p.add_argument("--ulimit", action="append", default=[])
+    p.add_argument("--sysctl", action="append", default=[])
+    p.add_argument("--device", action="append", default=[])
+    p.add_argument("--shm-size")
+    p.add_argument("--pid", default="")
+    p.add_argument("--ipc", default="")
+    p.add_argument("--log-driver")
+    p.add_argument("--log-opt", action="append", default=[])
+    p.add_argument("--cpuset-cpus")
+    p.add_argument("--memory-reservation")
+    p.add_argument("--oom-score-adj", type=int)
+    p.add_argument("--cgroup-parent")
+    p.add_argument("-a", "--attach", action="append", default=[])
+    p.add_argument("--pull", default="missing")
+    p.add_argument("--platform")
+    p.add_argument("--cidfile")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("command", nargs=argparse.REMAINDER)
     return p
@@ -128,7 +152,25 @@ def _options(a: argparse.Namespace, detach: bool):  # type: ignore[no-untyped-de
         memory_swap=swap, cpus=cpus, cpu_shares=a.cpu_shares, pids_limit=a.pids_limit,
         network=a.network, runtime=a.runtime, publish=a.publish, publish_all=a.publish_all,
         expose=a.expose, ip=a.ip, network_aliases=a.network_alias, dns=a.dns,
-        dns_search=a.dns_search, dns_options=a.dns_option)
+        dns_search=a.dns_search, dns_options=a.dns_option, health_cmd=a.health_cmd,
+        health_interval=a.health_interval, health_timeout=a.health_timeout,
+        health_retries=a.health_retries, health_start_period=a.health_start_period,
+        no_healthcheck=a.no_healthcheck, group_add=a.group_add, ulimits=a.ulimit,
+        sysctls=a.sysctl, devices=a.device,
+        shm_size=parse_size(a.shm_size) if a.shm_size else None, pid_mode=a.pid,
+        ipc_mode=a.ipc, log_driver=a.log_driver, log_opts=a.log_opt,
+        cpuset_cpus=a.cpuset_cpus,
+        memory_reservation=parse_size(a.memory_reservation) if a.memory_reservation
+        else None, oom_score_adj=a.oom_score_adj, cgroup_parent=a.cgroup_parent,
+        attach=[x for v in a.attach for x in v.split(",") if x], pull=_pull_policy(a.pull),
+        platform=a.platform, cidfile=a.cidfile)
+
+
+def _pull_policy(text: str) -> str:
+    if text not in ("always", "missing", "never"):
+        raise InvalidArgument(f"invalid pull option: '{text}': must be one of \"always\", "
+                              "\"missing\" or \"never\"")
+    return text
 
 
 def _engine_error(e: Exception) -> BaseException:
@@ -156,17 +198,42 @@ def run(ctx: Ctx, argv: list[str]) -> int:
     p = _create_parser("berth run", "Create and run a new container from an image", run=True)
     try:
         a = p.parse(argv)
+        if a.detach and a.attach:
+            raise InvalidArgument("Conflicting options: -a and -d")
         opts = _options(a, detach=a.detach)
+        keys = _detach_keys(a.detach_keys)
         if a.tty and a.interactive and not a.detach and not os.isatty(0):
             raise InvalidArgument("the input device is not a TTY")
-        rec, code = ctx.engine.container_run(
-            opts, notify=err, stdin_fd=0 if a.interactive and not a.detach else None)
+        streams = {x.lower() for x in opts.attach} or {"stdin", "stdout", "stderr"}
+        null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            rec, code = ctx.engine.container_run(
+                opts, notify=err, detach_keys=keys,
+                stdin_fd=0 if a.interactive and not a.detach and "stdin" in streams
+                else None, stdout_fd=1 if "stdout" in streams else null,
+                stderr_fd=2 if "stderr" in streams else null)
+        finally:
+            os.close(null)
     except Exception as e:  # noqa: BLE001 - typed and full-disk errors exit 125
         raise _engine_error(e) from None
     if a.detach:
         out(rec.id)
         return 0
-    return 0 if code is None else code
+    return _detached() if code is None else code
+
+
+def _detach_keys(text: str | None) -> bytes | None:
+    from berth.container.detachkeys import parse
+
+    return parse(text) if text is not None else None
+
+
+def _detached() -> int:
+    """The user typed the detach keys: Docker's CLI says so and exits 0."""
+    from berth.container.detachkeys import MESSAGE
+
+    err(MESSAGE)
+    return 0
 
 
 # -- start / stop / restart / kill / rm -------------------------------------------------------
@@ -175,13 +242,15 @@ def start(ctx: Ctx, argv: list[str]) -> int:
     p.add_argument("containers", nargs="+", metavar="CONTAINER")
     p.add_argument("-a", "--attach", action="store_true")
     p.add_argument("-i", "--interactive", action="store_true")
+    p.add_argument("--detach-keys")
     a = p.parse(argv)
     if a.attach or a.interactive:
         if len(a.containers) > 1:
             raise InvalidArgument("you cannot start and attach multiple containers at once")
         code = ctx.engine.container_start_attached(
-            a.containers[0], stdin_fd=0 if a.interactive else None)
-        return code or 0
+            a.containers[0], stdin_fd=0 if a.interactive else None,
+            detach_keys=_detach_keys(a.detach_keys))
+        return _detached() if code is None else code
     return _each(a.containers, ctx.engine.container_start,
                  summary="failed to start containers")
 
@@ -381,8 +450,10 @@ def attach(ctx: Ctx, argv: list[str]) -> int:
     p.add_argument("--sig-proxy", default="true")
     p.add_argument("--detach-keys")
     a = p.parse(argv)
-    code = ctx.engine.container_attach(a.container, stdin_fd=None if a.no_stdin else 0)
-    return code or 0
+    keys = _detach_keys(a.detach_keys)
+    code = ctx.engine.container_attach(a.container, stdin_fd=None if a.no_stdin else 0,
+                                       **({} if keys is None else {"detach_keys": keys}))
+    return _detached() if code is None else code
 
 
 def exec_(ctx: Ctx, argv: list[str]) -> int:
@@ -395,6 +466,7 @@ def exec_(ctx: Ctx, argv: list[str]) -> int:
     p.add_argument("-u", "--user")
     p.add_argument("-w", "--workdir")
     p.add_argument("--privileged", action="store_true")
+    p.add_argument("--detach-keys")
     p.add_argument("container", metavar="CONTAINER")
     p.add_argument("command", nargs=argparse.REMAINDER)
     a = p.parse(argv)
@@ -405,11 +477,15 @@ def exec_(ctx: Ctx, argv: list[str]) -> int:
     if a.tty and a.interactive and not a.detach and not os.isatty(0):
         raise InvalidArgument("the input device is not a TTY")
     env = [line for f in a.env_file for line in read_env_file(f)] + a.env
+    keys = _detach_keys(a.detach_keys)
     code = ctx.engine.container_exec(
         a.container, a.command, detach=a.detach, tty=a.tty,
         stdin_fd=0 if a.interactive and not a.detach else None, env=env, user=a.user,
-        workdir=a.workdir, privileged=a.privileged)
-    return code or 0
+        workdir=a.workdir, privileged=a.privileged,
+        **({} if keys is None else {"detach_keys": keys}))
+    if code is None:
+        return 0 if a.detach else _detached()
+    return code
 
 
 # -- container group ------------------------------------------------------------------------
@@ -439,6 +515,12 @@ def _inspect(ctx: Ctx, argv: list[str]) -> int:
     from berth.cli.inspect_cmd import inspect
 
     return inspect(ctx, ["--type", "container", *argv])
+
+
+def _update(ctx: Ctx, argv: list[str]) -> int:
+    from berth.cli.update_cmd import update
+
+    return update(ctx, argv)
 
 
 def cleanup(ctx: Ctx, argv: list[str]) -> int:
@@ -479,7 +561,7 @@ def container(ctx: Ctx, argv: list[str]) -> int:
         "stop": stop, "restart": restart, "kill": kill, "rm": rm, "remove": rm,
         "logs": logs, "exec": exec_, "attach": attach, "wait": wait, "inspect": _inspect,
         "rename": rename, "pause": pause, "unpause": unpause, "port": port,
-        "prune": prune, "cleanup": cleanup,
+        "prune": prune, "cleanup": cleanup, "update": _update,
     }
     try:
         import importlib

@@ -56,6 +56,8 @@ COMMANDS: dict[str, str] = {
     "export": "berth.cli.container_extra_cmd:export",
     "stats": "berth.cli.container_extra_cmd:stats",
     "top": "berth.cli.container_extra_cmd:top",
+    "healthcheck": "berth.cli.health_cmd:healthcheck",
+    "update": "berth.cli.update_cmd:update",
     "commit": "berth.cli.container_extra_cmd:commit",
     "build": "berth.cli.build_cmd:build",
     "builder": "berth.cli.build_cmd:builder",

@@ -69,6 +69,31 @@ class CreateOptions:
     dns: list[str] = field(default_factory=list)
     dns_search: list[str] = field(default_factory=list)
     dns_options: list[str] = field(default_factory=list)
+    # health checks (berth.container.health): Go durations as typed, like Docker's flags
+    health_cmd: str | None = None
+    health_interval: str | None = None
+    health_timeout: str | None = None
+    health_retries: int | None = None
+    health_start_period: str | None = None
+    no_healthcheck: bool = False
+    # resources, namespaces, devices, logging (berth.container.host_options)
+    group_add: list[str] = field(default_factory=list)
+    ulimits: list[str] = field(default_factory=list)
+    sysctls: list[str] = field(default_factory=list)
+    devices: list[str] = field(default_factory=list)
+    shm_size: int | None = None
+    pid_mode: str = ""
+    ipc_mode: str = ""
+    log_driver: str | None = None
+    log_opts: list[str] = field(default_factory=list)
+    cpuset_cpus: str | None = None
+    memory_reservation: int | None = None
+    oom_score_adj: int | None = None
+    cgroup_parent: str | None = None
+    attach: list[str] = field(default_factory=list)     # -a: streams of a foreground run
+    pull: str = "missing"                               # --pull always|missing|never
+    platform: str | None = None
+    cidfile: str | None = None
 
 
 def parse_signal(text: str) -> int:
@@ -351,6 +376,9 @@ def merge(opts: CreateOptions, image_config: dict[str, Any], image_ref: str
     }
     if opts.stop_timeout is not None:
         config["StopTimeout"] = opts.stop_timeout
+    healthcheck = _healthcheck(opts, img.get("Healthcheck"))
+    if healthcheck is not None:
+        config["Healthcheck"] = healthcheck
     config["HostConfig"] = {
         "Binds": [f"{b['Source']}:{b['Destination']}" + (f":{b['Mode']}" if b["Mode"] else "")
                   for b in binds] or None,
@@ -382,7 +410,73 @@ def merge(opts: CreateOptions, image_config: dict[str, Any], image_ref: str
         "LogConfig": {"Type": "k8s-file", "Config": {}},
         "ShmSize": 64 << 20,
     }
+    if _has_host_options(opts):
+        _host_options(opts, config)
     return config
+
+
+def _has_host_options(opts: CreateOptions) -> bool:
+    return bool(opts.group_add or opts.ulimits or opts.sysctls or opts.devices or
+                opts.shm_size is not None or opts.pid_mode or opts.ipc_mode or
+                opts.log_driver or opts.log_opts or opts.cpuset_cpus or
+                opts.memory_reservation or opts.oom_score_adj is not None or
+                opts.cgroup_parent or opts.attach)
+
+
+def _host_options(opts: CreateOptions, config: dict[str, Any]) -> None:
+    """The less common flags, checked and stored in Docker's HostConfig keys."""
+    from . import host_options as ho
+
+    host = config["HostConfig"]
+    ulimits = ho.parse_ulimits(opts.ulimits)
+    ho.rlimits(ulimits)  # refuses what the runtime could not set, before anything exists
+    pid = ho.check_mode("pid", opts.pid_mode, ("", "host", "private")) if opts.pid_mode \
+        else ""
+    ipc = ho.check_mode("ipc", opts.ipc_mode, ("", "none", "private", "shareable", "host")) \
+        if opts.ipc_mode else ""
+    if opts.shm_size is not None and opts.shm_size <= 0:
+        raise InvalidArgument("invalid --shm-size: it must be greater than 0")
+    if opts.memory_reservation is not None:
+        ho.check_reservation(opts.memory or 0, opts.memory_reservation)
+    if opts.attach:
+        streams = {a.lower() for a in opts.attach}
+        if not streams <= {"stdin", "stdout", "stderr"}:
+            raise InvalidArgument(f"invalid argument \"{','.join(opts.attach)}\" for "
+                                  "\"-a, --attach\" flag: valid streams are STDIN, STDOUT "
+                                  "and STDERR")
+        config["AttachStdin"] = "stdin" in streams
+        config["AttachStdout"] = "stdout" in streams
+        config["AttachStderr"] = "stderr" in streams
+        config["StdinOnce"] = opts.interactive and "stdin" in streams
+    host.update({
+        "GroupAdd": list(opts.group_add) or None,
+        "Ulimits": ulimits or None,
+        "Sysctls": ho.parse_sysctls(opts.sysctls, opts.network, ipc) or None,
+        "Devices": ho.parse_devices(opts.devices) or None,
+        "PidMode": pid,
+        "IpcMode": ipc or "private",
+        "LogConfig": ho.log_config(opts.log_driver, opts.log_opts),
+        "CpusetCpus": ho.check_cpuset(opts.cpuset_cpus) if opts.cpuset_cpus else "",
+        "MemoryReservation": opts.memory_reservation or 0,
+        "OomScoreAdj": ho.check_oom_score_adj(opts.oom_score_adj or 0),
+        "CgroupParent": opts.cgroup_parent or "",
+    })
+    if opts.shm_size is not None:
+        host["ShmSize"] = opts.shm_size
+
+
+def _healthcheck(opts: CreateOptions, image_hc: dict[str, Any] | None
+                 ) -> dict[str, Any] | None:
+    if image_hc is None and not opts.no_healthcheck and opts.health_cmd is None and \
+            opts.health_interval is None and opts.health_timeout is None and \
+            opts.health_retries is None and opts.health_start_period is None:
+        return None  # the common case: the health module is not even imported
+    from . import health
+
+    return health.merge(image_hc, cmd=opts.health_cmd, interval=opts.health_interval,
+                        timeout=opts.health_timeout, retries=opts.health_retries,
+                        start_period=opts.health_start_period,
+                        disabled=opts.no_healthcheck)
 
 
 def argv_of(config: dict[str, Any]) -> list[str]:

@@ -9,6 +9,7 @@ joins partials back into lines, so ``logs`` shows what the program wrote.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections import deque
@@ -58,6 +59,18 @@ def _records(f, partial: dict[str, list]) -> Iterator[tuple[str, str, bytes]]:
             yield stream, ts, content + b"\n"
 
 
+def _leftovers(partial: dict[str, list]) -> list[tuple[str, str, bytes]]:
+    """Partial records nothing completed: a last line the program wrote without a newline.
+
+    conmon logs it as ``P`` and never follows it with ``F`` once the container has exited,
+    so once the file is drained it is a line of its own, printed as written (no newline).
+    """
+    rest = sorted(((ts, stream, acc) for stream, (ts, acc) in partial.items()),
+                  key=lambda r: parse_time(r[0]))
+    partial.clear()
+    return [(stream, ts, acc) for ts, stream, acc in rest]
+
+
 def read_logs(path: str, *, follow: bool = False, tail: int | None = None,
               since: datetime | None = None, until: datetime | None = None,
               stop: Callable[[], bool] | None = None, poll: float = 0.1,
@@ -84,7 +97,10 @@ def read_logs(path: str, *, follow: bool = False, tail: int | None = None,
         f = open(path, "rb")
     with f:
         partial: dict[str, list] = {}
-        first = ((s, parse_time(t), line) for s, t, line in _records(f, partial))
+        complete = _records(f, partial)
+        if not follow:  # the file as it is now: a trailing partial counts as a line
+            complete = itertools.chain(complete, _LazyLeftovers(partial))
+        first = ((s, parse_time(t), line) for s, t, line in complete)
         if tail is not None:
             buf: deque = deque(maxlen=max(tail, 0))
             for rec in first:
@@ -107,7 +123,10 @@ def read_logs(path: str, *, follow: bool = False, tail: int | None = None,
             except OSError:
                 return
             got = False
-            for s, t, line in _records(f, partial):
+            records = _records(f, partial)
+            if done:  # the container has exited: nothing will complete a partial now
+                records = itertools.chain(records, _LazyLeftovers(partial))
+            for s, t, line in records:
                 got = True
                 ts = parse_time(t)
                 if until is not None and ts > until:
@@ -118,6 +137,16 @@ def read_logs(path: str, *, follow: bool = False, tail: int | None = None,
                 return
             if not got:
                 time.sleep(poll)
+
+
+class _LazyLeftovers:
+    """Iterates :func:`_leftovers` only when reached, i.e. after the records before it."""
+
+    def __init__(self, partial: dict[str, list]) -> None:
+        self.partial = partial
+
+    def __iter__(self) -> Iterator[tuple[str, str, bytes]]:
+        return iter(_leftovers(self.partial))
 
 
 def now_utc() -> datetime:

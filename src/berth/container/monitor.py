@@ -34,12 +34,14 @@ from dataclasses import asdict, dataclass
 from ..errors import RuntimeFailure
 from ..procs import pid_alive
 from . import cgroups
+from .detachkeys import DEFAULT as DEFAULT_DETACH_KEYS
+from .detachkeys import EscapeFilter
 from .runtime import OCIRuntime, classify
 
 CONMON = "/usr/bin/conmon"
 STDOUT, STDERR = 2, 3
 _SEND_MAX = 8192          # conmon reads client packets in chunks; never exceed them
-DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q, Docker's default
+DETACH_KEYS = DEFAULT_DETACH_KEYS
 
 
 @dataclass
@@ -95,13 +97,14 @@ class MonitorHandle:
 def _conmon_argv(runtime: OCIRuntime, cid: str, paths: MonitorPaths, *, terminal: bool,
                  stdin: bool, stdin_once: bool, log_size_max: int | None,
                  exec_spec: str | None = None, exec_attach: bool = False,
-                 conmon: str = CONMON) -> list[str]:
+                 conmon: str = CONMON, log_driver: str = "k8s-file") -> list[str]:
     argv = [conmon, "--api-version", "1", "-c", cid, "-u", cid[:12] if not exec_spec
             else os.path.basename(paths.bundle)[:12], "-n", cid,
             "-r", runtime.path, "-b", paths.bundle,
             "-p", os.path.join(paths.bundle, "pidfile"),
             "-P", os.path.join(paths.bundle, "conmon.pid"),
-            "-l", f"k8s-file:{paths.log_path}", "--exit-dir", paths.exit_dir,
+            "-l", f"k8s-file:{paths.log_path}" if log_driver != "none" else "none:",
+            "--exit-dir", paths.exit_dir,
             "--persist-dir", paths.persist_dir, "--socket-dir-path", paths.socket_dir,
             "--log-level", "error"]
     for a in runtime.global_args():
@@ -174,7 +177,8 @@ def _prepare(paths: MonitorPaths) -> None:
 def create_container(runtime: OCIRuntime, cid: str, paths: MonitorPaths, *,
                      terminal: bool = False, stdin: bool = False, stdin_once: bool = True,
                      log_size_max: int | None = None, cgroups_path: str | None = None,
-                     conmon: str = CONMON, timeout: float = 60) -> MonitorHandle:
+                     conmon: str = CONMON, timeout: float = 60,
+                     log_driver: str = "k8s-file") -> MonitorHandle:
     """Launch conmon, which runs ``<runtime> create``; returns once the container exists.
 
     The container is in the runtime's ``created`` state: call :func:`start` (after
@@ -189,7 +193,8 @@ def create_container(runtime: OCIRuntime, cid: str, paths: MonitorPaths, *,
     try:
         p = _spawn(_conmon_argv(runtime, cid, paths, terminal=terminal, stdin=stdin,
                                 stdin_once=stdin_once, log_size_max=log_size_max,
-                                conmon=conmon), {"_OCI_SYNCPIPE": w}, paths.bundle)
+                                conmon=conmon, log_driver=log_driver),
+                   {"_OCI_SYNCPIPE": w}, paths.bundle)
         os.close(w)
         w = -1
         _, err = p.communicate(timeout=timeout)
@@ -283,7 +288,7 @@ def pump(sock: socket.socket, *, stdin_fd: int | None = None, stdout_fd: int = 1
     if tty and is_tty_in:
         import tty as _tty
         saved = termios.tcgetattr(stdin_fd)
-        _tty.setraw(stdin_fd)
+        _tty.setraw(stdin_fd, termios.TCSANOW)  # as Docker: keep what was typed ahead
 
     def send_size(*_a: object) -> None:
         if bundle and is_tty_in:
@@ -301,7 +306,7 @@ def pump(sock: socket.socket, *, stdin_fd: int | None = None, stdout_fd: int = 1
     reading_stdin = stdin_fd is not None
     if reading_stdin:
         poller.register(stdin_fd, select.POLLIN)
-    pending = b""
+    escape = EscapeFilter(detach_keys) if tty and detach_keys else None
     out = {STDOUT: stdout_fd, STDERR: stderr_fd}
     try:
         while True:
@@ -322,11 +327,13 @@ def pump(sock: socket.socket, *, stdin_fd: int | None = None, stdout_fd: int = 1
                         if e.errno != errno.EIO:
                             raise
                         data = b""
-                    if tty and detach_keys and data:
-                        buf = pending + data
-                        if detach_keys in buf:
+                    if escape is not None and data:
+                        data, detached = escape.feed(data)
+                        if data:
+                            sock.sendall(data)
+                        if detached:
                             return True
-                        pending = buf[-(len(detach_keys) - 1):] if len(detach_keys) > 1 else b""
+                        continue
                     if not data:
                         poller.unregister(stdin_fd)
                         reading_stdin = False
@@ -439,9 +446,21 @@ def _wait_pid(pid: int, timeout: float | None) -> None:
         os.close(pfd)
 
 
+def conmon_alive(handle: MonitorHandle) -> bool:
+    """This container's conmon still runs: its pid, with our container ID in its argv
+    (after a reboot the same pid may be anybody's)."""
+    if not pid_alive(handle.conmon_pid):
+        return False
+    try:
+        with open(f"/proc/{handle.conmon_pid}/cmdline", "rb") as f:
+            return handle.cid.encode() in f.read().split(b"\0")
+    except OSError:
+        return False
+
+
 def kill_monitor(handle: MonitorHandle) -> None:
     """SIGKILL conmon (cleanup after a failed start; the runtime ``delete`` follows)."""
-    if pid_alive(handle.conmon_pid):
+    if conmon_alive(handle):
         try:
             os.kill(handle.conmon_pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -451,7 +470,8 @@ def kill_monitor(handle: MonitorHandle) -> None:
 # exec -----------------------------------------------------------------------------------
 def exec_process(runtime: OCIRuntime, cid: str, process: dict, paths: MonitorPaths, *,
                  terminal: bool = False, stdin_fd: int | None = None, stdout_fd: int = 1,
-                 stderr_fd: int = 2, detach: bool = False, timeout: float = 60) -> int | None:
+                 stderr_fd: int = 2, detach: bool = False, timeout: float = 60,
+                 detach_keys: bytes | None = DETACH_KEYS) -> int | None:
     """``exec`` a process (OCI ``process`` object) in a running container via conmon.
 
     ``paths.bundle`` is a per-exec-session directory (conmon puts its attach socket and
@@ -496,7 +516,7 @@ def exec_process(runtime: OCIRuntime, cid: str, process: dict, paths: MonitorPat
         if detach:
             return None
         detached = pump(sock, stdin_fd=stdin_fd, stdout_fd=stdout_fd, stderr_fd=stderr_fd,
-                        tty=terminal, bundle=paths.bundle)
+                        tty=terminal, bundle=paths.bundle, detach_keys=detach_keys)
         if detached:
             return None
         last = _read_json_line(sync_r, timeout)

@@ -42,6 +42,7 @@ class ContainerRecord:
     monitor: dict[str, Any] | None = None  # conmon handle of the current run (MonitorHandle)
     manual_stop: bool = False    # stopped by the user: restart policies leave it stopped
     error: str = ""              # why the last start failed (inspect State.Error)
+    health: dict[str, Any] | None = None  # State.Health (berth.container.health)
 
     @property
     def short_id(self) -> str:
@@ -101,4 +102,6 @@ def _extra(row: Any) -> dict[str, Any]:
         out["manual_stop"] = bool(row["manual_stop"])
     if "error" in keys:
         out["error"] = row["error"] or ""
+    if "health" in keys and row["health"]:
+        out["health"] = json.loads(row["health"])
     return out

@@ -154,6 +154,10 @@ class OCIRuntime:
     def resume(self, cid: str) -> None:
         self._run("resume", cid, what="resume")
 
+    def update(self, cid: str, resources_json: str) -> None:
+        """Apply OCI ``linux.resources`` to a live container (``<runtime> update``)."""
+        self._run("update", "--resources", resources_json, cid, what="update")
+
     def ps(self, cid: str) -> list[int]:
         """Host pids of every process in the container."""
         p = self._run("ps", "--format", "json", cid, what="ps")

@@ -93,32 +93,53 @@ class ContainerService(ExitHandling, Sessions):
     def list(self) -> list[ContainerRecord]:
         """Every container, newest first, reconciled with conmon's exit files."""
         rows = self.db.query("SELECT * FROM containers ORDER BY created DESC, id")
-        return [self.refresh(self._rec(r)) if r["status"] in ("running", "paused")
+        return [self.refresh(self._rec(r)) if r["status"] in ("running", "paused",
+                                                              "restarting")
                 else self._rec(r) for r in rows]
 
     # -- reconciliation -----------------------------------------------------------------
     def refresh(self, rec: ContainerRecord) -> ContainerRecord:
         """If the row says running but conmon recorded an exit (or died), say so in the row.
 
-        Only file reads and ``kill(pid, 0)``; the exit command does the real cleanup.
+        Only file reads, ``kill(pid, 0)`` and ``/proc`` reads; the exit command does the
+        real cleanup. A pid counts as the container's only with proof (conmon's argv, the
+        container's cgroup): after a reboot the same numbers belong to other processes.
+        When conmon died without recording an exit (killed, or a reboot emptied the
+        runroot) no exit command will come, so no restart either: the row says Exited
+        (``berth system boot`` brings back what a restart policy wants back).
         """
-        if rec.status not in ("running", "paused") or not rec.monitor:
+        from .orphans import conmon_alive, container_alive
+
+        h = monitor.MonitorHandle.from_dict(rec.monitor) if rec.monitor else None
+        if rec.status == "restarting":
+            # the exit command (a child conmon waits for) holds ".restart" until the new
+            # run is up; with neither left, nobody will restart it
+            if (h is None or not conmon_alive(h)) and not self._restart_pending(rec.id):
+                self._set_status(rec.id, "exited", only_if="restarting")
+                rec.status = "exited"
             return rec
-        h = monitor.MonitorHandle.from_dict(rec.monitor)
+        if rec.status not in ("running", "paused") or h is None:
+            return rec
         got = monitor.read_exit(h)
+        lost = False
         if got is None:
-            if pid_alive(h.conmon_pid) or pid_alive(h.container_pid):
+            if conmon_alive(h) or container_alive(h):
+                if rec.status == "running":  # frozen by a commit that was killed?
+                    from .orphans import thaw_if_orphaned
+
+                    thaw_if_orphaned(rec, lambda: self._runtime_of(rec))
                 return rec
-            got = (255, time.time())
+            got, lost = (255, time.time()), True
         oom = os.path.exists(os.path.join(h.persist_dir, "oom"))
-        self._record_exit(rec, got[0], got[1], oom)
+        self._record_exit(rec, got[0], got[1], oom, lost=lost)
         return rec
 
     def _record_exit(self, rec: ContainerRecord, code: int, finished: float,
-                     oom: bool) -> None:
-        """Status after an exit: ``restarting`` when the policy will bring it back."""
+                     oom: bool, *, lost: bool = False) -> None:
+        """Status after an exit: ``restarting`` when the policy will bring it back
+        (never for a ``lost`` exit: nothing is left to run the restart)."""
         policy = restart.from_dict(rec.config.get("HostConfig", {}).get("RestartPolicy"))
-        again = restart.decide(policy, code, rec.restart_count, rec.manual_stop)
+        again = not lost and restart.decide(policy, code, rec.restart_count, rec.manual_stop)
         rec.status = "restarting" if again else "exited"
         rec.exit_code, rec.finished_at, rec.oom_killed, rec.pid = code, finished, oom, None
         with self.db.tx() as tx:
@@ -202,6 +223,9 @@ class ContainerService(ExitHandling, Sessions):
             if net is not None:
                 net.container_created(rec, opts)
             self._prepare(rec, image_id)
+            from ..testpoints import pause
+
+            pause("create-prepared")
             if not keep_mounted:
                 self._unmount(rec)
         except BaseException:
@@ -252,8 +276,7 @@ class ContainerService(ExitHandling, Sessions):
         cfg, host = rec.config, rec.config["HostConfig"]
         mounts = self._etc_files(rec)
         for b in host.get("Mounts") or []:
-            if not os.path.lexists(b["Source"]):  # Docker creates missing bind sources
-                os.makedirs(b["Source"], exist_ok=True)
+            _ensure_bind_source(b["Source"])
             mounts.append({"type": "bind", "source": b["Source"],
                            "destination": b["Destination"], "ro": not b["RW"]})
         for dst, o in (host.get("Tmpfs") or {}).items():
@@ -267,6 +290,12 @@ class ContainerService(ExitHandling, Sessions):
             if o.startswith(("seccomp=", "seccomp:")):
                 seccomp = o[8:]
         memory_swap = host.get("MemorySwap") or None
+        extra: dict[str, Any] = {}
+        if host.get("Ulimits") or host.get("Devices") or host.get("PidMode") or \
+                host.get("IpcMode", "private") != "private" or host.get("Sysctls"):
+            from .namespaces import spec_options
+
+            extra = spec_options(host, self.get)
         spec = build_spec(SpecOptions(
             rootfs=rec.merged, args=argv_of(cfg), env=cfg["Env"],
             cwd=cfg.get("WorkingDir") or "/", user=cfg.get("User") or None,
@@ -280,8 +309,11 @@ class ContainerService(ExitHandling, Sessions):
             memory=host.get("Memory") or None, memory_swap=memory_swap,
             cpus=(host.get("NanoCpus") or 0) / 1e9 or None,
             cpu_shares=host.get("CpuShares") or None, pids_limit=host.get("PidsLimit"),
-            cgroups_path=_cgroups_path(rec.id), init=bool(host.get("Init")),
-            annotations={"io.berth.name": rec.name}))
+            cgroups_path=_cgroups_path(rec), init=bool(host.get("Init")),
+            annotations={"io.berth.name": rec.name}, group_add=host.get("GroupAdd") or [],
+            shm_size=host.get("ShmSize") or 64 << 20, oom_score_adj=host.get("OomScoreAdj") or None,
+            cpuset_cpus=host.get("CpusetCpus") or "",
+            memory_reservation=host.get("MemoryReservation") or None, **extra))
         tmp = os.path.join(rec.bundle, ".config.json.tmp")
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(spec, f)
@@ -336,6 +368,12 @@ class ContainerService(ExitHandling, Sessions):
         unmount(rec.merged)
 
     # -- start ----------------------------------------------------------------------------
+    def _restart_pending(self, cid: str) -> bool:
+        """Whether an exit command holds this container's restart (sleeping its backoff)."""
+        from ..store.locks import is_locked
+
+        return is_locked(os.path.join(self.store.runroot, "locks", cid + ".restart"))
+
     def start(self, name_or_id: str) -> ContainerRecord:
         """Detached start; starting a running container does nothing (as Docker)."""
         rec = self.get(name_or_id)
@@ -353,11 +391,22 @@ class ContainerService(ExitHandling, Sessions):
                 ) -> tuple[monitor.MonitorHandle, Any]:
         """create + (connect) + start under conmon; the row says running afterwards.
 
-        Call with the container's lock held. On failure the runtime state and conmon are
+        A foreground run's stdin closes when its client's input ends (Docker's StdinOnce),
+        except a tty's: Docker keeps that open so ``attach`` after a detach still types
+        into it. Call with the container's lock held. On failure the runtime state and conmon are
         gone, the error is recorded (State.Error, 126/127 as ExitCode) and re-raised.
         """
+        from ..testpoints import pause
+
         rt = self._runtime_of(rec)
+        # the runroot is a tmpfs a reboot empties: what a start needs there is made here
+        os.makedirs(rec.run_dir, mode=0o700, exist_ok=True)
         self._mount(rec)
+        if rec.config.get("HostConfig", {}).get("PidMode") or \
+                rec.config.get("HostConfig", {}).get("IpcMode", "private") != "private":
+            from .namespaces import rejoin
+
+            rejoin(rec.bundle, rec.config["HostConfig"], self.get)
         if os.path.exists(os.path.join(rt.root, rec.id)):
             rt.delete(rec.id, force=True)
         h = None
@@ -365,11 +414,14 @@ class ContainerService(ExitHandling, Sessions):
         net = self._net(rec)
         try:
             if net is not None:
+                self._clear_dead_sandbox(rec, net)
                 net.container_starting(rec)
+                pause("start-network")
             h = monitor.create_container(
                 rt, rec.id, self.paths(rec), terminal=bool(rec.config.get("Tty")),
-                stdin=stdin, stdin_once=connect,
-                cgroups_path=_cgroups_path(rec.id), conmon=self._conmon())
+                stdin=stdin, stdin_once=connect and not rec.config.get("Tty"),
+                cgroups_path=_cgroups_path(rec), conmon=self._conmon(),
+                **_log_args(rec))
             if connect:
                 sock = monitor.connect(h)
             monitor.start(rt, h)
@@ -400,7 +452,20 @@ class ContainerService(ExitHandling, Sessions):
                                       rec.id))
         rec.status, rec.pid, rec.started_at, rec.monitor = "running", h.container_pid, \
             now, h.to_dict()
+        if rec.config.get("Healthcheck"):
+            from . import health
+
+            health.start_loop(self.db, rec, self.store.root, self.store.runroot)
         return h, sock
+
+    def _clear_dead_sandbox(self, rec: ContainerRecord, net: Any) -> None:
+        """Undo the netns/veths/proxy of a start that died half-way (a killed ``run -d``),
+        which would otherwise make this start fail with "File exists"."""
+        from ..network.netns import netns_path
+
+        if self.db.one("SELECT 1 FROM sandboxes WHERE container_id=?", (rec.id,)) \
+                or os.path.lexists(netns_path(self.store.runroot, rec.id)):
+            net.container_stopped(rec)
 
     # -- stop / kill / restart ------------------------------------------------------------
     def _handle(self, rec: ContainerRecord) -> monitor.MonitorHandle | None:
@@ -428,7 +493,8 @@ class ContainerService(ExitHandling, Sessions):
             monitor.wait_exit(h)
         if got is None:
             self._signal(rt, rec, signal.SIGKILL)
-            monitor.wait_exit(h, timeout=30)
+            if monitor.wait_exit(h, timeout=30) is None:
+                self._still_running(rec, h)
         self.cleanup(rec.id)
 
     def _settle(self, rec: ContainerRecord) -> None:
@@ -440,13 +506,38 @@ class ContainerService(ExitHandling, Sessions):
                 self._set_status(rec.id, "exited")
                 self._unmount(cur)
 
-    def _signal(self, rt: "OCIRuntime", rec: ContainerRecord, sig: int) -> None:
+    def _signal(self, rt: "OCIRuntime", rec: ContainerRecord, sig: int) -> bool:
+        """Signal the container; without runtime state (runroot gone) through its cgroup.
+        False when no process of it was found."""
         try:
             rt.kill(rec.id, sig)
             if rec.status == "paused":
                 rt.resume(rec.id)
+            return True
+        except NotFound:
+            h = self._handle(rec)
+            if h is None:
+                return False
+            from .orphans import signal_all
+
+            if sig == signal.SIGKILL:
+                from ..cgroupprocs import kill_cgroup
+
+                if h.cgroups_path:
+                    kill_cgroup(h.cgroups_path)
+            return signal_all(h, sig) or sig == signal.SIGKILL
         except BerthError:
-            pass  # already gone: the exit is what we wait for anyway
+            return False  # already gone: the exit is what we wait for anyway
+
+    def _still_running(self, rec: ContainerRecord, h: monitor.MonitorHandle) -> None:
+        """Fail loudly rather than report a stop while the process lives."""
+        from .orphans import container_alive
+
+        if container_alive(h):
+            from ..errors import RuntimeFailure
+
+            raise RuntimeFailure(f"container {rec.id} did not stop: its process "
+                                 f"{h.container_pid} is still running")
 
     def kill(self, name_or_id: str, sig: str = "KILL") -> None:
         rec = self.get(name_or_id)
@@ -460,18 +551,19 @@ class ContainerService(ExitHandling, Sessions):
             with self.db.tx() as tx:
                 tx.execute("UPDATE containers SET manual_stop=1 WHERE id=?", (rec.id,))
         rt = self._runtime_of(rec)
-        try:
-            rt.kill(rec.id, signum)
-        except NotFound:
-            pass
+        if not self._signal(rt, rec, signum):
+            from .orphans import container_alive
+
+            if container_alive(h):
+                from ..errors import RuntimeFailure
+
+                raise RuntimeFailure(f"Cannot kill container: {name_or_id}: its process "
+                                     f"{h.container_pid} could not be signalled")
         if signum == signal.SIGKILL:
-            if rec.status == "paused":
-                try:
-                    rt.resume(rec.id)
-                except BerthError:
-                    pass
             if monitor.wait_exit(h, timeout=10) is not None:
                 self.cleanup(rec.id)
+            else:
+                self._still_running(rec, h)
 
     def restart(self, name_or_id: str, timeout: int | None = None) -> None:
         self.stop(name_or_id, timeout)
@@ -494,9 +586,13 @@ class ContainerService(ExitHandling, Sessions):
         self._runtime_of(rec).resume(rec.id)
         self._set_status(rec.id, "running")
 
-    def _set_status(self, cid: str, status: str) -> None:
+    def _set_status(self, cid: str, status: str, *, only_if: str | None = None) -> None:
         with self.db.tx() as tx:
-            tx.execute("UPDATE containers SET status=? WHERE id=?", (status, cid))
+            if only_if is None:
+                tx.execute("UPDATE containers SET status=? WHERE id=?", (status, cid))
+            else:
+                tx.execute("UPDATE containers SET status=? WHERE id=? AND status=?",
+                           (status, cid, only_if))
 
     # -- remove ---------------------------------------------------------------------------
     def remove(self, name_or_id: str, *, force: bool = False,
@@ -516,7 +612,11 @@ class ContainerService(ExitHandling, Sessions):
             h = self._handle(rec)
             if h is not None and rec.status != "restarting":
                 self._signal(self._runtime_of(rec), rec, signal.SIGKILL)
-                monitor.wait_exit(h, timeout=10)
+                if monitor.wait_exit(h, timeout=10) is None:
+                    self._still_running(rec, h)
+        from ..testpoints import pause
+
+        pause("rm-killed")
         with self._lock(rec.id):
             cur = self._reload(rec.id)
             if cur is not None:
@@ -541,16 +641,28 @@ class ContainerService(ExitHandling, Sessions):
             release(self.store, rec)
 
     def _destroy(self, rec: ContainerRecord) -> None:
-        """Everything of a container goes: conmon, runtime state, mount, dirs, row."""
+        """Everything of a container goes: conmon, runtime state, mount, dirs, row.
+
+        Its processes are killed through its cgroup too, in case the runtime's state was
+        lost; if one survives the row stays and the error says so.
+        """
         h = self._handle(rec)
         if h is not None:
             monitor.kill_monitor(h)
+        self._stop_health(rec)
         try:
             rt = self._runtime_of(rec)
             if os.path.exists(os.path.join(rt.root, rec.id)):
                 rt.delete(rec.id, force=True)
         except BerthError:
             pass
+        from .orphans import reap
+
+        if h is not None and not reap(h):
+            from ..errors import RuntimeFailure
+
+            raise RuntimeFailure(f"cannot remove container {rec.id}: its process "
+                                 f"{h.container_pid} could not be killed")
         net = self._net(rec)
         if net is not None:
             net.container_removed(rec)
@@ -559,11 +671,18 @@ class ContainerService(ExitHandling, Sessions):
             shutil.rmtree(d, ignore_errors=True)
         with self.db.tx() as tx:
             tx.execute("DELETE FROM containers WHERE id=?", (rec.id,))
-        for kind in ("", ".fg"):
+        for kind in ("", ".fg", ".restart"):
             try:
                 os.unlink(os.path.join(self.store.runroot, "locks", rec.id + kind))
             except FileNotFoundError:
                 pass
+
+    def _stop_health(self, rec: ContainerRecord) -> None:
+        """The container's health loop ends with its run (see berth.container.health)."""
+        if rec.config.get("Healthcheck"):
+            from . import health
+
+            health.stop_loop(rec)
 
     def remove_all(self) -> None:
         """Force-remove every container and wait for their monitors (test teardown)."""
@@ -622,8 +741,35 @@ def _name_conflict(name: str, cid: str) -> str:
             "You have to remove (or rename) that container to be able to reuse that name.")
 
 
-def _cgroups_path(cid: str) -> str:
-    return f"/berth/{cid}"
+def _cgroups_path(rec: ContainerRecord) -> str:
+    """``/berth/ID``, or ``PARENT/ID`` under ``--cgroup-parent`` (absolute or relative)."""
+    parent = rec.config.get("HostConfig", {}).get("CgroupParent") or "/berth"
+    return "/" + os.path.join(parent.strip("/"), rec.id)
+
+
+def _log_args(rec: ContainerRecord) -> dict[str, Any]:
+    """conmon's log driver and size cap from HostConfig.LogConfig (default: none given)."""
+    log = rec.config.get("HostConfig", {}).get("LogConfig") or {}
+    if log.get("Type") == "none":
+        return {"log_driver": "none"}
+    if not log.get("Config"):
+        return {}
+    from .host_options import log_size_max
+
+    return {"log_size_max": log_size_max(log)}
+
+
+def _ensure_bind_source(src: str) -> None:
+    """Docker creates a missing ``-v`` source as a directory; an existing file stays a
+    file (the runtime then binds it onto a file). ``--mount`` sources were checked to
+    exist just before, at create, so this only ever creates ``-v`` sources."""
+    if os.path.lexists(src):
+        return
+    try:
+        os.makedirs(src, exist_ok=True)
+    except OSError as e:
+        raise InvalidArgument(f"error while creating mount source path '{src}': "
+                              f"mkdir {src}: {e.strerror.lower()}") from None
 
 
 def _read(path: str) -> str:

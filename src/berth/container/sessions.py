@@ -12,6 +12,8 @@ import shutil
 import signal
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
+from typing import Any
 
 from ..errors import BerthError, Conflict, InvalidArgument, NotFound
 from ..procs import pid_alive
@@ -25,38 +27,43 @@ class Sessions:
 
     # -- foreground run -------------------------------------------------------------------
     def run_attached(self, rec: ContainerRecord, *, stdin_fd: int | None, stdout_fd: int,
-                     stderr_fd: int, sig_proxy: bool = True) -> int | None:
+                     stderr_fd: int, sig_proxy: bool = True,
+                     detach_keys: bytes | None = monitor.DETACH_KEYS) -> int | None:
         """Start and stream until the container exits; its exit code (None: detached).
 
         Holds the container's lock throughout, so the exit command waits and this process
         finishes the container (records the exit, unmounts, ``--rm``) before returning.
         """
-        with self._lock(rec.id, ".fg"):
-            with self._lock(rec.id):
-                fresh = self._reload(rec.id)
-                if fresh is None:
-                    raise NotFound(f"No such container: {rec.id}")
-                if fresh.running:
-                    raise Conflict(f"container {rec.id} is already running")
-                tty = bool(fresh.config.get("Tty"))
-                h, sock = self._launch(fresh, stdin=stdin_fd is not None, connect=True)
-            restore = self._proxy_signals(h) if sig_proxy and not tty else None
-            try:
-                detached = monitor.pump(sock, stdin_fd=stdin_fd, stdout_fd=stdout_fd,
-                                        stderr_fd=stderr_fd, tty=tty, bundle=h.bundle)
-            finally:
-                sock.close()
-                if restore:
-                    restore()
-            if detached:
-                return None
-            got = monitor.wait_exit(h)
-            assert got is not None
-            with self._lock(rec.id):
-                again = self._finish(fresh, h, got)
-        if again is not None:
-            self._restart_later(again)
-        return got[0]
+        with ExitStack() as keep:
+            with self._lock(rec.id, ".fg"):
+                with self._lock(rec.id):
+                    fresh = self._reload(rec.id)
+                    if fresh is None:
+                        raise NotFound(f"No such container: {rec.id}")
+                    if fresh.running:
+                        raise Conflict(f"container {rec.id} is already running")
+                    tty = bool(fresh.config.get("Tty"))
+                    h, sock = self._launch(fresh, stdin=stdin_fd is not None, connect=True)
+                restore = self._proxy_signals(h) if sig_proxy and not tty else None
+                try:
+                    detached = monitor.pump(sock, stdin_fd=stdin_fd, stdout_fd=stdout_fd,
+                                            stderr_fd=stderr_fd, tty=tty, bundle=h.bundle,
+                                            detach_keys=detach_keys)
+                finally:
+                    sock.close()
+                    if restore:
+                        restore()
+                if detached:
+                    return None
+                got = monitor.wait_exit(h)
+                assert got is not None
+                # held until the restart is done; see ExitHandling.cleanup
+                keep.enter_context(self._lock(rec.id, ".restart"))
+                with self._lock(rec.id):
+                    again = self._finish(fresh, h, got)
+            if again is not None:
+                self._restart_later(again)
+            return got[0]
 
     def _proxy_signals(self, h: monitor.MonitorHandle) -> Callable[[], None]:
         """Forward SIGINT/SIGTERM/SIGHUP to the container, like Docker's --sig-proxy."""
@@ -97,7 +104,8 @@ class Sessions:
 
     # -- attach, exec ---------------------------------------------------------------------
     def attach(self, name_or_id: str, *, stdin_fd: int | None, stdout_fd: int = 1,
-               stderr_fd: int = 2) -> int | None:
+               stderr_fd: int = 2, detach_keys: bytes | None = monitor.DETACH_KEYS
+               ) -> int | None:
         rec = self.get(name_or_id)
         h = self._handle(rec)
         if rec.status != "running" or h is None:
@@ -105,7 +113,8 @@ class Sessions:
                            if rec.status != "paused" else
                            "You cannot attach to a paused container, unpause it first")
         detached = monitor.attach(h, stdin_fd=stdin_fd if h.stdin else None,
-                                  stdout_fd=stdout_fd, stderr_fd=stderr_fd)
+                                  stdout_fd=stdout_fd, stderr_fd=stderr_fd,
+                                  detach_keys=detach_keys)
         if detached:
             return None
         got = monitor.wait_exit(h, timeout=30)
@@ -115,7 +124,8 @@ class Sessions:
              tty: bool = False, stdin_fd: int | None = None, stdout_fd: int = 1,
              stderr_fd: int = 2, env: list[str] = (),  # type: ignore[assignment]
              user: str | None = None, workdir: str | None = None,
-             privileged: bool = False) -> int | None:
+             privileged: bool = False,
+             detach_keys: bytes | None = monitor.DETACH_KEYS) -> int | None:
         from .create_options import _expand_env, merge_env
         from .users import resolve_user
 
@@ -127,8 +137,7 @@ class Sessions:
             raise Conflict(f"Container {rec.id} is not running")
         if not cmd:
             raise InvalidArgument("exec requires at least 1 argument")
-        with open(os.path.join(rec.bundle, "config.json"), encoding="utf-8") as f:
-            proc = dict(json.load(f)["process"])
+        proc = _process(rec)
         proc["args"] = list(cmd)
         proc["terminal"] = tty
         proc["env"] = merge_env(proc["env"], _expand_env(list(env)))
@@ -158,9 +167,34 @@ class Sessions:
             return monitor.exec_process(self._runtime_of(rec), rec.id, proc, paths,
                                         terminal=tty, stdin_fd=stdin_fd,
                                         stdout_fd=stdout_fd, stderr_fd=stderr_fd,
-                                        detach=detach)
+                                        detach=detach, detach_keys=detach_keys)
         finally:
             if not detach:
                 shutil.rmtree(d, ignore_errors=True)
 
+    # -- health checks (berth.container.health) -------------------------------------------
+    def health_probe(self, name_or_id: str, *, loop: bool = False) -> dict[str, Any] | None:
+        """One probe now, recorded in the row; the new State.Health.
 
+        ``loop``: called by the container's health loop, which ends when this returns None
+        (the container stopped, or a newer start replaced that loop).
+        """
+        from . import health
+
+        rec = self.find(name_or_id) if loop else self.get(name_or_id)
+        if loop and (rec is None or rec.status != "running" or
+                     health.current_loop(rec) != os.getppid()):
+            return None  # removed, stopped, or restarted with a newer loop: this one ends
+        assert rec is not None
+        if not health.configured(rec.config):
+            raise Conflict(f"container {rec.name} has no defined healthcheck")
+        if rec.status != "running" or not rec.monitor:
+            raise Conflict(f"container {rec.name} is not running")
+        entry = health.probe(self._runtime_of(rec), rec, _process(rec))
+        return health.record(self.db, rec, entry)
+
+
+def _process(rec: ContainerRecord) -> dict[str, Any]:
+    """The container's OCI process (user, env, cwd, caps): what exec and probes start from."""
+    with open(os.path.join(rec.bundle, "config.json"), encoding="utf-8") as f:
+        return dict(json.load(f)["process"])

@@ -55,6 +55,7 @@ class SpecOptions:
     env: list[str] = field(default_factory=list)
     cwd: str = "/"
     user: str | None = None
+    group_add: list[str] = field(default_factory=list)
     hostname: str = ""
     terminal: bool = False
     readonly_rootfs: bool = False
@@ -76,6 +77,12 @@ class SpecOptions:
     annotations: dict[str, str] = field(default_factory=dict)
     init: str | bool | None = None     # True: find one on the host; str: host path
     shm_size: int = 64 << 20
+    ulimits: list[dict] = field(default_factory=list)   # HostConfig.Ulimits
+    devices: list[dict] = field(default_factory=list)   # HostConfig.Devices
+    pid_ns: str = ""                   # "" own | "host" | path of another's pid namespace
+    ipc_ns: str = ""                   # "" own | "host" | "none" | path of another's
+    cpuset_cpus: str = ""
+    memory_reservation: int | None = None
 
 
 def find_init_binary() -> str | None:
@@ -187,8 +194,12 @@ def _host_devices() -> list[dict]:
     return out
 
 
-def _rlimits() -> list[dict]:
+def _rlimits(ulimits: list[dict]) -> list[dict]:
     """Our own NOFILE limits, never Docker's 1048576: raising needs CAP_SYS_RESOURCE."""
+    if ulimits:
+        from .host_options import rlimits
+
+        return rlimits(ulimits)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     return [{"type": "RLIMIT_NOFILE", "hard": hard, "soft": soft}]
 
@@ -208,7 +219,8 @@ def _env(opts: SpecOptions, home: str) -> list[str]:
     return env
 
 
-def _resources(opts: SpecOptions) -> dict:
+def resources(opts: SpecOptions) -> dict:
+    """OCI ``linux.resources`` (also what ``update`` sends to a live container)."""
     res: dict = {"devices": [{"allow": True, "access": "rwm"}] if opts.privileged
                  else [dict(r) for r in _DEFAULT_DEVICE_RULES]}
     mem: dict = {}
@@ -233,13 +245,27 @@ def _resources(opts: SpecOptions) -> dict:
         cpu["shares"] = opts.cpu_shares
     if cpu:
         res["cpu"] = cpu
+    if opts.memory_reservation:
+        res.setdefault("memory", {})["reservation"] = opts.memory_reservation
+    if opts.cpuset_cpus:
+        cpu["cpus"] = opts.cpuset_cpus
+        res["cpu"] = cpu
     if opts.pids_limit:
         res["pids"] = {"limit": opts.pids_limit}
     return res
 
 
-def _namespaces(network: str) -> list[dict]:
-    ns = [{"type": t} for t in ("pid", "ipc", "uts", "mount")]
+def _shared(kind: str, mode: str) -> list[dict]:
+    """A namespace of our own, the host's (none listed), or another container's (path)."""
+    if mode == "host":
+        return []
+    if mode.startswith("/"):
+        return [{"type": kind, "path": mode}]
+    return [{"type": kind}]
+
+
+def _namespaces(network: str, pid: str = "", ipc: str = "") -> list[dict]:
+    ns = [*_shared("pid", pid), *_shared("ipc", ipc), {"type": "uts"}, {"type": "mount"}]
     if network == "host":
         pass
     elif network.startswith("/"):
@@ -262,10 +288,15 @@ def build_spec(opts: SpecOptions) -> dict:
     if os.path.normpath(cwd).startswith("/proc/"):
         # CVE-2024-21626: a cwd through /proc/self/fd/N can land on a leaked host fd.
         raise InvalidArgument(f"the working directory '{cwd}' is invalid: it is under /proc")
-    user = resolve_user(opts.rootfs, opts.user)
+    user = resolve_user(opts.rootfs, opts.user, opts.group_add)
     capset = _caps.effective_set(opts.cap_add, opts.cap_drop, opts.privileged)
     args = list(opts.args)
     mounts = _default_mounts(opts.privileged, opts.shm_size)
+    if opts.ipc_ns in ("none", "host") or opts.ipc_ns.startswith("/"):
+        mounts = [m for m in mounts if m["destination"] != "/dev/shm"]
+        if opts.ipc_ns == "host":   # Docker shares the host's /dev/shm with its IPC
+            mounts.append({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm",
+                           "options": ["rbind", "rprivate", "rw"]})
     if opts.init:
         init = opts.init if isinstance(opts.init, str) else find_init_binary()
         if not init:
@@ -286,7 +317,7 @@ def build_spec(opts: SpecOptions) -> dict:
         "env": _env(opts, user.home),
         "cwd": cwd,
         "capabilities": {k: list(capset) for k in ("bounding", "effective", "permitted")},
-        "rlimits": _rlimits(),
+        "rlimits": _rlimits(opts.ulimits),
         "noNewPrivileges": opts.no_new_privileges,
     }
     if user.additional_gids:
@@ -295,15 +326,21 @@ def build_spec(opts: SpecOptions) -> dict:
         process["oomScoreAdj"] = opts.oom_score_adj
 
     linux: dict = {
-        "namespaces": _namespaces(opts.network),
-        "resources": _resources(opts),
+        "namespaces": _namespaces(opts.network, opts.pid_ns, opts.ipc_ns),
+        "resources": resources(opts),
     }
+    if opts.devices:
+        from .host_options import device_specs
+
+        nodes, rules = device_specs(opts.devices)
+        linux["devices"] = nodes
+        linux["resources"]["devices"].extend(rules)
     if opts.sysctls:
         linux["sysctl"] = dict(opts.sysctls)
     if opts.cgroups_path:
         linux["cgroupsPath"] = opts.cgroups_path
     if opts.privileged:
-        linux["devices"] = _host_devices()
+        linux["devices"] = _host_devices() + linux.get("devices", [])
     else:
         linux["maskedPaths"] = list(MASKED_PATHS)
         linux["readonlyPaths"] = list(READONLY_PATHS)

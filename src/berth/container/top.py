@@ -110,9 +110,20 @@ def _cputime(secs: int) -> str:
 
 
 def _ps(pids: list[int], args: list[str]) -> tuple[list[str], list[list[str]]]:
-    """Run the host's ``ps ARGS`` and keep the container's rows (Docker's way)."""
+    """Run the host's ``ps ARGS -q PIDS`` and keep the container's rows (Docker's way).
+
+    Without ``-q`` a plain ``ps -o pid,comm`` lists only the caller's terminal session,
+    which holds none of the container's processes; some options (``f``) refuse ``-q``,
+    so Docker retries without it and relies on the PID filter alone.
+    """
+    pid_arg = ["-q", ",".join(str(p) for p in pids)] if pids else []
     try:
-        out = subprocess.run(["ps", *args], capture_output=True, text=True, check=True).stdout
+        try:
+            out = _run_ps([*args, *pid_arg])
+        except subprocess.CalledProcessError:
+            if not pid_arg:
+                raise
+            out = _run_ps(args)
     except FileNotFoundError:
         raise BerthError("ps is not installed on this host") from None
     except subprocess.CalledProcessError as err:
@@ -132,3 +143,8 @@ def _ps(pids: list[int], args: list[str]) -> tuple[list[str], list[list[str]]]:
         if len(fields) > col and fields[col] in wanted:
             rows.append(fields)
     return titles, rows
+
+
+def _run_ps(args: list[str]) -> str:
+    return subprocess.run(["ps", *args], capture_output=True, text=True, check=True,
+                          stdin=subprocess.DEVNULL).stdout

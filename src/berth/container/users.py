@@ -66,11 +66,14 @@ def _int(s: str) -> int | None:
     return int(s) if s.isdigit() else None
 
 
-def resolve_user(rootfs: str, user: str | None) -> ResolvedUser:
+def resolve_user(rootfs: str, user: str | None, group_add: list[str] = ()  # type: ignore[assignment]
+                 ) -> ResolvedUser:
     """Docker's rules: names resolve via passwd/group; a numeric uid need not exist.
 
-    The user's supplementary groups come from /etc/group membership, and HOME from passwd,
-    because programs in the image rely on them exactly as on a normal login.
+    The user's supplementary groups come from /etc/group membership (only when no group
+    is given, like libcontainer's GetExecUser), and HOME from passwd, because programs in
+    the image rely on them exactly as on a normal login. ``group_add`` (``--group-add``)
+    adds groups by name (looked up in the image's /etc/group) or number.
     """
     spec = (user or "").strip() or "0"
     uspec, _, gspec = spec.partition(":")
@@ -111,4 +114,22 @@ def resolve_user(rootfs: str, user: str | None) -> ResolvedUser:
             g = _int(e[2])
             if g is not None and name in members and g != gid and g not in extra:
                 extra.append(g)
+    for ag in group_add:
+        g = _group_id(groups, ag)
+        if g != gid and g not in extra:
+            extra.append(g)
     return ResolvedUser(uid=uid, gid=gid, additional_gids=extra, home=home)
+
+
+def _group_id(groups: list[list[str]], spec: str) -> int:
+    """A ``--group-add`` value: a group name of the image, or any number."""
+    for e in groups:
+        if e[0] == spec and _int(e[2]) is not None:
+            return int(e[2])
+    g = _int(spec)
+    if g is None:
+        raise InvalidArgument(f"unable to find group {spec}: no matching entries in group "
+                              "file", exit_code=125)
+    if g >= 1 << 31:
+        raise InvalidArgument("uids and gids must be in range 0-2147483647", exit_code=125)
+    return g

@@ -69,6 +69,7 @@ def inspect(rec: ContainerRecord, image_lowers: list[str] | None = None) -> dict
             "Error": rec.error,
             "StartedAt": _ts(rec.started_at),
             "FinishedAt": _ts(rec.finished_at),
+            **({"Health": _health(rec)} if rec.health is not None else {}),
         },
         "Image": rec.image_id,
         "ResolvConfPath": f"{rec.dir}/resolv.conf",
@@ -99,6 +100,19 @@ def inspect(rec: ContainerRecord, image_lowers: list[str] | None = None) -> dict
     }
 
 
+def _health(rec: ContainerRecord) -> dict[str, Any]:
+    h = rec.health or {}
+    return {"Status": h.get("Status", "starting"), "FailingStreak": h.get("FailingStreak", 0),
+            "Log": h.get("Log") or []}
+
+
+def health_status(rec: ContainerRecord) -> str:
+    """``starting``/``healthy``/``unhealthy``, or ``none`` without a health check."""
+    if rec.health is None or not rec.config.get("Healthcheck"):
+        return "none"
+    return str(rec.health.get("Status", "starting"))
+
+
 # -- ps ------------------------------------------------------------------------------------
 def command_of(rec: ContainerRecord) -> str:
     """Docker's list Command: Path plus args, args with spaces in single quotes."""
@@ -126,7 +140,12 @@ def status_text(rec: ContainerRecord, now: float) -> str:
 
     if rec.status in ("running", "paused"):
         up = "Up " + human_duration(now - (rec.started_at or now))
-        return up + " (Paused)" if rec.status == "paused" else up
+        if rec.status == "paused":
+            return up + " (Paused)"
+        health = health_status(rec)
+        if health != "none":
+            return up + (" (health: starting)" if health == "starting" else f" ({health})")
+        return up
     if rec.status == "restarting":
         return (f"Restarting ({rec.exit_code or 0}) "
                 f"{human_duration(now - (rec.finished_at or now))} ago")
@@ -194,6 +213,9 @@ def build_filter(filters: dict[str, list[str]], find: Callable[[str], ContainerR
     for a in filters.get("ancestor", []):
         ancestors |= image_ids(a)
     names = [re.compile(n) for n in filters.get("name", [])]
+    for h in filters.get("health", []):
+        if h not in ("starting", "healthy", "unhealthy", "none"):
+            raise InvalidArgument(f"Unrecognised filter value for health: {h}")
 
     def pred(rec: ContainerRecord) -> bool:
         if "status" in filters and rec.status not in filters["status"]:
@@ -212,7 +234,9 @@ def build_filter(filters: dict[str, list[str]], find: Callable[[str], ContainerR
             return False
         if "ancestor" in filters and rec.image_id not in ancestors:
             return False
-        for k in ("volume", "network", "publish", "expose", "health"):
+        if "health" in filters and health_status(rec) not in filters["health"]:
+            return False
+        for k in ("volume", "network", "publish", "expose"):
             if k in filters:
                 if k == "network" and rec.config.get("HostConfig", {}).get(
                         "NetworkMode") in filters[k]:

@@ -23,6 +23,7 @@ from berth.oci.reference import Reference
 from berth.oci.tarsplit import TarSplitter
 from berth.store.layers import PendingLayer
 from berth.store.store import Store
+from berth.testpoints import pause
 
 
 def chain_id_of(parent: str | None, diff_id: str) -> str:
@@ -198,6 +199,7 @@ def commit_image(store: Store, layers: list[IngestedLayer], config: bytes, *,
     labels = json.dumps(((cfg.get("config") or {}).get("Labels")) or {})
     now = time.time()
     result = CommitResult(config_digest)
+    pause("before-commit")
     try:
         with store.db.tx() as tx:
             size = 0

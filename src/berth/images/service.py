@@ -17,7 +17,9 @@ from berth.errors import Conflict, InvalidReference, NotFound
 from berth.images.records import ImageRecord, RemoveResult
 from berth.oci import reference
 from berth.oci.digest import hex_of
+from berth.store.fsutil import remove_tree
 from berth.store.store import Store
+from berth.testpoints import pause
 
 _HEX_PREFIX = re.compile(r"^(?:sha256:)?([0-9a-f]{1,64})$")
 
@@ -254,7 +256,7 @@ class ImageService:
     def collect_garbage(self) -> int:
         """Delete layers and blobs nothing references; caller holds the exclusive lock."""
         freed = 0
-        gone: list[tuple[str, str]] = []
+        trash: list[str] = []
         with self.db.tx() as tx:
             from berth.images.usage import LAYER_DISK_SQL
 
@@ -264,11 +266,11 @@ class ImageService:
             freed += sum(r["disk"] for r in rows)  # what the disk gets back, not content
             # children first: a layer row's parent FK must not dangle mid-transaction
             for cid in sorted(dead, key=lambda c: -self._depth(tx, c)):
-                link = self.store.layers.unpublish(tx, cid)
-                if link is not None:
-                    gone.append((cid, link))
-        for cid, link in gone:  # files only once no row can point at them any more
-            self.store.layers.remove_files(cid, link)
+                trash += self.store.layers.unpublish(tx, cid)
+        pause("gc-after-rows")
+        for t in trash:  # only now that no row names them (crash-safe order)
+            remove_tree(t)
+        self.store.layers.sweep(self.db)
         live = self.referenced_blobs()
         for digest in list(self.store.content.list()):
             if digest not in live:

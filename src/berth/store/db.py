@@ -204,6 +204,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX compressed_blobs_digest ON compressed_blobs(digest)
     """,
+    # Health of a container with a health check (berth.container.health): Docker's
+    # State.Health as JSON (Status, FailingStreak, Log), written by every probe so the CLI
+    # and the API service read the same state.
+    """
+    ALTER TABLE containers ADD COLUMN health TEXT
+    """,
     # Storage accounting and one copy per layer (berth.images.onecopy, berth.images.usage):
     # the size of a layer's tar-split record (NULL: its tar blob is kept instead), each
     # container's writable layer size as of its last exit, when each image was last used
