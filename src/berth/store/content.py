@@ -174,9 +174,11 @@ class Ingestion:
         For a blob whose bytes the store keeps another way (a layer's tree + record).
         """
         try:
-            return self._verify()
+            digest = self._verify()
         finally:
             self.abort()
+        pause("after-blob")  # fault tests: the layer's bytes are in, no row names them yet
+        return digest
 
     def commit(self) -> str:
         """Verify, fsync and publish the blob; return its digest."""
