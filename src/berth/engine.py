@@ -524,7 +524,7 @@ class Engine:
             raise InvalidArgument(f"Container ID file found, make sure the other container "
                                   f"isn't running or delete {cidfile}")
         try:
-            with self._adding(), self.store.ingesting():  # a GC cannot take the image now
+            with self._adding():
                 image_id = self._image_for_run(opts.image, notify,
                                                policy=getattr(opts, "pull", "missing"),
                                                platform=getattr(opts, "platform", None))
