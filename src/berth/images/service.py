@@ -263,10 +263,12 @@ class ImageService:
         freed = 0
         trash: list[str] = []
         with self.db.tx() as tx:
-            rows = tx.query("SELECT chain_id, size FROM layers WHERE chain_id NOT IN "
-                            "(SELECT chain_id FROM image_layers)")
+            from berth.images.usage import LAYER_DISK_SQL
+
+            rows = tx.query(f"SELECT chain_id, {LAYER_DISK_SQL} AS disk FROM layers WHERE "
+                            "chain_id NOT IN (SELECT chain_id FROM image_layers)")
             dead = [r["chain_id"] for r in rows]
-            freed += sum(r["size"] for r in rows)
+            freed += sum(r["disk"] for r in rows)  # what the disk gets back, not content
             # children first: a layer row's parent FK must not dangle mid-transaction
             for cid in sorted(dead, key=lambda c: -self._depth(tx, c)):
                 trash += self.store.layers.unpublish(tx, cid)
@@ -278,7 +280,9 @@ class ImageService:
         for digest in list(self.store.content.list()):
             if digest not in live:
                 freed += self.store.content.delete(digest)
-        return freed
+        from berth.images.onecopy import drop_rebuildable_blobs
+
+        return freed + drop_rebuildable_blobs(self.store)
 
     def _depth(self, tx, chain_id: str) -> int:  # type: ignore[no-untyped-def]
         depth = 0

@@ -25,6 +25,7 @@ import shutil
 import stat
 import tarfile
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO, Literal, cast
 
@@ -72,17 +73,19 @@ class ApplyResult:
 
 def apply_layer(stream: BinaryIO, dest: str, *,
                 whiteouts: Literal["overlay", "flat"] = "overlay",
-                expected_diff_id: str | None = None) -> ApplyResult:
+                expected_diff_id: str | None = None,
+                tap: Callable[[bytes], None] | None = None) -> ApplyResult:
     """Unpack the layer in ``stream`` (gzip, zstd or plain tar) into the directory ``dest``.
 
     On any error ``dest`` may hold part of the layer; the caller throws it away. Nothing is
-    ever written outside it.
+    ever written outside it. ``tap`` sees every uncompressed byte in order (the store's
+    tar-split record is made from them, see :mod:`berth.oci.tarsplit`).
     """
     if whiteouts not in ("overlay", "flat"):
         raise InvalidArgument(f"whiteouts must be 'overlay' or 'flat', not {whiteouts!r}")
     if expected_diff_id is not None:
         validate(expected_diff_id)
-    reader = DigestingReader(open_decompressed(stream))
+    reader = DigestingReader(tapped(open_decompressed(stream), tap))
     window = _TailWindow(reader)
     applier = _Applier(dest, flat=whiteouts == "flat")
     try:
@@ -105,6 +108,30 @@ def apply_layer(stream: BinaryIO, dest: str, *,
         reader.verify(expected_diff_id)
     return ApplyResult(diff_id=reader.digest, size=reader.size,
                        unpacked_size=applier.unpacked_size)
+
+
+class _Tapped:
+    """A reader that shows every byte it returns to ``tap`` (read and readinto alike)."""
+
+    def __init__(self, raw: BinaryIO, tap: Callable[[bytes], None]) -> None:
+        self._raw = raw
+        self._tap = tap
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        if data:
+            self._tap(data)
+        return data
+
+    def readinto(self, buf: bytearray | memoryview) -> int:
+        data = self.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+
+def tapped(raw: BinaryIO, tap: Callable[[bytes], None] | None) -> BinaryIO:
+    """``raw`` itself without a tap, else a reader that feeds ``tap`` as it goes."""
+    return raw if tap is None else cast(BinaryIO, _Tapped(raw, tap))
 
 
 class _TailWindow:

@@ -43,11 +43,18 @@ class Store:
         self.tmp = os.path.join(self.root, "tmp")
         os.makedirs(self.tmp, exist_ok=True)
         self.reserve = Reserve(self.root)
+        # plain blobs of layers unpacked under a shared lock, deleted once the exclusive
+        # lock can be had (berth.images.onecopy.drop_pending)
+        self.pending_drops: set[str] = set()
         self.db = Database(os.path.join(self.root, "berth.db"), self.reserve.make_room,
                            self.reserve.take_back)
         self.content = ContentStore(self.root, self.tmp)
         self.layers = LayerStore(self.root, self.tmp)
         self._lock_path = os.path.join(self.root, "store.lock")
+
+    @property
+    def lock_path(self) -> str:
+        return self._lock_path
 
     @contextmanager
     def ingesting(self) -> Iterator[None]:
