@@ -328,8 +328,18 @@ class Engine(EngineApiMixin):
             wipe.unmount_all(paths)
             self.store.db.close()
             self._gone = True
+            self._stop_pause()
             wipe.remove_store_dirs(self.root, self.runroot)
         return counts
+
+    def _stop_pause(self) -> None:
+        """Rootless: end the store's pause process, as Podman's ``system reset``/``migrate``."""
+        from berth.procs import rootless
+
+        if rootless():
+            from berth.rootless.userns import stop
+
+            stop(self.store.runroot)
 
     def system_boot(self):  # type: ignore[no-untyped-def]
         """After a reboot: start the containers whose restart policy wants them running
@@ -760,9 +770,7 @@ class Engine(EngineApiMixin):
         stopped = [rec.id for rec in self.container_service.list() if rec.running]
         for cid in stopped:
             self.container_service.stop(cid)
-        from berth.rootless.userns import stop
-
-        stop(self.store.runroot)
+        self._stop_pause()
         return stopped
 
     def runtime_info(self) -> dict[str, Any]:

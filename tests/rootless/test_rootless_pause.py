@@ -63,3 +63,15 @@ def test_pause_death_keeps_running_containers_reachable(rootless_busybox):
     p = u.berth("ps", "-a", "--format", "{{.Names}} {{.State}}")
     assert p.stdout == "bg exited\n", (p.stdout, p.stderr)
     assert u.berth("rm", "bg").returncode == 0
+
+
+def test_system_reset_stops_pause(rootless_busybox):
+    u = rootless_busybox
+    p = u.berth("run", "-d", "--name", "bg", "--network", "none", "busybox", *SLEEPER)
+    assert p.returncode == 0, p.stderr
+    old = _pause(u)
+    p = u.berth("system", "reset", "-f")
+    assert p.returncode == 0, p.stderr
+    assert _gone(old), "pause process outlived system reset"
+    assert not os.path.exists(os.path.join(u.runroot, "pause.pid"))
+    assert not os.path.exists(u.store)
