@@ -79,3 +79,29 @@ def test_marker_classification(tmp_path):
     assert fuse_upper.marker(".wh..wh..opq", empty) == fuse_upper.SKIP
     assert fuse_upper.marker(".wh..opq", dev0) == fuse_upper.SKIP
     assert fuse_upper.marker(".wh.a", big) is None   # data: not a marker, refused upstream
+
+
+def test_tar_split_rebuilds_a_layer_with_whiteouts(tmp_path):
+    """A whiteout member is no file of the unpacked tree: the rebuild must not open it."""
+    import hashlib
+
+    from berth.oci.tarsplit import RebuiltTar, TarSplitter
+
+    (tmp_path / "u" / "d").mkdir(parents=True)
+    (tmp_path / "u" / "d" / "f").write_text("data")
+    os.mknod(tmp_path / "u" / "gone", 0o600 | 0o020000, 0)
+    buf = io.BytesIO()
+    write_layer(str(tmp_path / "u"), buf)
+    blob = buf.getvalue()
+    assert b".wh.gone" in blob
+    sp = TarSplitter()
+    sp.feed(blob)
+    record = sp.finish()
+    assert record is not None
+
+    def open_file(rel: bytes):  # type: ignore[no-untyped-def]
+        return open(tmp_path / "u" / rel.decode(), "rb")   # .wh.gone is not there
+
+    r = RebuiltTar(io.BytesIO(record), open_file,
+                   "sha256:" + hashlib.sha256(blob).hexdigest())
+    assert r.read() == blob
