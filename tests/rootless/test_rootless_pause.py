@@ -75,3 +75,13 @@ def test_system_reset_stops_pause(rootless_busybox):
     assert _gone(old), "pause process outlived system reset"
     assert not os.path.exists(os.path.join(u.runroot, "pause.pid"))
     assert not os.path.exists(u.store)
+
+
+def test_system_migrate_as_root_leaves_containers_alone(berth, busybox_image):
+    """Root has no pause process: ``migrate`` stops nothing."""
+    p = berth("run", "-d", "--name", "rbg", "--network", "none", "busybox", *SLEEPER)
+    assert p.returncode == 0, p.stderr
+    p = berth("system", "migrate")
+    assert (p.returncode, p.stdout) == (0, ""), p.stderr
+    assert berth("ps", "--format", "{{.Names}}").stdout == "rbg\n"
+    assert berth("rm", "-f", "rbg").returncode == 0
