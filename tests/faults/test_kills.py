@@ -12,7 +12,7 @@ import random
 import time
 
 import pytest
-from killing import (
+from faults.killing import (
     check,
     kill_after,
     kill_at,

@@ -18,7 +18,7 @@ import subprocess
 import time
 
 import pytest
-from killing import mounts, ok
+from faults.killing import mounts, ok
 
 pytestmark = pytest.mark.slow
 
