@@ -249,12 +249,12 @@ def test_commit_is_deterministic_and_untagged(engine, busybox_image):  # type: i
 
 def test_commit_errors(engine, busybox_image):  # type: ignore[no-untyped-def]
     r = cli("commit", "nope")
-    assert (r.returncode, r.stderr) == (1, "Error: No such container: nope\n")
+    assert (r.returncode, r.stderr) == (1, b"Error: No such container: nope\n")
     start(engine, "c2", "exec sleep 300")
     r = cli("commit", "-c", "BOGUS x", "c2")
-    assert (r.returncode, r.stderr) == (1, "Error: BOGUS is not a valid change command\n")
+    assert (r.returncode, r.stderr) == (1, b"Error: BOGUS is not a valid change command\n")
     r = cli("commit", "-c", "ENV", "c2")
-    assert (r.returncode, r.stderr) == (1, "Error: ENV requires at least one argument\n")
+    assert (r.returncode, r.stderr) == (1, b"Error: ENV requires at least one argument\n")
     assert json.loads(json.dumps(engine.images(all=True)[0].tags)) == ["docker.io/library/busybox:latest"]
 
 
