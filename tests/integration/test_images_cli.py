@@ -99,8 +99,9 @@ def test_short_id_everywhere(berth, imported):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("ref", ["Busybox", "bad//name", "a:" + "t" * 129, "-x", "UPPER:tag"])
 def test_invalid_reference(berth, imported, ref):  # type: ignore[no-untyped-def]
     r = berth("tag", "busybox", ref)
-    assert r.returncode in (1, 125)
-    if not ref.startswith("-"):
+    if ref.startswith("-"):  # a flag, not a reference: a usage error
+        assert r.returncode == 125 and r.stderr.startswith("Error: "), r.stderr
+    else:
         assert r.returncode == 1
         assert r.stderr.startswith("Error: invalid reference format"), r.stderr
         assert "Traceback" not in r.stderr

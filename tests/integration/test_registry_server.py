@@ -625,16 +625,17 @@ def test_upload_survives_restart(tmp_server, tmp_path: Path) -> None:  # type: i
 
 # -- CLI: flags, curl, signals, gc -------------------------------------------------------
 
-@pytest.mark.parametrize("args,needle", [
-    (["serve", "--addr", "nonsense"], "invalid --addr"),
-    (["serve", "--bogus"], "unknown flag: --bogus"),
-    (["serve", "--tls-cert", "/nonexistent"], "--tls-cert and --tls-key"),
-    (["serve", "--tls-cert", "/nonexistent", "--tls-key", "/nonexistent"], "TLS"),
-    (["frobnicate"], "unknown command"),
+@pytest.mark.parametrize("args,needle,code", [
+    (["serve", "--addr", "nonsense"], "invalid --addr", 1),
+    (["serve", "--bogus"], "unknown flag: --bogus", 125),
+    (["serve", "--tls-cert", "/nonexistent"], "--tls-cert and --tls-key", 125),
+    (["serve", "--tls-cert", "/nonexistent", "--tls-key", "/nonexistent"], "TLS", 1),
+    (["frobnicate"], "unknown command", 125),
 ])
-def test_cli_bad_flags(args: list[str], needle: str) -> None:
+def test_cli_bad_flags(args: list[str], needle: str, code: int) -> None:
     r = subprocess.run(berth_cmd("registry", *args), capture_output=True, text=True, timeout=30)
-    assert r.returncode != 0 and r.stderr.startswith("Error: ") and needle in r.stderr
+    assert r.returncode == code and r.stderr.startswith("Error: ") and needle in r.stderr
+    assert "Traceback" not in r.stderr and r.stdout == ""
     assert r.stdout == ""
 
 
