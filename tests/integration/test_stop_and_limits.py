@@ -4,6 +4,7 @@ cgroup files the kernel enforces, the gaps between restarts), not by ``inspect``
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
@@ -117,7 +118,7 @@ def test_restart_backoff_doubles_and_resets(berth, busybox_image, tmp_path):
                   len(starts_file.read_text().split()) == 7, timeout=60)
     assert _until(lambda: _inspect(berth, "bo")["State"]["Status"] == "exited")
     starts = [float(x) for x in starts_file.read_text().split()]
-    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     gaps[4] -= 10.3  # the long run itself
     want = [0.1, 0.2, 0.4, 0.8, 0.1, 0.2]
     # each gap is the backoff plus the cost of one exit and start (well under a second
