@@ -375,3 +375,33 @@ def test_rebuild_leaves_dangling_image(berth, busybox_image, tmp_path):  # type:
     assert r.returncode == 0 and first in r.stdout
     assert berth("images", "-q", "-f", "dangling=true").stdout.strip() == ""
     assert berth("run", "--rm", "--network", "none", "app", "cat", "/f").stdout == "2"
+
+
+def test_build_pull_takes_the_registry_copy_of_the_base(berth, busybox_image, tmp_path):  # type: ignore[no-untyped-def]
+    """Without ``--pull`` the local base is used; with it, the registry's newer one."""
+    from test_registry_server import Server
+
+    reg = Server(tmp_path / "storage", log=tmp_path / "registry.log")
+    try:
+        base = reg.url.split("://", 1)[1] + "/base:1"
+        for version in ("two", "one"):  # the registry gets "two", the local tag "one"
+            ctx = write(tmp_path / f"base-{version}",
+                        {"Dockerfile": f"FROM busybox\nRUN echo {version} > /v\n"})
+            r = berth("build", "-q", "-t", base, str(ctx))
+            assert r.returncode == 0, r.stderr
+            if version == "two":
+                r = berth("push", base)
+                assert r.returncode == 0, r.stderr
+        ctx = write(tmp_path / "app", {"Dockerfile": f"FROM {base}\nRUN cat /v > /seen\n"})
+        r = berth("build", "-t", "local-base", str(ctx))
+        assert r.returncode == 0, r.stderr
+        assert run_out(berth, "local-base", "cat", "/seen") == "one\n"
+        r = berth("build", "--pull", "-t", "pulled-base", str(ctx))
+        assert r.returncode == 0, r.stderr
+        assert run_out(berth, "pulled-base", "cat", "/seen") == "two\n"
+        assert run_out(berth, base, "cat", "/v") == "two\n"  # the local tag moved too
+    finally:
+        reg.stop()
+    # the registry is gone: --pull must fail rather than quietly use the local base
+    r = berth("build", "--pull", "-t", "x", str(ctx))
+    assert r.returncode == 1 and r.stderr.startswith("Error") and "Traceback" not in r.stderr
