@@ -90,9 +90,11 @@ def test_exec_env_user_workdir(berth, busybox_image):
     r = berth("exec", "ex", "sh", "-c", "id -u; pwd")  # defaults: the container's
     assert r.stdout == "0\n/\n"
     r = berth("exec", "-w", "/nonexistent", "ex", "pwd")
-    assert r.returncode != 0 and r.stderr.startswith("Error")
+    assert r.returncode == 127 and r.stderr.startswith("Error: exec failed: ") and \
+        '("/nonexistent")' in r.stderr, r.stderr
     r = berth("exec", "-u", "nosuchuser", "ex", "true")
-    assert r.returncode != 0 and "nosuchuser" in r.stderr and "Traceback" not in r.stderr
+    assert (r.returncode, r.stderr) == (
+        125, "Error: unable to find user nosuchuser: no matching entries in passwd file\n")
     berth("rm", "-f", "ex")
 
 
