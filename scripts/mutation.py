@@ -46,7 +46,7 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
     "digest": ("src/berth/oci/digest.py",
                ["tests/unit/test_digest.py", "tests/unit/test_archives.py"]),
     "locks": ("src/berth/store/locks.py",
-              ["tests/integration/test_store_lock.py"]),
+              ["tests/unit/test_store_locks.py", "tests/integration/test_store_lock.py"]),
 }
 
 
