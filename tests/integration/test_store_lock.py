@@ -108,3 +108,27 @@ def test_gc_during_load(engine, tmp_path):
     assert engine.images() == []
 
     _ingest_rounds(engine, tmp_path, "prune", lambda i: engine.load(archives[i]))
+
+
+@pytest.mark.slow
+def test_gc_during_pull(engine, tmp_path):
+    from test_registry_server import Server
+
+    reg = Server(tmp_path / "storage", log=tmp_path / "registry.log")
+    try:
+        host = reg.url.split("://", 1)[1]
+        for i in range(ROUNDS):  # the registry has them all, the store none
+            engine.import_image(io.BytesIO(_rootfs(i)), f"{host}/img{i}:1")
+            engine.push(f"{host}/img{i}:1")
+            engine.rmi([f"{host}/img{i}:1"])
+        assert engine.images() == []
+
+        _ingest_rounds(engine, tmp_path, "prune", lambda i: _pull_tagged(engine, host, i))
+    finally:
+        reg.stop()
+
+
+def _pull_tagged(engine, host: str, i: int) -> None:  # type: ignore[no-untyped-def]
+    """Pull, then give the image the name the round check looks for."""
+    engine.pull(f"{host}/img{i}:1")
+    engine.tag(f"{host}/img{i}:1", f"img{i}:1")
