@@ -317,3 +317,18 @@ def test_failed_apply_closes_its_fds(dest: Path) -> None:
     with pytest.raises(Exception):
         apply(make_tar([file("a/b/c"), symlink("s", "/"), file("s/x")]), dest)
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_many_directories_do_not_exhaust_fds(dest: Path) -> None:
+    """The cache of directory fds is bounded: a layer with thousands of directories
+    applies under a file limit well below their number."""
+    import resource
+
+    tar = make_tar([file(f"d{i}/sub/f", b"x") for i in range(1500)])
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (800, hard))
+    try:
+        apply(tar, dest)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert len(os.listdir(dest)) == 1500 and (dest / "d1499/sub/f").read_bytes() == b"x"
