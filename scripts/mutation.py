@@ -77,18 +77,52 @@ def _mutmut(work: Path, *args: str) -> int:
                           env=_env(work)).returncode
 
 
+def _summary(work: Path) -> None:
+    """Kill rate per module and each survivor's changed line, from mutmut's cache."""
+    import sqlite3
+
+    db = sqlite3.connect(work / ".mutmut-cache")
+    rows = db.execute("SELECT m.id, m.status, l.line_number, sf.filename FROM Mutant m "
+                      "JOIN Line l ON m.line = l.id JOIN SourceFile sf ON l.sourcefile = sf.id "
+                      "ORDER BY sf.filename, l.line_number, m.id").fetchall()
+    by_file: dict[str, list[tuple[int, str, int]]] = {}
+    for mid, status, line, filename in rows:
+        by_file.setdefault(filename, []).append((mid, status, line))
+    for filename, mutants in by_file.items():
+        tested = [m for m in mutants if m[1] != "untested"]
+        # a timeout is a kill (the tests noticed); "suspicious" passed slowly: a survivor
+        killed = [m for m in tested if m[1] in ("ok_killed", "bad_timeout")]
+        rate = 100 * len(killed) / len(tested) if tested else 0.0
+        print(f"\n### {filename}: {len(killed)}/{len(tested)} killed ({rate:.0f}%), "
+              f"{len(mutants) - len(tested)} not run\n")
+        for mid, status, line in mutants:
+            if status not in ("bad_survived", "ok_suspicious"):
+                continue
+            diff = subprocess.run([sys.executable, "-m", "mutmut", "show", str(mid)], cwd=work,
+                                  env=_env(work), capture_output=True, text=True,
+                                  check=False).stdout
+            changed = [x[1:].strip() for x in diff.splitlines()
+                       if x.startswith("+") and not x.startswith("+++")]
+            print(f"- #{mid} line {line}: `{' / '.join(changed)[:120]}`")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("modules", nargs="*", choices=[[], *TARGETS], metavar="MODULE",
                     help=f"some of: {', '.join(TARGETS)} (default: all)")
     ap.add_argument("--results", action="store_true", help="print the results so far")
     ap.add_argument("--show", metavar="ID", help="print one mutant's diff")
+    ap.add_argument("--summary", action="store_true",
+                    help="per module: mutants, killed, survivors with their diff (markdown)")
     a = ap.parse_args()
     work = Path(os.environ.get("BERTH_MUTATION_DIR", "/var/tmp/berth-mutation"))
     if a.results:
         return _mutmut(work, "results")
     if a.show:
         return _mutmut(work, "show", a.show)
+    if a.summary:
+        _summary(work)
+        return 0
     _sync(work)
     rc = 0
     for name in a.modules or list(TARGETS):

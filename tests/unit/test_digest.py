@@ -21,7 +21,7 @@ H128 = "b" * 128
     "sha256:" + H128, H64, "sha256/" + H64,
 ])
 def test_malformed_digests_refused(bad):
-    with pytest.raises(InvalidDigest):
+    with pytest.raises(InvalidDigest, match=r"^invalid digest: "):
         d.validate(bad)
     assert d.is_digest(bad) is False
     with pytest.raises(InvalidDigest):
