@@ -244,11 +244,16 @@ def test_pids_limit(env):
     assert "can't fork" in err or "Resource temporarily unavailable" in err
 
 
-# Lists every directory the container's init holds open (and its cwd), and their parents:
-# a host directory leaked into the container (CVE-2024-21626 leaked /sys/fs/cgroup) shows
-# host files here.
+# Lists every directory the container's init holds open (and its cwd), their parents and
+# what is 8 levels up, the host's / if the fd is a host directory: CVE-2024-21626 leaked
+# a host fd (/sys/fs/cgroup) into the container, and from it the host's whole tree.
 FD_PROBE = ("readlink /proc/1/cwd; for fd in /proc/1/fd/*; do ls -a \"$fd/\" \"$fd/../\" "
-            "\"$fd/../../\" 2>/dev/null; done; echo probed")
+            "\"$fd/../../\" \"$fd/../../../../../../../../\" 2>/dev/null; done; echo probed")
+
+
+def _host_only_root_names(lower: str) -> set[str]:
+    """Names in the host's / that the test image's root does not have."""
+    return set(os.listdir("/")) - set(os.listdir(lower)) - {"lost+found"}
 
 
 def test_cwd_fd_escape_refused(env):
@@ -268,6 +273,7 @@ def test_no_host_directory_leaks_into_the_container(env):
     code, out, err, _, _ = env.run(["sh", "-c", FD_PROBE])
     assert code == 0 and out.splitlines()[0] == "/" and out.endswith("probed\n"), err
     assert marker not in out
+    assert not _host_only_root_names(env.lower) & set(out.split()), out
 
 
 def test_fd_probe_detects_a_leaked_host_directory(env):
@@ -281,6 +287,7 @@ def test_fd_probe_detects_a_leaked_host_directory(env):
                         f"--preserve-fds 1 --bundle {shlex.quote(paths.bundle)} {cid}"],
                        capture_output=True, text=True, timeout=60, check=False)
     assert marker in r.stdout, (r.stdout, r.stderr)
+    assert _host_only_root_names(env.lower) <= set(r.stdout.split())  # the host's / too
 
 
 def test_only_stdio_fds(env):
