@@ -283,9 +283,10 @@ def test_fd_probe_detects_a_leaked_host_directory(env):
     open(os.path.join(env.base, marker), "w").close()
     cid, paths, _ = env.prepare(["sh", "-c", FD_PROBE])
     runtime = " ".join(shlex.quote(a) for a in env.rt.base())
-    r = subprocess.run(["sh", "-c", f"exec 3<{shlex.quote(env.base)}; exec {runtime} run "
-                        f"--preserve-fds 1 --bundle {shlex.quote(paths.bundle)} {cid}"],
-                       capture_output=True, text=True, timeout=60, check=False)
+    script = (f"exec 3<{shlex.quote(env.base)}; exec {runtime} run --preserve-fds 1 "
+              f"--bundle {shlex.quote(paths.bundle)} {cid}")
+    r = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=60,
+                       check=False)
     assert marker in r.stdout, (r.stdout, r.stderr)
     assert _host_only_root_names(env.lower) <= set(r.stdout.split())  # the host's / too
 
