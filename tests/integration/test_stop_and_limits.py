@@ -55,7 +55,7 @@ def test_stop_timeout(berth, busybox_image, timeout):
     t0 = time.monotonic()
     assert berth("stop", "st").returncode == 0
     took = time.monotonic() - t0
-    assert timeout - 0.1 <= took < timeout + 3, took
+    assert timeout - 0.1 <= took < timeout + 5, took  # Docker's default would be 10 s
     assert _inspect(berth, "st")["State"]["ExitCode"] == 137
     berth("rm", "st")
 
