@@ -132,6 +132,8 @@ def main() -> int:
         print(f"== {name}: {module}", flush=True)
         rc |= _mutmut(work, "run", "--paths-to-mutate", module, "--tests-dir", "tests",
                       "--runner", runner, "--disable-mutation-types", "string",
+                      # generous: on a shared, loaded machine a slow run is not a kill
+                      "--test-time-base", "30", "--test-time-multiplier", "3",
                       "--no-progress")
     _mutmut(work, "results")
     # mutmut's own exit code is a bit mask of survivors/timeouts: report, do not fail make

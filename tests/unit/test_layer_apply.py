@@ -332,3 +332,30 @@ def test_many_directories_do_not_exhaust_fds(dest: Path) -> None:
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert len(os.listdir(dest)) == 1500 and (dest / "d1499/sub/f").read_bytes() == b"x"
+
+
+def _big_members(n: int) -> list[dict[str, object]]:
+    """Members whose data spans several read buffers (the corruption check's window)."""
+    return [file(f"big{i}", bytes([i]) * (700 * 1024 + 333 * i)) for i in range(n)]
+
+
+@pytest.mark.parametrize("where", ["after-first", "middle", "last"])
+def test_corrupt_header_deep_in_a_large_layer(dest: Path, where: str) -> None:
+    """tarfile stops silently at a bad header after the first: berth looks at the block
+    where it stopped, however far into a multi-megabyte stream that is."""
+    members = _big_members(6)
+    index = {"after-first": 1, "middle": 3, "last": 5}[where]
+    head = make_tar(members[:index], end=False)
+    tail = make_tar(members[index:])
+    bad = head + bytes(range(256)) * 2 + tail[512:]  # the next member's header garbled
+    with pytest.raises(InvalidArchive, match=f"corrupt or truncated header at byte {len(head)}"):
+        apply(bad, dest)
+
+
+@pytest.mark.parametrize("end", [True, False])
+def test_large_layer_ends_cleanly(dest: Path, end: bool) -> None:
+    """Zeros or a plain EOF after the last member is a clean end, also after many MiB."""
+    members = _big_members(6)
+    apply(make_tar(members, end=end), dest)
+    for i in range(6):
+        assert (dest / f"big{i}").stat().st_size == 700 * 1024 + 333 * i
