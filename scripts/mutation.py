@@ -32,9 +32,11 @@ REPO = Path(__file__).resolve().parent.parent
 # name -> (module, tests that cover it)
 TARGETS: dict[str, tuple[str, list[str]]] = {
     "caps": ("src/berth/container/caps.py",
-             ["tests/security/test_container_security.py"]),
+             ["tests/unit/test_caps.py", "tests/security/test_container_security.py"]),
     "seccomp": ("src/berth/container/seccomp.py",
-                ["tests/security/test_container_security.py"]),
+                ["tests/unit/test_seccomp_convert.py",
+                 "tests/security/test_container_security.py",
+                 "tests/integration/test_runtime_lowlevel.py::test_mount_refused"]),
     "rootpath": ("src/berth/container/rootpath.py",
                  ["tests/security/test_cp_symlink_race.py",
                   "tests/integration/test_container_files.py"]),
