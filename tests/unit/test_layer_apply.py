@@ -359,3 +359,24 @@ def test_large_layer_ends_cleanly(dest: Path, end: bool) -> None:
     apply(make_tar(members, end=end), dest)
     for i in range(6):
         assert (dest / f"big{i}").stat().st_size == 700 * 1024 + 333 * i
+
+
+def test_flat_whiteout_keeps_this_layers_implicit_parents(dest: Path) -> None:
+    """Directories a layer made only as parents of its own files are its own too: a
+    whiteout later in the same layer does not remove them (flat mode)."""
+    apply(make_tar([file("a/b/f", b"mine"), whiteout("a/b"), whiteout("a")]), dest,
+          whiteouts="flat")
+    assert (dest / "a/b/f").read_bytes() == b"mine"
+
+
+def test_repeated_directory_members_do_not_leak_fds(dest: Path) -> None:
+    import resource
+
+    tar = make_tar([dir("d") for _ in range(1500)] + [file("d/f", b"x")])
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (400, hard))
+    try:
+        apply(tar, dest)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert (dest / "d/f").read_bytes() == b"x"
