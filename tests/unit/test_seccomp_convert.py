@@ -74,10 +74,12 @@ def test_min_kernel(monkeypatch):
     profile = {"syscalls": [
         _rule(["old"], includes={"minKernel": "4.8"}),
         _rule(["same"], includes={"minKernel": "5.10"}),
+        _rule(["patch_level"], includes={"minKernel": "5.10.7"}),  # major.minor only
         _rule(["minor_newer"], includes={"minKernel": "5.11"}),
         _rule(["major_newer"], includes={"minKernel": "6.1"}),
     ]}
-    assert _names(seccomp.convert(profile, frozenset(), gate=False)) == {"old", "same"}
+    assert _names(seccomp.convert(profile, frozenset(), gate=False)) == {
+        "old", "same", "patch_level"}
 
 
 def test_kernel_version_parsing(monkeypatch):
