@@ -9,7 +9,7 @@ BERTH     := $(VENV)/bin/berth
 # /usr/bin/python3 starts in ~20 ms; a pyenv shim first on PATH can take ~170 ms per start.
 BASE_PY   := $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -v python3)
 RUN_PKGS  := crun runc conmon catatonit busybox-static iproute2 nftables iptables
-TEST_PKGS := skopeo podman docker-registry umoci golang-github-containers-common curl apache2-utils
+TEST_PKGS := skopeo podman docker-registry umoci golang-github-containers-common curl apache2-utils mmdebstrap
 PYTEST_ARGS ?=
 
 .PHONY: demo test mutation deps-run deps-test venv clean-demo

@@ -51,8 +51,8 @@ def berth_engine(tmp: str, tar: str, ctx: str) -> tuple[list[str], list[str], di
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # measure berth as installed: .pyc cached
     subprocess.run([PY, "-m", "berth", "import", tar, "busybox:latest"], env=env, check=True,
                    capture_output=True)
-    build = [PY, "-m", "berth", "build", "-f", os.path.join(ctx, "Dockerfile.berth"),
-             "-t", "bench", ctx]
+    build = [PY, "-m", "berth", "build", "--network", "none", "-f",
+             os.path.join(ctx, "Dockerfile.berth"), "-t", "bench", ctx]
     return [*build[:4], "--no-cache", *build[4:]], build, env
 
 

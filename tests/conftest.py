@@ -14,8 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import leaks
 import pytest
+
+import leaks
 
 BUSYBOX = "/bin/busybox"
 REPO = Path(__file__).resolve().parent.parent
@@ -93,3 +94,26 @@ def pytest_runtest_makereport(item, call):  # type: ignore[no-untyped-def]
         reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
         rep.outcome = "failed"
         rep.longrepr = f"security test skipped in CI ({reason}): install what it needs"
+
+
+@pytest.fixture(scope="session")
+def debian_tar() -> Path:
+    """The cached Debian bookworm rootfs tar (mmdebstrap, built once per machine)."""
+    sys.path.insert(0, str(REPO / "tests"))
+    try:
+        from debian import debian_rootfs_tar
+    finally:
+        sys.path.pop(0)
+    return debian_rootfs_tar()
+
+
+@pytest.fixture
+def debian_image(engine, debian_tar):  # type: ignore[no-untyped-def]
+    """``debian:bookworm`` imported into this test's store; returns the image ID."""
+    sys.path.insert(0, str(REPO / "tests"))
+    try:
+        from debian import IMAGE_CHANGES
+    finally:
+        sys.path.pop(0)
+    with open(debian_tar, "rb") as f:
+        return engine.import_image(f, "debian:bookworm", changes=list(IMAGE_CHANGES))

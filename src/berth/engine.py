@@ -129,6 +129,13 @@ class Engine:
 
         return check(self.store, repair=repair)
 
+    def system_boot(self):  # type: ignore[no-untyped-def]
+        """After a reboot: start the containers whose restart policy wants them running
+        (see :mod:`berth.container.boot`); returns a ``BootResult``."""
+        from berth.container.boot import boot
+
+        return boot(self.container_service)
+
     def df(self) -> list[dict[str, Any]]:
         """``system df`` rows: Images, Containers, Local Volumes, Build Cache."""
         recs = self.image_service.list()
@@ -195,12 +202,21 @@ class Engine:
                     tls_verify=tls_verify, progress=progress, max_concurrent=max_concurrent)
 
     def push(self, name: str, *, all_tags: bool = False, tls_verify: bool = True,
-             progress: Any = None, max_concurrent: int = 3) -> list[Any]:
-        """``docker push``: returns one :class:`~berth.registry.client.push.PushResult` per tag."""
+             progress: Any = None, max_concurrent: int = 3,
+             compression_format: str | None = None,
+             compression_level: int | None = None) -> list[Any]:
+        """``docker push``: returns one :class:`~berth.registry.client.push.PushResult` per tag.
+
+        Layers stored uncompressed go out gzip-compressed unless ``compression_format``
+        (``gzip``/``zstd``) says otherwise; compressed layers go as they are unless a
+        different format is asked for.
+        """
         from berth.registry.client.push import push
+        from berth.registry.client.push_layers import Compression
 
         return push(self.store, name, all_tags=all_tags, tls_verify=tls_verify,
-                    progress=progress, max_concurrent=max_concurrent)
+                    progress=progress, max_concurrent=max_concurrent,
+                    compression=Compression(compression_format, compression_level))
 
     def login(self, server: str | None, username: str, password: str, *,
               tls_verify: bool = True) -> str:
@@ -250,22 +266,25 @@ class Engine:
     def container_run(self, opts: Any, *, notify: Any = None, stdin_fd: int | None = None,
                       stdout_fd: int = 1, stderr_fd: int = 2):  # type: ignore[no-untyped-def]
         """``run``: create + start; foreground returns ``(record, exit code or None)``."""
+        from berth.errors import PortAllocated
+
         svc = self.container_service
         rec = self.container_create(opts, notify=notify, keep_mounted=True)
-        if opts.detach:
-            try:
-                svc.start(rec.id)
-            except BaseException:
-                if opts.auto_remove:
-                    svc.remove(rec.id, force=True, volumes=True)
-                raise
-            return rec, None
         try:
+            if opts.detach:
+                svc.start(rec.id)
+                return rec, None
             code = svc.run_attached(rec, stdin_fd=stdin_fd, stdout_fd=stdout_fd,
                                     stderr_fd=stderr_fd)
-        except BaseException:
-            if opts.auto_remove and svc.find(rec.id) is not None:
-                svc.remove(rec.id, force=True, volumes=True)
+        except BaseException as e:
+            # A host port taken between create's check and the start (parallel runs on one
+            # port) ends like the check itself catching it: no Created container is left.
+            if (opts.auto_remove or isinstance(e, PortAllocated)) and \
+                    svc.find(rec.id) is not None:
+                try:
+                    svc.remove(rec.id, force=True, volumes=True)
+                except Exception:  # noqa: BLE001 - the start's error is the one to report
+                    pass
             raise
         return rec, code
 
@@ -470,9 +489,9 @@ class Engine:
         """``commit``: the container's upper dir becomes a new image; returns its ID."""
         from berth.container.commit import commit
         from berth.container.diff import mount_targets, placeholders
-        from berth.oci import reference
+        from berth.images.ingest import parse_tag
 
-        tags = [reference.parse_named_tagged(ref)] if ref else []
+        tags = [parse_tag(ref)] if ref else []
         rec = self.container(name)
         svc = self.container_service
         skip = placeholders(rec.upper, self._lowers(rec.image_id), mount_targets(rec.bundle))

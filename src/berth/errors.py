@@ -54,6 +54,12 @@ class Conflict(BerthError):
     http_status = 409
 
 
+class PortAllocated(Conflict):
+    """A host port another container (or any process) holds: Docker's ``port is already
+    allocated``. Its own type so ``run`` can tell it from other start failures and remove
+    the container it made, as when ``create`` catches the clash itself."""
+
+
 class DigestMismatch(InvalidArgument):
     """Bytes did not hash to the digest (or size) they were announced with."""
 
@@ -127,3 +133,54 @@ class DockerfileError(InvalidArgument):
     The message names the file and line (``Dockerfile:7: unknown instruction: RUNN``) so the
     user can jump straight to the culprit; build planning errors reuse it for the same reason.
     """
+
+
+class NoSpace(BerthError):
+    """The filesystem holding the store (or the user's quota on it) is full.
+
+    Raised by :func:`translate` for ``ENOSPC``/``EDQUOT`` and for SQLite's full-disk errors,
+    so every layer can let those escape and the user still reads one line.
+    """
+
+    http_status = 507
+    MESSAGE = "no space left on device"
+
+
+_NO_SPACE_ERRNOS = (28, 122)  # ENOSPC, EDQUOT
+# What SQLite says when the WAL or its shared-memory index cannot grow on a full disk.
+_NO_SPACE_SQLITE = ("database or disk is full", "disk i/o error")
+
+
+def is_no_space(e: BaseException) -> bool:
+    """Whether ``e`` (or what caused it) means the disk or quota is full."""
+    seen = 0
+    cur: BaseException | None = e
+    while cur is not None and seen < 8:
+        if isinstance(cur, NoSpace):
+            return True
+        if isinstance(cur, OSError) and cur.errno in _NO_SPACE_ERRNOS:
+            return True
+        if type(cur).__module__ == "sqlite3" and \
+                any(m in str(cur).lower() for m in _NO_SPACE_SQLITE):
+            return True
+        cur = cur.__cause__ or cur.__context__
+        seen += 1
+    return False
+
+
+def translate(e: BaseException) -> BaseException:
+    """``e`` as the typed error a user should see when it is a known environmental failure.
+
+    The one place that turns a full disk (``OSError`` ENOSPC/EDQUOT, SQLite's "database or
+    disk is full"/"disk I/O error") into ``no space left on device``; the CLI, the API and
+    the multi-container commands all call it, so no traceback escapes from any of them.
+    Anything else is returned unchanged.
+    """
+    if is_no_space(e):
+        return e if isinstance(e, NoSpace) else NoSpace(NoSpace.MESSAGE)
+    if isinstance(e, BerthError):
+        return e
+    if isinstance(e, OSError) and e.errno == 30:  # EROFS
+        return BerthError(f"{e.filename}: read-only file system" if e.filename
+                          else "read-only file system")
+    return e

@@ -170,7 +170,7 @@ def parse_timestamp(text: str, now: float | None = None) -> float:
         now = time.time()
     if value != "0":
         try:
-            return now - parse_duration(value)
+            return _clamp_time(now - parse_duration(value))
         except InvalidArgument:
             pass
     m = _DATETIME_RE.match(value)
@@ -179,8 +179,17 @@ def parse_timestamp(text: str, now: float | None = None) -> float:
     if "-" in value:
         raise InvalidArgument(f'parsing time "{value}": not an RFC 3339 timestamp')
     if _UNIX_RE.match(value):
-        return float(value)
+        return _clamp_time(float(value))
     raise InvalidArgument(f'failed to parse value as time or duration: "{value}"')
+
+
+_TIME_MIN, _TIME_MAX = -62135596800.0, 253402300799.0  # 0001-01-01 .. 9999-12-31 UTC
+
+
+def _clamp_time(t: float) -> float:
+    """Keep a timestamp where Python's datetime can follow (``--since 1e20`` means "never");
+    the order of times, all a filter needs, is unchanged."""
+    return min(max(t, _TIME_MIN), _TIME_MAX)
 
 
 def _datetime_seconds(value: str, m: re.Match[str]) -> float:

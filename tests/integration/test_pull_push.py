@@ -322,7 +322,9 @@ class FakeRegistry:
     """A minimal distribution API over a dict, with knobs for misbehaving.
 
     ``corrupt``: digests whose blob is served with one byte flipped; ``truncate``: digests
-    whose body stops half-way; ``token``: require Bearer tokens from ``/token`` (user
+    whose body stops half-way; ``truncate_once``: digests whose first GET stops half-way
+    and that are then served with ``Range`` support (``Accept-Ranges: bytes``, 206 answers,
+    the offsets asked for kept in ``range_starts``); ``token``: require Bearer tokens from ``/token`` (user
     ``alice``/``secret``), each token valid for ``token_uses`` requests.
     """
 
@@ -332,6 +334,8 @@ class FakeRegistry:
         self.uploads: dict[str, bytearray] = {}
         self.corrupt: set[str] = set()
         self.truncate: set[str] = set()
+        self.truncate_once: set[str] = set()
+        self.range_starts: list[int] = []
         self.blob_gets: dict[str, int] = {}
         self.token = token
         self.token_uses = token_uses
@@ -456,6 +460,18 @@ class FakeRegistry:
                         self._send(200, data[: len(data) // 2], length=len(data))
                         self.close_connection = True
                         return
+                    if digest in fake.truncate_once:
+                        rng = self.headers.get("Range", "")
+                        if not rng:
+                            self._send(200, data[: len(data) // 2], {"Accept-Ranges": "bytes"},
+                                       length=len(data))
+                            self.close_connection = True
+                            return
+                        start = int(rng.removeprefix("bytes=").split("-")[0])
+                        fake.range_starts.append(start)
+                        return self._send(206, data[start:], {
+                            "Accept-Ranges": "bytes",
+                            "Content-Range": f"bytes {start}-{len(data) - 1}/{len(data)}"})
                     return self._send(200, data)
                 self._send(404)
 
@@ -525,6 +541,18 @@ def test_truncated_body_is_retried_then_reported(engine, fake) -> None:
         engine.pull(f"{fake.host}/test/app:v1")
     assert fake.blob_gets[layer_digests[0]] == 3  # first try + two retries
     assert engine.images() == [] and engine.system_check().ok
+
+
+def test_dropped_download_resumes_with_a_range_request(engine, fake) -> None:
+    tar = layer_tar("resume", 400)
+    layer_digests, cfg = fake.add_image("v1", [tar])
+    fake.truncate_once.add(layer_digests[0])
+    (res,) = engine.pull(f"{fake.host}/test/app:v1")
+    assert res.image_id == cfg
+    half = len(fake.blobs[layer_digests[0]]) // 2
+    assert fake.blob_gets[layer_digests[0]] == 2  # the first GET and one Range request
+    assert fake.range_starts == [half]  # resumed from the bytes received, not from 0
+    assert engine.system_check().ok  # the digest and diff ID checks covered every byte
 
 
 def test_registry_killed_mid_pull_leaves_store_consistent(engine, tmp_path_factory) -> None:

@@ -786,3 +786,32 @@ def test_large_blob_streams_without_buffering(server: Server) -> None:
     status = Path(f"/proc/{server.proc.pid}/status").read_text()
     peak_kib = int(next(ln for ln in status.splitlines() if ln.startswith("VmHWM")).split()[1])
     assert peak_kib < 160 * 1024, f"server peak RSS {peak_kib} KiB"
+
+
+def test_malformed_requests_are_one_log_line_each(tmp_path: Path) -> None:
+    """Garbage on the wire gets a 400 and one log line (who, status, why), no traceback."""
+    import socket
+
+    s = Server(tmp_path / "storage", log=tmp_path / "log")
+    try:
+        host, port = s.url.split("://")[1].rsplit(":", 1)
+        bad = [b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+               b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n",
+               b"GET / HTTP/9.9\r\nHost: x\r\n\r\n"]
+        for payload in bad:
+            with socket.create_connection((host, int(port)), timeout=10) as conn:
+                conn.sendall(payload)
+                assert conn.recv(64).startswith(b"HTTP/1.0 400 ")
+        with httpx.Client(base_url=s.url, timeout=10) as cl:  # and the server still serves
+            assert cl.get("/v2/").status_code == 200
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            lines = [ln for ln in s.log.read_text().splitlines()
+                     if not ln.startswith("listening on ")]
+            if len(lines) >= len(bad):
+                break
+            time.sleep(0.05)
+    finally:
+        s.stop()
+    assert len(lines) == len(bad), lines
+    assert all(ln.startswith("bad HTTP request from 127.0.0.1: 400 ") for ln in lines), lines

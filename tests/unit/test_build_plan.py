@@ -6,7 +6,7 @@ import pytest
 
 from berth.build.cachekey import step_cache_key
 from berth.build.parser import parse_dockerfile
-from berth.build.plan import plan, platform_args
+from berth.build.plan import DEFAULT_PATH, plan, platform_args
 from berth.errors import DockerfileError
 
 
@@ -112,8 +112,18 @@ def test_env_same_value_within_instruction_and_base_env():
 def test_child_stage_inherits_env_and_args():
     text = "FROM a AS base\nARG V=1\nENV E=e\nFROM base\nRUN x\nWORKDIR /$E/$V\n"
     s = P(text).target.steps
-    assert s[0].build_args == {"V": "1"} and s[0].env == {"E": "e"}
+    assert s[0].build_args == {"V": "1"} and s[0].env == {"E": "e", "PATH": DEFAULT_PATH}
     assert s[1].args == ["/e/1"]
+
+
+def test_default_path_at_from_when_the_base_has_none():
+    """``ENV PATH=/opt/x:$PATH`` on a base without PATH (Docker sets the default at FROM)."""
+    text = "FROM img\nENV PATH=/opt/x:$PATH\n"
+    p = P(text, image_env=lambda ref, plat: ["HOME=/root"])
+    assert p.target.steps[0].pairs == [("PATH", "/opt/x:" + DEFAULT_PATH)]
+    assert P("FROM scratch\nENV P2=$PATH\n").target.steps[0].pairs == [("P2", DEFAULT_PATH)]
+    own = P(text, image_env=lambda ref, plat: ["PATH=/mine"])
+    assert own.target.steps[0].pairs == [("PATH", "/opt/x:/mine")]
 
 
 def test_unrelated_stage_does_not_inherit_args():

@@ -85,3 +85,20 @@ def test_pool_exhaustion_and_ip_range():
     ranged = ipam.IPPool("10.2.0.0/16", ip_range="10.2.5.0/24")
     assert ranged.allocate() == IPv4Address("10.2.5.1")
     assert ranged.allocate() == IPv4Address("10.2.5.2")
+
+
+@pytest.mark.parametrize("subnet", ["127.0.0.0/8", "127.1.0.0/24", "169.254.10.0/24",
+                                    "224.0.0.0/4", "239.1.0.0/16", "0.0.0.0/0", "0.0.0.0/24",
+                                    "240.0.0.0/4", "255.255.255.255/32"])
+def test_validate_subnet_refuses_host_special_ranges(subnet):
+    with pytest.raises(InvalidArgument, match="overlaps the"):
+        ipam.validate_subnet(subnet, avoid=[])
+
+
+def test_validate_subnet_refuses_host_routes_and_addresses():
+    host = [IPv4Network("192.0.2.0/24"), IPv4Network("10.9.8.7/32")]
+    with pytest.raises(Conflict, match="host's route or address 192.0.2.0/24"):
+        ipam.validate_subnet("192.0.2.128/25", avoid=host)
+    with pytest.raises(Conflict, match="10.9.8.7/32"):
+        ipam.validate_subnet("10.9.0.0/16", avoid=host)
+    assert ipam.validate_subnet("10.10.0.0/16", avoid=host)[0] == IPv4Network("10.10.0.0/16")

@@ -14,6 +14,7 @@ through a symlinked parent and hard links that point outside the archive.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -24,13 +25,12 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO
 
-from berth.build.dockerignore import IgnoreMatcher, clean_path, read_dockerignore
+from berth.build.dockerignore import IgnoreMatcher, clean_path, read_context_file, read_dockerignore
 from berth.errors import DockerfileError, InvalidArchive
 
 __all__ = ["BuildContext", "ContextError"]
 
 _MAGIC = re.compile(r"[*?\[\\]")
-_MAX_SYMLINKS = 255
 
 
 class ContextError(DockerfileError):
@@ -126,14 +126,13 @@ class BuildContext:
         only limit what COPY/ADD see."""
         if self.dockerfile_text is not None:
             return self.dockerfile_text
-        path = name if os.path.isabs(name) or self.root is None else os.path.join(
-            self.root, name)
-        try:
-            with open(path, encoding="utf-8", errors="surrogateescape") as f:
-                return f.read()
-        except FileNotFoundError:
+        text = None
+        if self.root is not None or os.path.isabs(name):
+            text = read_context_file(self.root or "/", name)
+        if text is None:
             raise ContextError(f"failed to read dockerfile: open {name}: "
-                               "no such file or directory") from None
+                               "no such file or directory")
+        return text
 
     def host_path(self, rel: str) -> str:
         """The host path for a context-relative name, symlinks followed inside the root."""
@@ -142,28 +141,24 @@ class BuildContext:
         return self._scoped(rel, follow_last=True)
 
     def _scoped(self, rel: str, *, follow_last: bool) -> str:
+        """Host path of context name ``rel``: its symlinks followed inside the context
+        (the one in-root walk of :mod:`berth.container.rootpath`), so the path returned
+        holds no symlink except a final one when ``follow_last`` is false."""
+        from berth.container.rootpath import scoped_path
+
         assert self.root is not None
-        parts = [p for p in clean_path("/" + rel).split("/") if p]
-        done: list[str] = []
-        hops = 0
-        while parts:
-            part = parts.pop(0)
-            if part == "..":
-                if done:
-                    done.pop()
-                continue
-            candidate = os.path.join(self.root, *done, part)
-            if (parts or follow_last) and os.path.islink(candidate):
-                hops += 1
-                if hops > _MAX_SYMLINKS:
-                    raise ContextError(f"too many levels of symbolic links: {rel}")
-                target = os.readlink(candidate)
-                if target.startswith("/"):
-                    done = []
-                parts = [p for p in target.split("/") if p and p != "."] + parts
-                continue
-            done.append(part)
-        return os.path.join(self.root, *done)
+        fd = os.open(self.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            canonical = scoped_path(fd, clean_path("/" + rel), follow_last=follow_last)
+        except NotADirectoryError:
+            raise ContextError(_not_found(rel)) from None
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise ContextError(f"too many levels of symbolic links: {rel}") from None
+            raise
+        finally:
+            os.close(fd)
+        return self.root if canonical == "/" else self.root.rstrip("/") + canonical
 
     # -- COPY / ADD sources -----------------------------------------------------------
     def resolve_sources(self, patterns: list[str], instruction: str = "COPY") -> list[str]:
@@ -199,7 +194,10 @@ class BuildContext:
             return True
         if self.ignore.matches(rel):
             return False
-        return os.path.lexists(self._scoped(rel, follow_last=False))
+        try:
+            return os.path.lexists(self._scoped(rel, follow_last=False))
+        except ContextError:
+            return False
 
     def _glob(self, pattern: str) -> list[str]:
         if self.root is None:
@@ -208,7 +206,10 @@ class BuildContext:
         for part in pattern.split("/"):
             nxt: list[str] = []
             for base in candidates:
-                host = self._scoped(base, follow_last=True) if base else self.root
+                try:
+                    host = self._scoped(base, follow_last=True) if base else self.root
+                except ContextError:
+                    continue
                 if part == "**":
                     nxt.append(base)
                     nxt.extend(self._descendants(base, host))
@@ -241,6 +242,8 @@ class BuildContext:
         everything under it that .dockerignore does not hide — sorted, symlinks not
         followed (except the source itself, resolved inside the root)."""
         top = self.host_path(source)
+        if not os.path.lexists(top):  # a link whose target is not in the context
+            raise ContextError(_not_found(source))
         yield source, top
         if not os.path.isdir(top):
             return

@@ -167,12 +167,38 @@ def read_dockerignore(context_dir: str | os.PathLike[str],
     rule ignores them; the rules only decide what COPY/ADD can see.
     """
     context = os.fspath(context_dir)
-    dockerfile_path = dockerfile_name if os.path.isabs(dockerfile_name) else os.path.join(
-        context, dockerfile_name)
-    for candidate in (dockerfile_path + ".dockerignore", os.path.join(context, ".dockerignore")):
-        try:
-            with open(candidate, encoding="utf-8", errors="surrogateescape") as f:
-                return IgnoreMatcher(parse_dockerignore(f.read()))
-        except FileNotFoundError:
-            continue
+    for candidate in (dockerfile_name + ".dockerignore", ".dockerignore"):
+        text = read_context_file(context, candidate)
+        if text is not None:
+            return IgnoreMatcher(parse_dockerignore(text))
     return IgnoreMatcher([])
+
+
+def read_context_file(context: str, name: str) -> str | None:
+    """Text of the file ``name`` of the context (None if missing or not a regular file).
+
+    A relative name is opened *inside* the context (``openat2(RESOLVE_IN_ROOT)``), so a
+    Dockerfile or .dockerignore that is a link to ``/etc/shadow`` in a tar someone sent us
+    is not found rather than read (and echoed in parse errors). An absolute name is the
+    invoking user's own ``-f /path``.
+    """
+    import stat
+
+    from berth.container.rootpath import open_in_root
+
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        if os.path.isabs(name):
+            fd = os.open(name, flags)
+        else:
+            root = os.open(context, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                fd = open_in_root(root, name, flags)
+            finally:
+                os.close(root)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return f.read().decode("utf-8", "surrogateescape")

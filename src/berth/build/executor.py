@@ -51,7 +51,7 @@ class BuildOptions:
     pull: bool = False
     labels: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)   # id -> host file
-    network: str = "none"
+    network: str = "default"  # RUN's network: default (= bridge, as run), none, host, NAME
     source_date_epoch: int | None = None
 
 
@@ -70,9 +70,10 @@ class BuildSession:
     def __init__(self, store: Store, images: Any, runtime: Callable[[], Any],
                  pull: Callable[[str], Any], ctx: BuildContext, opts: BuildOptions,
                  progress: BuildProgress | None = None) -> None:
-        if opts.network not in ("none", "host", "default"):
-            raise BerthError(f"network mode {opts.network!r} not supported by build "
-                             "(use none or host)")
+        if opts.network not in ("none", "host", "default", "bridge"):
+            from berth.build.stepnet import resolve_mode
+
+            resolve_mode(store, opts.network)  # a missing network fails now, not at RUN
         self.store = store
         self.images = images
         self._runtime_factory = runtime
@@ -81,7 +82,7 @@ class BuildSession:
         self.ctx = ctx
         self.opts = opts
         self.progress = progress or NullProgress()
-        self.network = "none" if opts.network == "default" else opts.network
+        self.network = "bridge" if opts.network == "default" else opts.network
         self.epoch = opts.source_date_epoch
         self.secrets = dict(opts.secrets)
         self.cache = BuildCache(store)
@@ -110,10 +111,18 @@ class BuildSession:
 
     @staticmethod
     def scoped(root: str | None, path: str) -> str:
-        from berth.build.steps_copy import resolve_in_root
+        """Host path of an existing node of a mounted image, resolved inside it.
+
+        Every symlink is followed by ``openat2(RESOLVE_IN_ROOT)`` and the answer is the
+        node's real path, which has no symlink left in it; a mounted image changes under
+        no one, so handing that path to the runtime cannot lead elsewhere. A missing
+        node (a dangling link, say) is FileNotFoundError, never the host's file.
+        """
+        from berth.container.rootpath import RootFS
 
         assert root is not None
-        return resolve_in_root(root, path)
+        with RootFS(root) as fs:
+            return fs.host_path(path)
 
     def stage_image(self, index: int) -> str | None:
         return self.results[index].image_id
@@ -153,20 +162,31 @@ class BuildSession:
         return ws.merged
 
     def cache_mount(self, cache_id: str, mode: int | None, uid: int | None,
-                    gid: int | None) -> str:
+                    gid: int | None, *, seed: str | None = None) -> str:
+        """The cache dir for ``cache_id``, made on first use (from ``seed``, a directory
+        with no symlink in its path, when given); swapped in by rename, so a killed
+        build never leaves a half-made cache under the real name."""
         from berth.build.mounts_run import cache_dir_name
 
         path = os.path.join(cache_mounts_dir(self.store), cache_dir_name(cache_id))
         if not os.path.isdir(path):
             os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            import shutil
+
             tmp = f"{path}.{os.getpid()}"
-            os.mkdir(tmp, 0o755 if mode is None else mode)
-            os.chown(tmp, uid or 0, gid or 0)
-            os.chmod(tmp, 0o755 if mode is None else mode)
+            seeded = seed is not None and os.path.isdir(seed)
+            if seed is not None and seeded:
+                shutil.copytree(seed, tmp, symlinks=True)  # links copied, never followed
+            else:
+                os.mkdir(tmp, 0o755 if mode is None else mode)
+            if not seeded or uid is not None or gid is not None:
+                os.chown(tmp, uid or 0, gid or 0)
+            if not seeded or mode is not None:
+                os.chmod(tmp, 0o755 if mode is None else mode)
             try:
                 os.rename(tmp, path)
             except OSError:
-                os.rmdir(tmp)  # another build made it first
+                shutil.rmtree(tmp)  # another build made it first
         return path
 
     def hold(self, fd: int) -> None:
@@ -206,7 +226,10 @@ class BuildSession:
 
     # -- running ------------------------------------------------------------------------
     def run(self) -> BuildResult:
+        from berth.build.stepnet import sweep
+
         try:
+            sweep(self.store)  # what a killed build's RUN left on a network
             bp = self.plan()
             for w in bp.warnings:
                 self.progress.warning(w)
@@ -254,6 +277,12 @@ class BuildSession:
         if state.config.get("OnBuild"):  # triggers run once; children do not inherit them
             state = state.derive()
             state.config["OnBuild"] = None
+        if stage.base_stage is None and not any(
+                e.startswith("PATH=") for e in state.config.get("Env") or []):
+            from berth.build.plan import DEFAULT_PATH
+
+            state = state.derive()  # Docker's builders do this at FROM (the planner too)
+            state.config["Env"] = [*(state.config.get("Env") or []), f"PATH={DEFAULT_PATH}"]
         cmd_set = False
         for i, step in enumerate(stage.steps, start=2):
             ref = self._ref(stage, offset + i, total, i, step.instruction.original,
@@ -370,7 +399,8 @@ class BuildSession:
             elif step.name == "ADD" and is_url(arg):
                 from berth.build.remote import fetch  # urllib: only when needed
 
-                checksum = (step.flags.get("checksum") or [None])[-1]
+                sums = step.flags.get("checksum")
+                checksum = sums[-1] if sums else None
                 d = fetch(arg, self.store.tmp, checksum)
                 downloads.append(d)
                 sources.append(Source(d.name, d.path, mode=0o600, mtime_ns=d.mtime_ns))
@@ -384,7 +414,7 @@ class BuildSession:
                 image_id = self.image_for(step.copy_from)
             extra["from"] = image_id or "scratch"
             root = self.mounted_image(image_id)
-            sources += _image_sources(root, patterns, step.name)
+            sources += _image_sources(self, root, patterns, step.name)
         elif patterns:
             names = self.ctx.resolve_sources(patterns, step.name)
             entries: list[tuple[str, str]] = []
@@ -401,23 +431,26 @@ class BuildSession:
         out["heredocs"] = heredocs
 
     def _workdir(self, step: Step, state: ImageState, after: ImageState) -> Any:
-        """WORKDIR sets the config and creates the directory when the image lacks it."""
-        from berth.build.steps_copy import resolve_in_root
+        """WORKDIR sets the config and creates the directory when the image lacks it
+        (through the image's symlinks as Docker does, but always inside the rootfs)."""
         from berth.build.steps_meta import join_workdir
         from berth.build.workspace import Workspace, image_lowers
+        from berth.container.rootpath import DirAttrs, RootFS
 
         path = join_workdir(state.config.get("WorkingDir"), step.args[0])
         after.config["WorkingDir"] = path
         ws = Workspace(self.store, image_lowers(self.store, state.image_id), kind="workdir")
         try:
-            merged = ws.mount()
-            host = resolve_in_root(merged, path)
-            if os.path.isdir(host):
-                return None
-            if os.path.lexists(host):
-                raise DockerfileError(f"Dockerfile:{step.line}: cannot create WORKDIR {path}: "
-                                      "a file is in the way")
-            os.makedirs(host, mode=0o755)
+            with RootFS(ws.mount()) as fs:
+                try:
+                    fd, _ = fs.open_dir(path, create=DirAttrs())
+                except (NotADirectoryError, FileExistsError):
+                    raise DockerfileError(f"Dockerfile:{step.line}: cannot create WORKDIR "
+                                          f"{path}: a file is in the way") from None
+                except OSError as e:
+                    raise DockerfileError(f"Dockerfile:{step.line}: cannot create WORKDIR "
+                                          f"{path}: {e.strerror}") from None
+                os.close(fd)
             return ws.layer(state.top_chain, epoch=self.epoch)
         finally:
             ws.close()
@@ -445,10 +478,9 @@ class BuildSession:
         return new
 
     def _tag(self, image_id: str) -> list[str]:
-        from berth.images.ingest import set_tag
-        from berth.oci import reference
+        from berth.images.ingest import parse_tag, set_tag
 
-        refs = [reference.parse_named_tagged(t) for t in self.opts.tags]
+        refs = [parse_tag(t) for t in self.opts.tags]
         if not refs:
             return []
         now = time.time()
@@ -483,40 +515,57 @@ def _splice(df: Dockerfile, bp: BuildPlan, triggers: dict[int, list[str]]) -> Do
     return dataclasses.replace(df, instructions=out)
 
 
-def _image_sources(root: str, patterns: list[str], instruction: str) -> list[Any]:
-    """``COPY --from`` sources inside a mounted image, wildcards per path component."""
+def _image_sources(s: BuildSession, root: str, patterns: list[str],
+                   instruction: str) -> list[Any]:
+    """``COPY --from`` sources inside a mounted image, wildcards per path component.
+
+    Each source is opened inside the image (``openat2(RESOLVE_IN_ROOT)``: its symlinks
+    followed but clamped to the image) and read through that fd's ``/proc/self/fd`` link,
+    held open until the step ends, so no host path walk ever sees the image's links.
+    """
     import fnmatch
     import posixpath
+    import stat
 
-    from berth.build.steps_copy import Source, resolve_in_root, walk_tree
+    from berth.build.steps_copy import Source, walk_tree
+    from berth.container.rootpath import RootFS
 
     out = []
-    for pattern in patterns:
-        clean = posixpath.normpath("/" + pattern)
-        if not _MAGIC & set(clean):
-            names = [clean]
-        else:
-            names = ["/"]
-            for part in [p for p in clean.split("/") if p]:
-                nxt = []
-                for base in names:
-                    host = resolve_in_root(root, base)
-                    if not _MAGIC & set(part):
-                        nxt.append(posixpath.join(base, part))
-                        continue
-                    try:
-                        entries = sorted(os.listdir(host))
-                    except OSError:
-                        continue
-                    nxt += [posixpath.join(base, n) for n in entries
-                            if fnmatch.fnmatchcase(n, part)]
-                names = nxt
-            if not names:
-                raise DockerfileError(f"{instruction} failed: no source files were specified")
-        for name in names:
-            host = resolve_in_root(root, name)
-            if not os.path.lexists(host):
-                raise NotFound(f"{instruction} failed: stat {pattern}: file does not exist")
-            listing = walk_tree(host) if os.path.isdir(host) else None
-            out.append(Source(name, host, listing))
+    with RootFS(root) as fs:
+        for pattern in patterns:
+            clean = posixpath.normpath("/" + pattern)
+            if not _MAGIC & set(clean):
+                names = [clean]
+            else:
+                names = ["/"]
+                for part in [p for p in clean.split("/") if p]:
+                    nxt = []
+                    for base in names:
+                        if not _MAGIC & set(part):
+                            nxt.append(posixpath.join(base, part))
+                            continue
+                        try:
+                            dfd = fs.open(base, os.O_RDONLY | os.O_DIRECTORY)
+                        except OSError:
+                            continue
+                        try:
+                            entries = sorted(os.listdir(dfd))
+                        finally:
+                            os.close(dfd)
+                        nxt += [posixpath.join(base, n) for n in entries
+                                if fnmatch.fnmatchcase(n, part)]
+                    names = nxt
+                if not names:
+                    raise DockerfileError(f"{instruction} failed: no source files were "
+                                          "specified")
+            for name in names:
+                try:
+                    fd = fs.open(name, os.O_PATH)
+                except OSError:
+                    raise NotFound(f"{instruction} failed: stat {pattern}: file does not "
+                                   "exist") from None
+                s.hold(fd)
+                host = f"/proc/self/fd/{fd}"
+                listing = walk_tree(host) if stat.S_ISDIR(os.fstat(fd).st_mode) else None
+                out.append(Source(name, host, listing))
     return out

@@ -28,12 +28,12 @@ class ImageState:
     layers: list[Any] = field(default_factory=list)  # IngestedLayer or image_layers rows
 
     @classmethod
-    def scratch(cls, arch: str, os_name: str = "linux") -> "ImageState":
+    def scratch(cls, arch: str, os_name: str = "linux") -> ImageState:
         return cls(None, {"architecture": arch, "os": os_name, "config": {},
                           "rootfs": {"type": "layers", "diff_ids": []}, "history": []})
 
     @classmethod
-    def load(cls, store: Store, image_id: str, layer_rows: list[Any]) -> "ImageState":
+    def load(cls, store: Store, image_id: str, layer_rows: list[Any]) -> ImageState:
         doc = json.loads(store.content.read(image_id))
         layers = list(layer_rows)  # made IngestedLayers only when a step commits on them
         if doc.get("history") is None:  # keep history and layers in step from here on
@@ -56,7 +56,7 @@ class ImageState:
     def env(self) -> dict[str, str]:
         return dict(e.partition("=")[::2] for e in self.config.get("Env") or [])
 
-    def derive(self) -> "ImageState":
+    def derive(self) -> ImageState:
         """A private copy to edit for the next step (this state stays as it was)."""
         return ImageState(self.image_id, copy.deepcopy(self.doc), list(self.layers))
 

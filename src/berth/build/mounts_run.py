@@ -4,6 +4,8 @@
   ``rw`` gets a throwaway overlay so writes never reach the source (BuildKit discards them);
 * ``cache`` — a persistent dir per id under ``<root>/build/cache-mounts`` that survives
   builds (``builder prune -a`` removes it); ``sharing=locked`` serialises users by flock;
+  with ``from=`` (and ``source=``) a new cache starts as a copy of that stage's or image's
+  directory, resolved inside its rootfs like every other source;
 * ``tmpfs`` — a fresh tmpfs;
 * ``secret`` — the file given with ``build --secret id=...,src=...``, copied into the
   workspace with the requested mode/owner and bound read-only, or exported as an env var.
@@ -27,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from berth.build.executor import BuildSession
 
 
-def run_mounts(s: "BuildSession", ws: Workspace, step: Step, workdir: str
+def run_mounts(s: BuildSession, ws: Workspace, step: Step, workdir: str
                ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """OCI mounts for the step's ``--mount`` flags, plus env vars from ``secret,env=``."""
     mounts: list[dict[str, Any]] = []
@@ -37,16 +39,27 @@ def run_mounts(s: "BuildSession", ws: Workspace, step: Step, workdir: str
         where = f"Dockerfile:{step.line}"
         if m.type == "bind":
             src = _source_root(s, ws, m.from_stage, m.from_, i)
-            host = s.scoped(src, m.source or "/") if m.from_ or m.from_stage is not None \
-                else s.context_path(m.source or ".")
-            if not os.path.lexists(host):
+            try:
+                host = s.scoped(src, m.source or "/") if src is not None \
+                    else s.context_path(m.source or ".")
+            except OSError:
+                host = ""
+            if not host or not os.path.lexists(host):
                 raise NotFound(f"{where}: bind mount source {m.source or '.'} not found")
             if not m.readonly:
                 host = _writable_copy(ws, host, i)
             mounts.append({"type": "bind", "source": host, "destination": target,
                            "ro": m.readonly})
         elif m.type == "cache":
-            host = s.cache_mount(m.id or target or "", m.mode, m.uid, m.gid)
+            seed = None
+            if m.from_ or m.from_stage is not None:  # BuildKit: the new cache starts as that
+                try:
+                    seed = s.scoped(_source_root(s, ws, m.from_stage, m.from_, i),
+                                    m.source or "/")
+                except OSError:
+                    raise NotFound(f"{where}: cache mount source {m.source or '/'} not "
+                                   "found") from None
+            host = s.cache_mount(m.id or target or "", m.mode, m.uid, m.gid, seed=seed)
             if m.sharing == "locked":
                 s.hold(_lock(host))
             mounts.append({"type": "bind", "source": host, "destination": target,
@@ -78,7 +91,7 @@ def run_mounts(s: "BuildSession", ws: Workspace, step: Step, workdir: str
     return mounts, env
 
 
-def _source_root(s: "BuildSession", ws: Workspace, stage: int | None, ref: str | None,
+def _source_root(s: BuildSession, ws: Workspace, stage: int | None, ref: str | None,
                  i: int) -> str | None:
     """The mounted rootfs a ``from=`` names (None: the build context)."""
     if stage is None and not ref:

@@ -353,8 +353,31 @@ def _build(cmd: object, filename: str) -> Instruction:
     return ins
 
 
+_UNSAFE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _check_text(text: str, filename: str) -> None:
+    """Refuse what the Go parser cannot take: it dies with SIGSEGV on text that is not
+    UTF-8 (bytes kept as surrogates by ``surrogateescape``, or lone surrogates from a base
+    image's ONBUILD JSON) and silently cuts a line at a NUL byte."""
+    m = _UNSAFE.search(text)
+    if m is None:
+        return
+    line = text.count("\n", 0, m.start()) + 1
+    col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
+    ch = m.group()
+    if ch == "\x00":
+        what = "a NUL byte"
+    elif "\udc80" <= ch <= "\udcff":
+        what = f"invalid UTF-8 (byte 0x{ord(ch) - 0xdc00:02x})"
+    else:
+        what = f"invalid UTF-8 (lone surrogate U+{ord(ch):04X})"
+    raise _fail(filename, line, f"{what} at column {col}: a Dockerfile must be UTF-8 text")
+
+
 def parse_dockerfile(text: str, filename: str = "Dockerfile") -> Dockerfile:
     """Parse and validate a Dockerfile; every error names ``filename:line``."""
+    _check_text(text, filename)
     if text.startswith("\ufeff"):
         text = text[1:]
     lines = text.splitlines()

@@ -31,8 +31,12 @@ from berth.build.mounts import MountSpec, parse_mount
 from berth.build.parser import Dockerfile, Heredoc, Instruction, check_ports
 from berth.errors import DockerfileError
 
-__all__ = ["BuildPlan", "Stage", "Step", "MountSpec", "plan", "PROXY_ARGS",
+__all__ = ["BuildPlan", "Stage", "Step", "MountSpec", "plan", "PROXY_ARGS", "DEFAULT_PATH",
            "platform_args", "default_platform"]
+
+# Docker's builders (classic and BuildKit) set this at FROM when the base has no PATH, so
+# ``ENV PATH=/opt/x:$PATH`` on such a base still finds /bin/sh (issue 10).
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 PROXY_ARGS = frozenset({"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy",
                         "FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY",
@@ -323,14 +327,18 @@ class _Planner:
         stage.steps, stage.env, stage.args = steps, env, args
 
     def _base_env(self, stage: Stage) -> dict[str, str]:
-        if self.image_env is None or stage.base == "scratch":
-            return {}
-        got = self.image_env(stage.base, stage.platform)
+        """The base's ENV, with Docker's default PATH when it has none (see DEFAULT_PATH)."""
+        got = None
+        if self.image_env is not None and stage.base != "scratch":
+            got = self.image_env(stage.base, stage.platform)
         if got is None:
-            return {}
-        if isinstance(got, Mapping):
-            return dict(got)
-        return dict(item.partition("=")[::2] for item in got)
+            env: dict[str, str] = {}
+        elif isinstance(got, Mapping):
+            env = dict(got)
+        else:
+            env = dict(item.partition("=")[::2] for item in got)
+        env.setdefault("PATH", DEFAULT_PATH)
+        return env
 
     def _step(self, stage: Stage, ins: Instruction, env: dict[str, str],
               args: dict[str, str | None]) -> tuple[Step, dict[str, str], dict[str, str | None]]:

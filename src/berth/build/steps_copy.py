@@ -10,8 +10,10 @@ ADD unpacks a local tar (plain, gzip, bzip2, xz) and downloads http(s) URLs (mod
 
 Writes go through the step's overlay (merged view), never through the image's own
 symlinks to the host: the destination is resolved inside the rootfs first
-(``openat2(RESOLVE_IN_ROOT)``) and every node below it is replaced, not followed, when it
-is in the way.
+(:mod:`berth.container.rootpath`: symlinks, dangling ones too, followed as Docker's
+``FollowSymlinkInScope`` does but clamped to the root; missing directories made there),
+and every node below it is created through directory fds and replaced, not followed,
+when it is in the way.
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ import posixpath
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from berth.build.plan import Step
 from berth.build.steps_meta import join_workdir
-from berth.errors import BerthError, DockerfileError
+from berth.container.rootpath import DirAttrs, RootFS
+from berth.errors import DockerfileError
 
 if TYPE_CHECKING:  # pragma: no cover
     from berth.build.executor import BuildSession
@@ -34,6 +37,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from berth.images.ingest import IngestedLayer
 
 _ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
+_DIR_OPEN = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_DIR_PATH = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 @dataclass
@@ -43,7 +48,7 @@ class Source:
 
     name: str
     path: str
-    listing: "Iterator[tuple[str, str]] | None" = None
+    listing: Iterator[tuple[str, str]] | None = None
     mode: int | None = None      # force this mode (downloads)
     mtime_ns: int | None = None  # force this mtime (downloads)
     extract: bool = False        # ADD of a local archive
@@ -86,63 +91,80 @@ def parse_chmod(spec: str | None) -> int | None:
     return mode
 
 
-def copy_step(s: "BuildSession", state: ImageState, step: Step, sources: list[Source],
+def copy_step(s: BuildSession, state: ImageState, step: Step, sources: list[Source],
               heredocs: list[tuple[str, bytes]]) -> IngestedLayer | None:
     """Do the copy on an overlay of ``state``; the layer it made (store lock held)."""
     from berth.build.workspace import Workspace, image_lowers
+    from berth.container.rootpath import RootFS
 
     ws = Workspace(s.store, image_lowers(s.store, state.image_id), kind="copy")
     try:
         merged = ws.mount()
         dest, as_dir = destination(step, state.config.get("WorkingDir"))
-        owner = parse_chown((step.flags.get("chown") or [None])[-1], merged)
-        mode = parse_chmod((step.flags.get("chmod") or [None])[-1])
+        owner = parse_chown(_last(step.flags.get("chown")), merged)
+        mode = parse_chmod(_last(step.flags.get("chmod")))
         count = len(sources) + len(heredocs)
         if count > 1 and not as_dir:
             raise DockerfileError(f"Dockerfile:{step.line}: When using {step.name} with more "
                                   "than one source file, the destination must be a "
                                   "directory and end with a /")
-        w = _Writer(merged, owner, mode)
-        for name, data in heredocs:
-            target = posixpath.join(dest, name) if as_dir else dest
-            w.write_bytes(target, data)
-        for src in sources:
-            w.place(src, dest, as_dir)
-        w.finish()
+        with RootFS(merged) as root:
+            w = _Writer(root, owner, mode)
+            try:
+                for name, data in heredocs:
+                    target = posixpath.join(dest, name) if as_dir else dest
+                    w.write_bytes(target, data)
+                for src in sources:
+                    w.place(src, dest, as_dir)
+                w.finish()
+            except OSError as e:
+                if e.errno == errno.ENOSPC:
+                    raise
+                raise DockerfileError(f"{step.name} failed: cannot copy to {dest}: "
+                                      f"{e.strerror or e}") from None
         return ws.layer(state.top_chain, epoch=s.epoch)
     finally:
         ws.close()
 
 
 class _Writer:
-    """Writes nodes under ``merged`` without following any symlink of the image."""
+    """Writes nodes into an image's rootfs through directory fds, never through a path.
 
-    def __init__(self, merged: str, owner: tuple[int, int], mode: int | None) -> None:
-        self.merged = merged
+    Destinations are resolved with :mod:`berth.container.rootpath` as Docker's builder
+    does (symlinks followed, dangling ones too, but always inside the root; missing
+    directories made there); below that every node is created relative to its parent's fd
+    with ``O_NOFOLLOW``/``O_EXCL``, and whatever stands in the way is replaced, not followed.
+    """
+
+    def __init__(self, root: RootFS, owner: tuple[int, int], mode: int | None) -> None:
+        self.root = root
         self.owner = owner
         self.mode = mode
-        self.dir_times: list[tuple[str, int, int]] = []
+        self.parents = DirAttrs(0o755, *owner)
+        self.dir_times: list[tuple[str, int, int]] = []  # canonical in-root path, times
 
-    def resolve(self, path: str) -> str:
-        return resolve_in_root(self.merged, path)
+    def _parent(self, dest: str) -> tuple[int, str, str]:
+        """(fd of the parent directory, name, canonical path) for a non-directory
+        destination: a final symlink is followed inside the root, parents are made."""
+        canonical = self.root.scoped(dest)
+        parent, name = posixpath.split(canonical)
+        if not name:
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), dest)
+        fd, _ = self.root.open_dir(parent, create=self.parents)
+        return fd, name, canonical
 
-    def mkdirs(self, host: str) -> None:
-        """Create ``host`` and missing parents (owned by --chown, 0755)."""
-        missing = []
-        p = host
-        while not os.path.isdir(p) or os.path.islink(p):
-            if os.path.lexists(p):
-                os.unlink(p)  # a file or symlink where a directory must be
-            missing.append(p)
-            p = os.path.dirname(p)
-        for d in reversed(missing):
-            os.mkdir(d, 0o755)
-            os.chown(d, *self.owner)
+    def _is_dir(self, dest: str) -> bool:
+        try:
+            fd = self.root.open(dest, os.O_PATH | os.O_DIRECTORY)
+        except OSError:
+            return False
+        os.close(fd)
+        return True
 
-    def _clear(self, host: str, want_dir: bool) -> bool:
+    def _clear(self, pfd: int, name: str, want_dir: bool) -> bool:
         """Remove what is in the way; True when a directory already stands there."""
         try:
-            st = os.lstat(host)
+            st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
         except FileNotFoundError:
             return False
         if stat.S_ISDIR(st.st_mode):
@@ -150,125 +172,181 @@ class _Writer:
                 return True
             import shutil
 
-            shutil.rmtree(host)
+            shutil.rmtree(name, dir_fd=pfd)
             return False
-        os.unlink(host)
+        os.unlink(name, dir_fd=pfd)
         return False
 
     # -- writing --------------------------------------------------------------------
     def write_bytes(self, dest: str, data: bytes) -> None:
-        host = self.resolve(dest)
-        self.mkdirs(os.path.dirname(host))
-        self._clear(host, False)
-        fd = os.open(host, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
-                     os.O_CLOEXEC, 0o600)
-        with open(fd, "wb") as f:
-            f.write(data)
-        os.chown(host, *self.owner)
-        os.chmod(host, self.mode if self.mode is not None else 0o644)
+        pfd, name, _ = self._parent(dest)
+        try:
+            self._clear(pfd, name, False)
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
+                         os.O_CLOEXEC, 0o600, dir_fd=pfd)
+            with open(fd, "wb") as f:
+                f.write(data)
+                os.fchown(fd, *self.owner)
+                os.fchmod(fd, self.mode if self.mode is not None else 0o644)
+        finally:
+            os.close(pfd)
 
     def place(self, src: Source, dest: str, as_dir: bool) -> None:
         if src.extract:
-            self._extract(src, self.resolve(dest))
+            fd, _ = self.root.open_dir(dest, create=self.parents)
+            try:
+                self._extract(src, f"/proc/self/fd/{fd}")
+            finally:
+                os.close(fd)
             return
         if stat.S_ISDIR(os.stat(src.path).st_mode):
-            host = self.resolve(dest)
-            self.mkdirs(host)
-            for rel, path in src.listing or iter(()):
-                self._node(path, os.path.join(host, rel))
+            fd, canonical = self.root.open_dir(dest, create=self.parents)
+            dirs = _DirStack(self.root, canonical, fd, self.parents)
+            try:
+                for rel, path in src.listing or iter(()):
+                    parent, name = posixpath.split(rel)
+                    self._node(path, dirs.get(parent), name, posixpath.join(canonical, rel))
+            finally:
+                dirs.close()
             return
         target = dest
-        if as_dir or os.path.isdir(self.resolve(dest)):
+        if as_dir or self._is_dir(dest):
             target = posixpath.join(dest, posixpath.basename(src.name.rstrip("/")) or "file")
-        host = self.resolve(target)
-        self.mkdirs(os.path.dirname(host))
-        self._node(src.path, host, follow=True, mode=src.mode, mtime_ns=src.mtime_ns)
+        pfd, name, canonical = self._parent(target)
+        try:
+            self._node(src.path, pfd, name, canonical, follow=True, mode=src.mode,
+                       mtime_ns=src.mtime_ns)
+        finally:
+            os.close(pfd)
 
-    def _node(self, path: str, host: str, *, follow: bool = False, mode: int | None = None,
-              mtime_ns: int | None = None) -> None:
+    def _node(self, path: str, pfd: int, name: str, canonical: str, *, follow: bool = False,
+              mode: int | None = None, mtime_ns: int | None = None) -> None:
+        """Copy the host node ``path`` to ``name`` in the directory ``pfd``."""
         st = os.stat(path) if follow else os.lstat(path)
         kind = stat.S_IFMT(st.st_mode)
         if kind == stat.S_IFDIR:
-            if not self._clear(host, True):
-                os.mkdir(host, 0o700)
-            self._attrs(host, st, mode)
-            self.dir_times.append((host, st.st_atime_ns, st.st_mtime_ns))
+            if not self._clear(pfd, name, True):
+                os.mkdir(name, 0o700, dir_fd=pfd)
+            fd = os.open(name, _DIR_OPEN, dir_fd=pfd)
+            try:
+                self._attrs(fd, st, mode)
+            finally:
+                os.close(fd)
+            self.dir_times.append((canonical, st.st_atime_ns, st.st_mtime_ns))
             return
-        self._clear(host, False)
+        self._clear(pfd, name, False)
+        mt = mtime_ns if mtime_ns is not None else st.st_mtime_ns
         if kind == stat.S_IFREG:
-            _copy_file(path, host, follow)
+            fd = _copy_file(path, pfd, name, follow)
         elif kind == stat.S_IFLNK:
-            os.symlink(os.readlink(path), host)
-            os.lchown(host, *self.owner)
-            os.utime(host, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+            os.symlink(os.readlink(path), name, dir_fd=pfd)
+            os.chown(name, *self.owner, dir_fd=pfd, follow_symlinks=False)
+            os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=pfd,
+                     follow_symlinks=False)
             return
         elif kind == stat.S_IFIFO:
-            os.mkfifo(host)
+            os.mkfifo(name, 0o600, dir_fd=pfd)
+            fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+            try:  # an O_PATH fd takes no fchmod: go through its /proc link (no name lookup)
+                if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+                    raise FileExistsError(errno.EEXIST, "replaced while copying", name)
+                self._attrs(f"/proc/self/fd/{fd}", st, mode)
+                os.utime(f"/proc/self/fd/{fd}", ns=(mt, mt))
+            finally:
+                os.close(fd)
+            return
         else:
             return  # sockets and devices do not belong in a build's COPY
-        self._attrs(host, st, mode)
-        mt = mtime_ns if mtime_ns is not None else st.st_mtime_ns
-        os.utime(host, ns=(mt, mt), follow_symlinks=False)
+        try:
+            self._attrs(fd, st, mode)
+            os.utime(fd, ns=(mt, mt))
+        finally:
+            os.close(fd)
 
-    def _attrs(self, host: str, st: os.stat_result, mode: int | None) -> None:
-        os.chown(host, *self.owner, follow_symlinks=False)
+    def _attrs(self, fd: int | str, st: os.stat_result, mode: int | None) -> None:
+        os.chown(fd, *self.owner)
         m = mode if mode is not None else (self.mode if self.mode is not None
                                            else stat.S_IMODE(st.st_mode))
-        os.chmod(host, m)
+        os.chmod(fd, m)
 
     def _extract(self, src: Source, host_dir: str) -> None:
         from berth.oci.layer_apply import apply_layer
 
-        self.mkdirs(host_dir)
         with open(src.path, "rb") as raw:
             head = raw.read(6)
             raw.seek(0)
             if head.startswith(b"BZh"):
                 import bz2
 
-                stream = bz2.BZ2File(raw)
+                stream = cast(BinaryIO, bz2.BZ2File(raw))
             elif head.startswith(b"\xfd7zXZ\x00"):
                 import lzma
 
-                stream = lzma.LZMAFile(raw)
+                stream = cast(BinaryIO, lzma.LZMAFile(raw))
             else:
-                stream = raw  # type: ignore[assignment]
+                stream = raw
             apply_layer(stream, host_dir, whiteouts="flat")  # type: ignore[arg-type]
 
     def finish(self) -> None:
         """Directory mtimes last: writing their children moved them."""
-        for host, atime, mtime in reversed(self.dir_times):
-            os.utime(host, ns=(atime, mtime), follow_symlinks=False)
-
-
-def resolve_in_root(root: str, path: str) -> str:
-    """Host path for ``path`` inside ``root``: the existing prefix resolved in scope
-    (symlinks followed but clamped to ``root``), the missing rest appended as written."""
-    from berth.container.rootpath import open_in_root
-
-    real_root = os.path.realpath(root)
-    parts = [p for p in posixpath.normpath("/" + path).split("/") if p]
-    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        done = "/"
-        for i, part in enumerate(parts):
-            cand = posixpath.join(done, part)
-            try:
-                fd = open_in_root(root_fd, cand, os.O_PATH)
+        for canonical, atime, mtime in reversed(self.dir_times):
+            parent, name = posixpath.split(canonical)
+            try:  # a later source may have put something else there: then skip it
+                pfd, _ = self.root.open_dir(parent)
+                try:
+                    fd = os.open(name or ".", _DIR_OPEN, dir_fd=pfd)
+                finally:
+                    os.close(pfd)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
             except OSError as e:
-                if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
-                    return real_root + posixpath.join(cand, *parts[i + 1:])
+                if e.errno == errno.ELOOP:
+                    continue
                 raise
             try:
-                real = os.readlink(f"/proc/self/fd/{fd}")
+                os.utime(fd, ns=(atime, mtime))
             finally:
                 os.close(fd)
-            if real != real_root and not real.startswith(real_root + "/"):
-                raise BerthError(f"path {path} resolves outside the image")
-            done = real[len(real_root):] or "/"
-        return real_root + (done if done != "/" else "")
-    finally:
-        os.close(root_fd)
+
+
+class _DirStack:
+    """fds of the directories a tree copy writes into, the deepest last.
+
+    Sources are listed depth-first, parents first, so the directory an entry goes into is
+    the top of the stack or a child of it; one ``O_NOFOLLOW`` open per directory. A parent
+    the listing skipped (hidden by .dockerignore, its child kept) is found, or made,
+    through the root walk like any destination.
+    """
+
+    def __init__(self, root: RootFS, base: str, fd: int, attrs: DirAttrs) -> None:
+        self.root = root
+        self.base = base
+        self.attrs = attrs
+        self.stack: list[tuple[str, int]] = [("", fd)]
+
+    def get(self, rel: str) -> int:
+        while len(self.stack) > 1:
+            top = self.stack[-1][0]
+            if rel == top or rel.startswith(top + "/"):
+                break
+            os.close(self.stack.pop()[1])
+        top, fd = self.stack[-1]
+        if rel == top:
+            return fd
+        rest = rel[len(top) + 1:] if top else rel
+        try:
+            for part in rest.split("/"):
+                fd = os.open(part, _DIR_PATH, dir_fd=fd)
+                top = f"{top}/{part}" if top else part
+                self.stack.append((top, fd))
+        except OSError:
+            fd, _ = self.root.open_dir(posixpath.join(self.base, rel), create=self.attrs)
+            self.stack.append((rel, fd))
+        return fd
+
+    def close(self) -> None:
+        while self.stack:
+            os.close(self.stack.pop()[1])
 
 
 def walk_tree(top: str, prefix: str = "") -> Iterator[tuple[str, str]]:
@@ -284,12 +362,13 @@ def walk_tree(top: str, prefix: str = "") -> Iterator[tuple[str, str]]:
             yield from walk_tree(path, prefix + name + "/")
 
 
-def _copy_file(src: str, dst: str, follow: bool) -> None:
+def _copy_file(src: str, pfd: int, name: str, follow: bool) -> int:
+    """Copy the host file ``src`` to a new ``name`` in ``pfd``; the new file's fd."""
     flags = os.O_RDONLY | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
     sfd = os.open(src, flags)
     try:
-        dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
-                      os.O_CLOEXEC, 0o600)
+        dfd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
+                      os.O_CLOEXEC, 0o600, dir_fd=pfd)
         try:
             size = os.fstat(sfd).st_size
             offset = 0
@@ -298,8 +377,10 @@ def _copy_file(src: str, dst: str, follow: bool) -> None:
                 if n == 0:
                     break
                 offset += n
-        finally:
+        except BaseException:
             os.close(dfd)
+            raise
+        return dfd
     finally:
         os.close(sfd)
 
@@ -314,3 +395,8 @@ def is_archive(path: str) -> bool:
     if any(head.startswith(m) for m in _ARCHIVE_MAGIC):
         return True
     return len(head) >= 262 and head[257:262] == b"ustar"
+
+
+def _last(values: list[str] | None) -> str | None:
+    """The last of a repeated flag's values (``--chown a --chown b`` means b), or None."""
+    return values[-1] if values else None

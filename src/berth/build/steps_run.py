@@ -28,6 +28,7 @@ from berth.errors import BerthError, DockerfileError
 if TYPE_CHECKING:  # pragma: no cover
     from berth.build.executor import BuildSession
     from berth.build.imagestate import ImageState
+    from berth.build.stepnet import StepNetwork
     from berth.build.workspace import Workspace
     from berth.images.ingest import IngestedLayer
 
@@ -39,20 +40,23 @@ _TAIL_CHUNKS = 64
 
 
 class RunFailed(BerthError):
-    """A RUN command exited non-zero: Docker's message, exit code 1, output attached."""
+    """A RUN command exited non-zero: Docker's message, output attached, and the command's
+    own exit code as ``build``'s (Docker 20.10's classic builder does that; BuildKit
+    exits 1 — scripts that test for a specific code rely on the classic behaviour)."""
 
     def __init__(self, command: str, code: int, output: bytes, line: int) -> None:
-        super().__init__(f"The command '{command}' returned a non-zero code: {code}")
+        super().__init__(f"The command '{command}' returned a non-zero code: {code}",
+                         exit_code=code if 0 < code < 256 else 1)
         self.command, self.code, self.output, self.line = command, code, output, line
 
 
 def run_network(step: Step, default: str) -> str:
+    """The step's network: ``RUN --network=`` (``default`` is the build's ``--network``)."""
     value = (step.flags.get("network") or ["default"])[-1]
     if value == "default":
         return default
-    if value not in ("none", "host"):
-        raise DockerfileError(f"Dockerfile:{step.line}: unsupported network mode {value!r} "
-                              "(berth supports none and host)")
+    if not value:
+        raise DockerfileError(f"Dockerfile:{step.line}: empty network mode")
     return value
 
 
@@ -78,26 +82,31 @@ def history_text(step: Step, argv: list[str]) -> str:
     return f"RUN {head}{' '.join(argv)} # buildkit"
 
 
-def run_step(s: "BuildSession", ref: StepRef, state: ImageState, step: Step
+def run_step(s: BuildSession, ref: StepRef, state: ImageState, step: Step
              ) -> IngestedLayer | None:
     """Run ``step`` on ``state``; the layer it made (None if it changed nothing).
 
     Call with ``store.ingesting()`` held; the caller commits the layer. On failure no
     mount, runtime state or temp dir is left.
     """
+    from berth.build.stepnet import StepNetwork, resolve_mode
     from berth.build.workspace import Workspace, image_lowers
     from berth.container.diff import Lowers
     from berth.container.spec import SpecOptions, build_spec
 
     cfg = state.config
     argv, script = argv_of(step, cfg)
-    network = run_network(step, s.network)
+    network, net = resolve_mode(s.store, run_network(step, s.network))
     lowers = image_lowers(s.store, state.image_id)
+    cid = f"berth-build-{os.urandom(8).hex()}"
     ws = Workspace(s.store, lowers, kind="run")
+    seat: StepNetwork | None = None
     try:
         merged = ws.mount()
         env = dict(step.run_env())
-        mounts = _etc_files(ws, network)
+        if net is not None:
+            seat = StepNetwork(s.store, cid, net)
+        mounts = _etc_files(ws, network, seat)
         if script is not None:
             path = ws.path("heredoc")
             with open(path, "w", encoding="utf-8") as f:
@@ -110,12 +119,12 @@ def run_step(s: "BuildSession", ref: StepRef, state: ImageState, step: Step
         extra, secret_env = run_mounts(s, ws, step, cfg.get("WorkingDir") or "/")
         mounts += extra
         env.update(secret_env)
-        cid = f"berth-build-{os.urandom(8).hex()}"
         spec = build_spec(SpecOptions(
             rootfs=merged, args=argv, env=[f"{k}={v}" for k, v in env.items()],
             cwd=join_workdir(None, cfg.get("WorkingDir") or "/"),
             user=cfg.get("User") or None, hostname=HOSTNAME, mounts=mounts,
-            network=network, cgroups_path=f"/berth/{cid}"))
+            network=seat.netns if seat is not None else network,
+            cgroups_path=f"/berth/{cid}"))
         bundle = ws.path("bundle")
         os.makedirs(bundle, mode=0o700)
         with open(os.path.join(bundle, "config.json"), "w", encoding="utf-8") as f:
@@ -131,14 +140,35 @@ def run_step(s: "BuildSession", ref: StepRef, state: ImageState, step: Step
         return ws.layer(state.top_chain, epoch=s.epoch,
                         exclude=(lambda rel: rel in skip) if skip else None)
     finally:
-        ws.close()
+        try:
+            if seat is not None:
+                seat.close()  # the runtime is gone (``run`` returned): unplug now
+        finally:
+            ws.close()
 
 
-def _etc_files(ws: "Workspace", network: str) -> list[dict[str, Any]]:
-    """/etc/hosts, /etc/hostname, /etc/resolv.conf for the step (never part of a layer)."""
-    files = {"hosts": _read("/etc/hosts") if network == "host" else _HOSTS,
-             "hostname": HOSTNAME + "\n",
-             "resolv.conf": _read("/etc/resolv.conf") if network == "host" else ""}
+def _etc_files(ws: Workspace, network: str, seat: StepNetwork | None
+               ) -> list[dict[str, Any]]:
+    """/etc/hosts, /etc/hostname, /etc/resolv.conf for the step (never part of a layer).
+
+    The step's hostname is in its hosts file in every mode (tools such as make-ssl-cert
+    resolve it): on a bridge with the step's address, as ``run`` writes it; with host
+    networking after the host's own entries.
+    """
+    from berth.network.etcfiles import resolv_conf
+    from berth.network.hostsfiles import render_hosts
+
+    if seat is not None:
+        hosts, resolv = render_hosts(HOSTNAME, seat.ip), resolv_conf({})
+    elif network == "host":
+        hosts = _read("/etc/hosts")
+        if HOSTNAME not in hosts.split():
+            hosts += ("" if hosts.endswith("\n") or not hosts else "\n") + \
+                f"127.0.1.1\t{HOSTNAME}\n"
+        resolv = _read("/etc/resolv.conf")
+    else:
+        hosts, resolv = _HOSTS, ""
+    files = {"hosts": hosts, "hostname": HOSTNAME + "\n", "resolv.conf": resolv}
     out = []
     for name, text in files.items():
         path = ws.path(name)
@@ -158,25 +188,33 @@ def _read(path: str) -> str:
         return ""
 
 
-def _runtime_argv(s: "BuildSession", log: str) -> list[str]:
+def _runtime_argv(s: BuildSession, log: str) -> list[str]:
     rt = s.runtime
     if rt.name == "crun":
         return [*rt.base(), f"--log=file:{log}"]
     return [*rt.base(), "--log", log, "--log-format", "json"]
 
 
-def _execute(s: "BuildSession", ref: StepRef, cid: str, bundle: str
+def _execute(s: BuildSession, ref: StepRef, cid: str, bundle: str
              ) -> tuple[int, bytes, str | None]:
     """``<runtime> run`` in the foreground; stream output; (exit code, tail, runtime error)."""
+    from berth.store.tmpclean import write_release
+    from berth.testpoints import pause
+
     log = os.path.join(bundle, "runtime.log")
     argv = [*_runtime_argv(s, log), "run", "--bundle", bundle, cid]
     os.makedirs(s.runtime.root, mode=0o700, exist_ok=True)
+    # if this process dies, the next berth command kills and deletes the container and
+    # unmounts the workspace (berth.store.tmpclean), so nothing stays running or busy
+    write_release(os.path.dirname(bundle), runtime=s.runtime.base(), container_id=cid,
+                  cgroup=f"/berth/{cid}")
     tail: deque[bytes] = deque(maxlen=_TAIL_CHUNKS)
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, close_fds=True)
+    pause("build-run")
     try:
         assert p.stdout is not None
-        while chunk := p.stdout.read1(65536):
+        while chunk := p.stdout.read1(65536):  # type: ignore[attr-defined]
             tail.append(chunk)
             s.progress.output(ref, chunk)
         code = p.wait()
@@ -194,7 +232,7 @@ def _execute(s: "BuildSession", ref: StepRef, cid: str, bundle: str
     return code, b"".join(tail), error
 
 
-def _kill(s: "BuildSession", cid: str) -> None:
+def _kill(s: BuildSession, cid: str) -> None:
     """Make sure the step's container and runtime state are gone (error paths only)."""
     rt = s.runtime
     try:

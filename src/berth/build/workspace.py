@@ -80,7 +80,7 @@ class Workspace:
         if errors:
             raise errors[0]
 
-    def __enter__(self) -> "Workspace":
+    def __enter__(self) -> Workspace:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -239,18 +239,17 @@ def build(ctx: Ctx, argv: list[str]) -> int:
                    help="Type of progress output")
     p.add_argument("--secret", action="append", default=[],
                    help="Secret to expose to the build (id=mysecret,src=/local/secret)")
-    p.add_argument("--network", default="none", help="Networking mode for RUN (none|host)")
+    p.add_argument("--network", default="default",
+                   help="Networking mode for the RUN instructions (default: bridge, as run; "
+                        "bridge|host|none|NETWORK)")
     p.add_argument("--platform", default=None, help="Set platform (only the host's)")
     p.add_argument("--rm", default="true", nargs="?", const="true", help=None)
     p.add_argument("--force-rm", action="store_true", help=None)
     a = p.parse(argv)
     for t in a.tag:
-        from berth.oci.reference import parse_named_tagged
+        from berth.images.ingest import parse_tag
 
-        parse_named_tagged(t)  # refuse a bad tag before any work
-    if a.network not in ("none", "host", "default"):
-        raise InvalidArgument(f"network mode {a.network!r} not supported by build "
-                              "(use none or host)")
+        parse_tag(t)  # refuse a bad tag (or one with a digest) before any work
     if a.platform:
         from berth.build.plan import default_platform
 

@@ -28,18 +28,28 @@ PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
               "LocalVolumes": "LOCAL VOLUMES"}
 
 
-def _each(names: list[str], fn: Callable[[str], Any], echo: bool = True) -> int:
-    """Docker's multi-container commands: go on after a failure, exit 1 if any failed."""
-    failed = False
+def _each(names: list[str], fn: Callable[[str], Any], echo: bool = True,
+          summary: str = "") -> int:
+    """Docker's multi-container commands: go on after a failure, exit 1 if any failed.
+
+    Every failure -- typed, full disk or unexpected -- is one line for its name; the next
+    name is still tried. ``summary`` (``start``'s "failed to start containers") ends the
+    output with the failed names, as Docker's CLI does.
+    """
+    failed: list[str] = []
     for n in names:
         try:
             fn(n)
-        except BerthError as e:
-            err(f"Error: {e}")
-            failed = True
+        except Exception as e:  # noqa: BLE001 - one line per failed name, then go on
+            from berth.cli.main import report
+
+            report(e)
+            failed.append(n)
             continue
         if echo:
             out(n)
+    if failed and summary:
+        err(f"Error: {summary}: {', '.join(failed)}")
     return 1 if failed else 0
 
 
@@ -96,15 +106,10 @@ def _create_parser(prog: str, desc: str, run: bool) -> Parser:
 
 
 def _options(a: argparse.Namespace, detach: bool):  # type: ignore[no-untyped-def]
-    from berth.container.create_options import CreateOptions
+    from berth.container.create_options import CreateOptions, parse_cpus
     from berth.units import parse_size
 
-    cpus = None
-    if a.cpus is not None:
-        try:
-            cpus = float(a.cpus)
-        except ValueError:
-            raise InvalidArgument(f'invalid argument "{a.cpus}" for "--cpus" flag') from None
+    cpus = parse_cpus(a.cpus) if a.cpus is not None else None
     mem = parse_size(a.memory) if a.memory else None
     swap = None
     if a.memory_swap:
@@ -126,10 +131,14 @@ def _options(a: argparse.Namespace, detach: bool):  # type: ignore[no-untyped-de
         dns_search=a.dns_search, dns_options=a.dns_option)
 
 
-def _engine_error(e: BerthError) -> BerthError:
-    if e.exit_code not in (125, 126, 127):
-        e.exit_code = 125
-    return e
+def _engine_error(e: Exception) -> BaseException:
+    """run/create: berth failing before the container starts exits 125 (a full disk too)."""
+    from berth.errors import translate
+
+    t = translate(e)
+    if isinstance(t, BerthError) and t.exit_code not in (125, 126, 127):
+        t.exit_code = 125
+    return t
 
 
 def create(ctx: Ctx, argv: list[str]) -> int:
@@ -137,7 +146,7 @@ def create(ctx: Ctx, argv: list[str]) -> int:
     try:
         a = p.parse(argv)
         rec = ctx.engine.container_create(_options(a, detach=True), notify=err)
-    except BerthError as e:
+    except Exception as e:  # noqa: BLE001 - typed and full-disk errors exit 125
         raise _engine_error(e) from None
     out(rec.id)
     return 0
@@ -152,7 +161,7 @@ def run(ctx: Ctx, argv: list[str]) -> int:
             raise InvalidArgument("the input device is not a TTY")
         rec, code = ctx.engine.container_run(
             opts, notify=err, stdin_fd=0 if a.interactive and not a.detach else None)
-    except BerthError as e:
+    except Exception as e:  # noqa: BLE001 - typed and full-disk errors exit 125
         raise _engine_error(e) from None
     if a.detach:
         out(rec.id)
@@ -173,7 +182,8 @@ def start(ctx: Ctx, argv: list[str]) -> int:
         code = ctx.engine.container_start_attached(
             a.containers[0], stdin_fd=0 if a.interactive else None)
         return code or 0
-    return _each(a.containers, ctx.engine.container_start)
+    return _each(a.containers, ctx.engine.container_start,
+                 summary="failed to start containers")
 
 
 def stop(ctx: Ctx, argv: list[str]) -> int:

@@ -133,9 +133,9 @@ def import_(ctx: Ctx, argv: list[str]) -> int:
     p.add_argument("--platform", default=None, help="Set platform (os/arch)")
     a = p.parse(argv)
     if a.reference:  # validate before reading a possibly huge input
-        from berth.oci.reference import parse_named_tagged
+        from berth.images.ingest import parse_tag
 
-        parse_named_tagged(a.reference)
+        parse_tag(a.reference)
     src = sys.stdin.buffer if a.file == "-" else _open_input(a.file)
     try:
         image_id = ctx.engine.import_image(src, a.reference, changes=a.change,
@@ -177,6 +177,7 @@ def load(ctx: Ctx, argv: list[str]) -> int:
 
 
 def save(ctx: Ctx, argv: list[str]) -> int:
+    from berth.errors import is_no_space
     from berth.store.fsutil import fsync_dir
 
     p = Parser("berth save", "Save one or more images to a tar archive (streamed to STDOUT by default)")
@@ -188,7 +189,7 @@ def save(ctx: Ctx, argv: list[str]) -> int:
     eng = ctx.engine
     for name in a.images:
         eng.image_service.resolve(name)  # fail before creating any file
-    if a.output is None:
+    if not a.output:  # Docker: -o "" is standard output too
         if sys.stdout.isatty():
             raise BerthError("cowardly refusing to save to a terminal. "
                              "Use the -o flag or redirect")
@@ -196,9 +197,22 @@ def save(ctx: Ctx, argv: list[str]) -> int:
         sys.stdout.buffer.flush()
         return 0
     out_dir = os.path.dirname(os.path.abspath(a.output))
+    if not os.path.isdir(out_dir):  # Docker's words, before anything is written
+        raise BerthError(f'failed to save image: invalid output path: directory "{out_dir}" '
+                         "does not exist")
+    if os.path.isdir(a.output):
+        raise BerthError(f'failed to save image: invalid output path: "{a.output}" is a '
+                         "directory")
     tmp = os.path.join(out_dir, f".{os.path.basename(a.output)}.berth-tmp-{os.getpid()}")
     try:
-        with open(tmp, "wb") as f:
+        try:
+            f = open(tmp, "wb")  # noqa: SIM115 - closed by the with below
+        except OSError as e:
+            if is_no_space(e):
+                raise
+            raise BerthError(f"failed to save image: open {a.output}: "
+                             f"{(e.strerror or str(e)).lower()}") from None
+        with f:
             eng.save(a.images, f, format=a.format)
             f.flush()
             os.fsync(f.fileno())

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
     from berth.engine import Engine
@@ -88,10 +89,10 @@ class Ctx:
     root: str | None = None
     runroot: str | None = None
     debug: bool = False
-    _engine: "Engine | None" = field(default=None, repr=False)
+    _engine: Engine | None = field(default=None, repr=False)
 
     @property
-    def engine(self) -> "Engine":
+    def engine(self) -> Engine:
         if self._engine is None:
             from berth.engine import Engine
 
@@ -143,8 +144,6 @@ def _resolve(name: str) -> Callable[[Ctx, list[str]], int]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one berth command; return its exit code (never raises for user errors)."""
-    from berth.errors import BerthError
-
     args = list(sys.argv[1:] if argv is None else argv)
     ctx = Ctx()
     try:
@@ -156,25 +155,39 @@ def main(argv: list[str] | None = None) -> int:
         if args[0] not in COMMANDS:
             raise _usage(f"unknown command: berth {args[0]}")
         return _resolve(args[0])(ctx, args[1:]) or 0
-    except BerthError as e:
-        _print_error(str(e))
-        return e.exit_code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 141
     except Exception as e:  # noqa: BLE001 - last line of defence: never a traceback
-        if ctx.debug:
-            import traceback
-
-            traceback.print_exc()
-        _print_error(f"internal error: {type(e).__name__}: {e}")
-        return 1
+        return report(e, debug=ctx.debug)
     finally:
         try:
             ctx.close()
         except Exception:  # noqa: BLE001
             pass
+
+
+def report(e: BaseException, *, debug: bool = False) -> int:
+    """Print ``e`` as one ``Error: ...`` line and return its exit code.
+
+    Typed errors print their message; a full disk (ENOSPC, EDQUOT, SQLite's full-disk
+    errors) becomes ``no space left on device`` through :func:`berth.errors.translate`;
+    anything else is an ``internal error`` (its traceback only under ``--debug``).
+    Multi-container commands call this for each failed name, so they go on like Docker.
+    """
+    from berth.errors import BerthError, translate
+
+    t = translate(e)
+    if isinstance(t, BerthError):
+        _print_error(str(t))
+        return t.exit_code
+    if debug:
+        import traceback
+
+        traceback.print_exception(e)
+    _print_error(f"internal error: {type(e).__name__}: {e}")
+    return 1
 
 
 def _print_error(msg: str) -> None:

@@ -175,10 +175,15 @@ def push(ctx: "Ctx", argv: list[str]) -> int:
     p.add_argument("name", metavar="NAME[:TAG]")
     p.add_argument("-a", "--all-tags", action="store_true",
                    help="Push all tags of an image to the repository")
+    p.add_argument("--compression-format", choices=("gzip", "zstd"), default=None,
+                   help="Compress uncompressed layers with this format (default gzip)")
+    p.add_argument("--compression-level", type=int, default=None,
+                   help="Compression level (gzip 1-9, zstd 1-22; default 3)")
     a, ref, progress, running = _transfer_start(p, argv, "signing")
     with running:
         results = ctx.engine.push(a.name, all_tags=a.all_tags, tls_verify=a.tls_verify,
-                                  progress=progress)
+                                  progress=progress, compression_format=a.compression_format,
+                                  compression_level=a.compression_level)
     for r in results:
         print(r.reference.familiar if a.quiet else r.line)
     return 0

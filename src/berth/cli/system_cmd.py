@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from berth.cli.common import confirm, run_group
+from berth.cli.common import Command, confirm, run_group
 from berth.cli.main import Ctx
 from berth.cli.parser import Parser, add_format, parse_filters
 
@@ -60,7 +60,8 @@ def info(ctx: Ctx, argv: list[str]) -> int:
 
 
 def system(ctx: Ctx, argv: list[str]) -> int:
-    subs = {"df": df, "check": check, "info": info, "prune": prune}
+    subs: dict[str, Command] = {"df": df, "check": check, "info": info, "prune": prune,
+                                "boot": boot}
     return run_group(ctx, argv, group="system", title="Manage berth", subs=subs)
 
 
@@ -101,6 +102,18 @@ def check(ctx: Ctx, argv: list[str]) -> int:
         print(f"checked {rep.blobs_checked} blobs and {rep.images_checked} images: {state}"
               f" ({len(rep.damage)} damaged, {len(rep.garbage)} garbage)")
     return 0 if rep.ok or a.repair else 1
+
+
+def boot(ctx: Ctx, argv: list[str]) -> int:
+    p = Parser("berth system boot", "Start the containers whose restart policy wants them "
+               "running (run once at boot, see contrib/systemd/berth-restart.service)")
+    p.parse(argv)
+    res = ctx.engine.system_boot()
+    for name in res.started:
+        print(name)
+    for name, err in res.failed:
+        print(f"Error: starting {name}: {err}", file=sys.stderr)
+    return 1 if res.failed else 0
 
 
 def prune(ctx: Ctx, argv: list[str]) -> int:

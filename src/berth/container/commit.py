@@ -17,7 +17,7 @@ import copy
 import json
 import os
 import time
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from typing import Any, Callable, Iterator
 
 from berth.container.records import ContainerRecord
@@ -49,16 +49,32 @@ def image_config_from(image_inner: dict[str, Any], container: dict[str, Any]) ->
 @contextmanager
 def paused(rec: ContainerRecord, pause: bool,
            runtime_for: Callable[[ContainerRecord], Any]) -> Iterator[None]:
-    """Freeze a running container for the duration (no-op when stopped or already paused)."""
+    """Freeze a running container for the duration (no-op when stopped or already paused).
+
+    A marker with our pid says who froze it: if this process is killed meanwhile, the
+    next command that looks the container up thaws it (:func:`~.orphans.thaw_if_orphaned`).
+    """
     if not pause or rec.status != "running":
         yield
         return
+    from berth.container.orphans import FREEZE_MARKER, thaw_if_orphaned
+
     rt = runtime_for(rec)
+    thaw_if_orphaned(rec, lambda: rt)
+    marker = os.path.join(rec.run_dir, FREEZE_MARKER)
+    os.makedirs(rec.run_dir, mode=0o700, exist_ok=True)
+    with open(marker, "w", encoding="ascii") as f:
+        f.write(str(os.getpid()))
     rt.pause(rec.id)
     try:
+        from berth.testpoints import pause as test_point
+
+        test_point("commit-frozen")
         yield
     finally:
         rt.resume(rec.id)
+        with suppress(FileNotFoundError):
+            os.unlink(marker)
 
 
 def layer_from_upper(store: Store, upper: str, parent: str | None,

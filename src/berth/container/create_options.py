@@ -90,13 +90,103 @@ def parse_signal(text: str) -> int:
     raise InvalidArgument(f"Invalid signal: {text}")
 
 
-def read_env_file(path: str) -> list[str]:
-    """Docker's env-file: ``KEY=value`` per line, ``#`` comments, bare ``KEY`` from our env."""
+_INT64_MAX = (1 << 63) - 1
+_MIN_MEMORY = 6 << 20  # Docker's floor for -m
+
+
+def parse_cpus(text: str) -> float | None:
+    """``--cpus``: a finite, non-negative number of CPUs (0 means no limit), as Docker.
+
+    ``nan``/``inf`` are not numbers Docker's rational parser accepts; a value under 0.01
+    or above the host's CPU count gets Docker's "Range of CPUs" error.
+    """
+    import math
+
     try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
+        cpus = float(text)
+    except ValueError:
+        cpus = math.nan
+    if not math.isfinite(cpus):
+        raise InvalidArgument(f'invalid argument "{text}" for "--cpus" flag: failed to '
+                              f"parse {text} as a rational number")
+    check_cpus(cpus)
+    return cpus or None
+
+
+def check_cpus(cpus: float) -> None:
+    """Docker's range check of NanoCPUs: 0 (unlimited) or 0.01 .. the host's CPU count."""
+    n = os.cpu_count() or 1
+    if cpus != 0 and not (0.01 <= cpus <= n):
+        raise InvalidArgument(f"Range of CPUs is from 0.01 to {n}.00, as there are only {n} "
+                              "CPUs available")
+
+
+# Flags whose values become file contents or paths on the host (hosts files, bind
+# sources): a byte that is not UTF-8 could not be written there or named to the runtime.
+_TEXT_FLAGS = (("--hostname", "hostname"), ("--add-host", "add_hosts"),
+               ("--dns-search", "dns_search"), ("--dns-option", "dns_options"),
+               ("--network-alias", "network_aliases"), ("--workdir", "workdir"),
+               ("--volume", "volumes"), ("--mount", "mounts"), ("--tmpfs", "tmpfs"))
+
+
+def _check_text(opts: CreateOptions) -> None:
+    """Refuse flag values that are not valid UTF-8 (argv bytes Python kept as surrogates)."""
+    for flag, attr in _TEXT_FLAGS:
+        value = getattr(opts, attr)
+        for v in value if isinstance(value, list) else [value]:
+            if v is not None and _has_surrogates(v):
+                shown = v.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+                raise InvalidArgument(f'invalid argument "{shown}" for "{flag}" flag: not '
+                                      "valid UTF-8")
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _check_resources(opts: CreateOptions) -> None:
+    """The limits Docker's daemon refuses at create, so none fails only at start."""
+    _check_text(opts)
+    if opts.hostname and len(opts.hostname.encode()) > 64:  # the kernel's HOST_NAME_MAX
+        raise InvalidArgument(f'invalid argument "{opts.hostname[:20]}..." for "--hostname" '
+                              "flag: a hostname is at most 64 characters")
+    if opts.cpus is not None:
+        check_cpus(float(opts.cpus))
+    if opts.memory is not None and 0 < opts.memory < _MIN_MEMORY:
+        raise InvalidArgument("Minimum memory limit allowed is 6MB")
+    if opts.cpu_shares is not None and opts.cpu_shares < 0:
+        raise InvalidArgument(f"invalid CPU shares ({opts.cpu_shares}): value must be a "
+                              "positive integer")
+    for flag, value in (("--memory", opts.memory), ("--memory-swap", opts.memory_swap),
+                        ("--cpu-shares", opts.cpu_shares), ("--pids-limit", opts.pids_limit),
+                        ("--stop-timeout", opts.stop_timeout)):
+        if value is not None and not -_INT64_MAX <= value <= _INT64_MAX:
+            raise InvalidArgument(f'invalid argument "{value}" for "{flag}" flag: value out '
+                                  "of range")
+
+
+def read_env_file(path: str) -> list[str]:
+    """Docker's env-file: ``KEY=value`` per line, ``#`` comments, bare ``KEY`` from our env.
+
+    The file must be UTF-8 (Docker's rule): a bad byte is named by its line, never a
+    decoding traceback.
+    """
+    try:
+        with open(path, "rb") as f:
+            raw = f.read().splitlines()
     except OSError as e:
-        raise InvalidArgument(f"open {path}: {e.strerror.lower()}") from None
+        raise InvalidArgument(f"open {path}: {(e.strerror or str(e)).lower()}") from None
+    lines = []
+    for no, b in enumerate(raw, 1):
+        try:
+            lines.append(b.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise InvalidArgument(f"env file {path} contains invalid utf8 bytes at line "
+                                  f"{no}: {b!r}") from None
     out = []
     for line in lines:
         line = line.lstrip()
@@ -216,6 +306,7 @@ def merge(opts: CreateOptions, image_config: dict[str, Any], image_ref: str
                                                         img.get("ExposedPorts")))
     if opts.stop_signal is not None:
         parse_signal(opts.stop_signal)
+    _check_resources(opts)
     env_in = [line for path in opts.env_files for line in read_env_file(path)] + opts.env
     env = merge_env(list(img.get("Env") or []), _expand_env(env_in))
     labels = dict(img.get("Labels") or {})

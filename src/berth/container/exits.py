@@ -73,17 +73,20 @@ class ExitHandling:
         """The exit command: record the exit, tear down, ``--rm``, restart policy."""
         if self._reload(cid) is None or self._attached_elsewhere(cid):
             return
-        with self._lock(cid):
-            rec = self._reload(cid)
-            if rec is None or not rec.monitor:
-                return
-            h = monitor.MonitorHandle.from_dict(rec.monitor)
-            got = monitor.wait_exit(h, timeout=0)
-            if got is None:
-                return  # an older run's exit command: this run is still going
-            again = self._finish(rec, h, got)
-        if again is not None:
-            self._restart_later(again)
+        # held from before the row can say "restarting" until the restart is done: a
+        # restarting row whose lock nobody holds was orphaned (reboot) and shows Exited
+        with self._lock(cid, ".restart"):
+            with self._lock(cid):
+                rec = self._reload(cid)
+                if rec is None or not rec.monitor:
+                    return
+                h = monitor.MonitorHandle.from_dict(rec.monitor)
+                got = monitor.wait_exit(h, timeout=0)
+                if got is None:
+                    return  # an older run's exit command: this run is still going
+                again = self._finish(rec, h, got)
+            if again is not None:
+                self._restart_later(again)
 
     def _finish(self, rec: ContainerRecord, h: monitor.MonitorHandle,
                 got: tuple[int, float, bool]) -> ContainerRecord | None:

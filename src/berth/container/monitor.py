@@ -439,9 +439,21 @@ def _wait_pid(pid: int, timeout: float | None) -> None:
         os.close(pfd)
 
 
+def conmon_alive(handle: MonitorHandle) -> bool:
+    """This container's conmon still runs: its pid, with our container ID in its argv
+    (after a reboot the same pid may be anybody's)."""
+    if not pid_alive(handle.conmon_pid):
+        return False
+    try:
+        with open(f"/proc/{handle.conmon_pid}/cmdline", "rb") as f:
+            return handle.cid.encode() in f.read().split(b"\0")
+    except OSError:
+        return False
+
+
 def kill_monitor(handle: MonitorHandle) -> None:
     """SIGKILL conmon (cleanup after a failed start; the runtime ``delete`` follows)."""
-    if pid_alive(handle.conmon_pid):
+    if conmon_alive(handle):
         try:
             os.kill(handle.conmon_pid, signal.SIGKILL)
         except ProcessLookupError:

@@ -118,25 +118,14 @@ def unmount(target: str) -> None:
     raise RuntimeFailure(f"unmounting {target}: {os.strerror(e)}")
 
 
-def _unescape(field: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as \\ooo octal."""
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and i + 4 <= len(field) and field[i + 1:i + 4].isdigit():
-            out.append(chr(int(field[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
 def is_mounted(target: str) -> bool:
     """Whether ``target`` is a mount point in our mount namespace."""
+    from ..store.tmpclean import unescape
+
     want = os.path.realpath(target)
     with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
         for line in f:
             parts = line.split(" ", 5)
-            if len(parts) > 4 and _unescape(parts[4]) == want:
+            if len(parts) > 4 and unescape(parts[4]) == want:
                 return True
     return False

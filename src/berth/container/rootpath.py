@@ -8,6 +8,11 @@ container root and is resolved by the kernel with ``openat2(RESOLVE_IN_ROOT)``: 
 symlinks and ``..`` are clamped to that root, atomically. Kernels without openat2 get a
 component-by-component walk with ``O_NOFOLLOW`` that expands symlinks itself, also clamped.
 
+``build`` needs two things openat2 cannot give: Docker's ``FollowSymlinkInScope`` (a
+*dangling* link is followed to where its target would be inside the root) and creating a
+destination's missing directories there. :func:`walk_scoped` is that walk — the same one
+the openat2 fallback uses — and :func:`scoped_path`/:func:`open_dir` wrap it.
+
 What callers get back is a :class:`Node`: an fd of the *parent directory* plus a name that
 was not a symlink when looked up. Everything after that is done relative to the parent fd
 with ``O_NOFOLLOW``, so a later swap makes the operation fail, never escape.
@@ -95,41 +100,158 @@ def _openat2():  # type: ignore[no-untyped-def]
     return call
 
 
-def _walk(root_fd: int, path: str, flags: int) -> int:
-    """Fallback for openat2: resolve ``path`` under ``root_fd`` one component at a time.
+@dataclass
+class DirAttrs:
+    """Mode and owner for directories a walk creates (a COPY destination's parents)."""
 
-    ``..`` pops our own stack of directory fds (never the kernel's ``..``, which a moved
-    directory could take outside the root); symlinks are read and spliced into the queue,
-    an absolute target restarting from the root.
+    mode: int = 0o755
+    uid: int = 0
+    gid: int = 0
+
+
+@dataclass
+class Scoped:
+    """Where a path led inside a root: the open directories down to the deepest existing
+    one (``stack``, the root first, ``names`` their names below it), a final existing
+    non-directory (``leaf``), and the components past the first missing one (``tail``,
+    taken lexically, as Docker's ``FollowSymlinkInScope`` does). :meth:`close` the fds."""
+
+    stack: list[int]
+    names: list[str]
+    leaf: str | None = None
+    tail: list[str] | None = None
+
+    @property
+    def path(self) -> str:
+        """The canonical in-root path: every symlink met replaced by its target."""
+        parts = [*self.names, *([self.leaf] if self.leaf else []), *(self.tail or [])]
+        return "/" + "/".join(parts)
+
+    def take_dir(self) -> int:
+        """The fd of the deepest directory reached (the caller owns it)."""
+        fd = self.stack.pop()
+        return fd
+
+    def close(self) -> None:
+        while self.stack:
+            os.close(self.stack.pop())
+
+
+def walk_scoped(root_fd: int, path: str, *, follow_last: bool = True,
+                create: DirAttrs | None = None) -> Scoped:
+    """Resolve ``path`` under ``root_fd`` one component at a time, never leaving the root.
+
+    Every component is looked at with ``O_NOFOLLOW`` relative to its parent's fd; ``..``
+    pops our own stack of directory fds (never the kernel's ``..``, which a moved directory
+    could take outside the root); a symlink is read and its target spliced into the queue,
+    an absolute target restarting from the root. A *dangling* symlink is followed too: its
+    target is a path inside the root that does not exist yet. With ``create`` every missing
+    component is made there as a directory (so ``WORKDIR /app`` through ``/app -> /host``
+    makes ``<root>/host``), otherwise the rest is kept lexically in ``tail``.
+    This is the one walk behind openat2's fallback, ``cp`` and ``build``.
     """
     parts = deque(p for p in path.split("/") if p not in ("", "."))
-    stack = [os.dup(root_fd)]
+    w = Scoped([os.dup(root_fd)], [], None, [])
+    tail: list[str] = []
     links = 0
     try:
         while parts:
             name = parts.popleft()
-            if name == "..":
-                if len(stack) > 1:
-                    os.close(stack.pop())
+            if tail:  # past a missing component: nothing left to look up
+                if name == "..":
+                    tail.pop()
+                else:
+                    tail.append(name)
                 continue
-            st = os.stat(name, dir_fd=stack[-1], follow_symlinks=False)
-            if stat.S_ISLNK(st.st_mode):
+            if name == "..":
+                if len(w.stack) > 1:
+                    os.close(w.stack.pop())
+                    w.names.pop()
+                continue
+            try:
+                st = os.stat(name, dir_fd=w.stack[-1], follow_symlinks=False)
+            except FileNotFoundError:
+                if create is None:
+                    tail.append(name)
+                    continue
+                try:
+                    os.mkdir(name, create.mode, dir_fd=w.stack[-1])
+                except FileExistsError:
+                    pass  # made meanwhile: look again below
+                else:  # owner and mode (undoing the umask) through an fd, never a name
+                    dfd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW |
+                                  os.O_CLOEXEC, dir_fd=w.stack[-1])
+                    try:
+                        os.fchown(dfd, create.uid, create.gid)
+                        os.fchmod(dfd, create.mode)
+                    finally:
+                        os.close(dfd)
+                st = os.stat(name, dir_fd=w.stack[-1], follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode) and (parts or follow_last):
                 links += 1
                 if links > _MAX_LINKS:
                     raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
-                target = os.readlink(name, dir_fd=stack[-1])
+                target = os.readlink(name, dir_fd=w.stack[-1])
                 if target.startswith("/"):
-                    while len(stack) > 1:
-                        os.close(stack.pop())
+                    while len(w.stack) > 1:
+                        os.close(w.stack.pop())
+                    w.names.clear()
                 parts.extendleft(reversed([p for p in target.split("/") if p not in ("", ".")]))
                 continue
-            if not parts:
-                return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=stack[-1])
-            stack.append(os.open(name, _PATH_DIR | os.O_NOFOLLOW, dir_fd=stack[-1]))
-        return os.open(".", flags | os.O_CLOEXEC, dir_fd=stack[-1])
+            if stat.S_ISDIR(st.st_mode):
+                w.stack.append(os.open(name, _PATH_DIR | os.O_NOFOLLOW, dir_fd=w.stack[-1]))
+                w.names.append(name)
+                continue
+            if parts:
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
+            w.leaf = name
+        w.tail = tail
+        return w
+    except BaseException:
+        w.close()
+        raise
+
+
+def _walk(root_fd: int, path: str, flags: int) -> int:
+    """Fallback for openat2: :func:`walk_scoped`, then open what it found."""
+    w = walk_scoped(root_fd, path)
+    try:
+        if w.tail:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+        if w.leaf is not None:
+            return os.open(w.leaf, flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=w.stack[-1])
+        return os.open(".", flags | os.O_CLOEXEC, dir_fd=w.stack[-1])
     finally:
-        for fd in stack:
-            os.close(fd)
+        w.close()
+
+
+def scoped_path(root_fd: int, path: str, *, follow_last: bool = True) -> str:
+    """Docker's ``FollowSymlinkInScope``: the in-root path ``path`` leads to, every symlink
+    (dangling ones too) followed inside the root, the missing rest kept as written."""
+    w = walk_scoped(root_fd, path, follow_last=follow_last)
+    try:
+        return w.path
+    finally:
+        w.close()
+
+
+def open_dir(root_fd: int, path: str, *, create: DirAttrs | None = None) -> tuple[int, str]:
+    """(``O_PATH`` fd, canonical path) of the directory ``path`` leads to inside the root;
+    made there, parents too, when missing and ``create`` is given.
+
+    Raises FileNotFoundError (missing, no ``create``) or NotADirectoryError (a file is in
+    the way) — never an fd outside the root.
+    """
+    w = walk_scoped(root_fd, path, create=create)
+    try:
+        if w.tail:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+        if w.leaf is not None:
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
+        canonical = w.path
+        return w.take_dir(), canonical
+    finally:
+        w.close()
 
 
 def open_in_root(root_fd: int, path: str, flags: int) -> int:
@@ -159,7 +281,7 @@ class RootFS:
             os.close(self.fd)
             self.fd = -1
 
-    def __enter__(self) -> "RootFS":
+    def __enter__(self) -> RootFS:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -177,6 +299,24 @@ class RootFS:
         if not real.startswith(self._real.rstrip("/") + "/"):
             raise OSError(errno.EXDEV, "path resolves outside the container", path)
         return "/" + real[len(self._real.rstrip("/")) + 1:]
+
+    def host_path(self, path: str) -> str:
+        """The host's real path of the existing node ``path`` leads to, every symlink
+        followed inside the root: a path with no symlink left in it (OSError if missing)."""
+        canonical = self._canonical(clean(path))
+        return self._real if canonical == "/" else self._real.rstrip("/") + canonical
+
+    def scoped(self, path: str, *, follow_last: bool = True) -> str:
+        """:func:`scoped_path` in this root (dangling links followed, missing rest kept)."""
+        return scoped_path(self.fd, path, follow_last=follow_last)
+
+    def open(self, path: str, flags: int) -> int:
+        """:func:`open_in_root` in this root: an existing node, or an OSError."""
+        return open_in_root(self.fd, path, flags)
+
+    def open_dir(self, path: str, *, create: DirAttrs | None = None) -> tuple[int, str]:
+        """:func:`open_dir` in this root."""
+        return open_dir(self.fd, path, create=create)
 
     def locate(self, path: str, *, follow: bool) -> Node:
         """The node at ``path``; with ``follow`` a final symlink is followed (in scope).

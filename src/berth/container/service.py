@@ -93,32 +93,53 @@ class ContainerService(ExitHandling, Sessions):
     def list(self) -> list[ContainerRecord]:
         """Every container, newest first, reconciled with conmon's exit files."""
         rows = self.db.query("SELECT * FROM containers ORDER BY created DESC, id")
-        return [self.refresh(self._rec(r)) if r["status"] in ("running", "paused")
+        return [self.refresh(self._rec(r)) if r["status"] in ("running", "paused",
+                                                              "restarting")
                 else self._rec(r) for r in rows]
 
     # -- reconciliation -----------------------------------------------------------------
     def refresh(self, rec: ContainerRecord) -> ContainerRecord:
         """If the row says running but conmon recorded an exit (or died), say so in the row.
 
-        Only file reads and ``kill(pid, 0)``; the exit command does the real cleanup.
+        Only file reads, ``kill(pid, 0)`` and ``/proc`` reads; the exit command does the
+        real cleanup. A pid counts as the container's only with proof (conmon's argv, the
+        container's cgroup): after a reboot the same numbers belong to other processes.
+        When conmon died without recording an exit (killed, or a reboot emptied the
+        runroot) no exit command will come, so no restart either: the row says Exited
+        (``berth system boot`` brings back what a restart policy wants back).
         """
-        if rec.status not in ("running", "paused") or not rec.monitor:
+        from .orphans import conmon_alive, container_alive
+
+        h = monitor.MonitorHandle.from_dict(rec.monitor) if rec.monitor else None
+        if rec.status == "restarting":
+            # the exit command (a child conmon waits for) holds ".restart" until the new
+            # run is up; with neither left, nobody will restart it
+            if (h is None or not conmon_alive(h)) and not self._restart_pending(rec.id):
+                self._set_status(rec.id, "exited", only_if="restarting")
+                rec.status = "exited"
             return rec
-        h = monitor.MonitorHandle.from_dict(rec.monitor)
+        if rec.status not in ("running", "paused") or h is None:
+            return rec
         got = monitor.read_exit(h)
+        lost = False
         if got is None:
-            if pid_alive(h.conmon_pid) or pid_alive(h.container_pid):
+            if conmon_alive(h) or container_alive(h):
+                if rec.status == "running":  # frozen by a commit that was killed?
+                    from .orphans import thaw_if_orphaned
+
+                    thaw_if_orphaned(rec, lambda: self._runtime_of(rec))
                 return rec
-            got = (255, time.time())
+            got, lost = (255, time.time()), True
         oom = os.path.exists(os.path.join(h.persist_dir, "oom"))
-        self._record_exit(rec, got[0], got[1], oom)
+        self._record_exit(rec, got[0], got[1], oom, lost=lost)
         return rec
 
     def _record_exit(self, rec: ContainerRecord, code: int, finished: float,
-                     oom: bool) -> None:
-        """Status after an exit: ``restarting`` when the policy will bring it back."""
+                     oom: bool, *, lost: bool = False) -> None:
+        """Status after an exit: ``restarting`` when the policy will bring it back
+        (never for a ``lost`` exit: nothing is left to run the restart)."""
         policy = restart.from_dict(rec.config.get("HostConfig", {}).get("RestartPolicy"))
-        again = restart.decide(policy, code, rec.restart_count, rec.manual_stop)
+        again = not lost and restart.decide(policy, code, rec.restart_count, rec.manual_stop)
         rec.status = "restarting" if again else "exited"
         rec.exit_code, rec.finished_at, rec.oom_killed, rec.pid = code, finished, oom, None
         with self.db.tx() as tx:
@@ -182,7 +203,11 @@ class ContainerService(ExitHandling, Sessions):
     def create(self, opts: CreateOptions, image_id: str, *,
                keep_mounted: bool = False) -> ContainerRecord:
         """Row + dirs + bundle; on any failure nothing of it remains."""
-        config = merge(opts, self.images.config(image_id), opts.image)
+        try:
+            image_config = self.images.config(image_id)
+        except NotFound:  # removed (and collected) since it was resolved: a lost race
+            raise NotFound(f"No such image: {opts.image}") from None
+        config = merge(opts, image_config, opts.image)
         if config["HostConfig"].get("VolumesFrom"):
             from ..volumes.hooks import inherit_volumes
 
@@ -198,6 +223,9 @@ class ContainerService(ExitHandling, Sessions):
             if net is not None:
                 net.container_created(rec, opts)
             self._prepare(rec, image_id)
+            from ..testpoints import pause
+
+            pause("create-prepared")
             if not keep_mounted:
                 self._unmount(rec)
         except BaseException:
@@ -208,27 +236,35 @@ class ContainerService(ExitHandling, Sessions):
 
     def _insert(self, cid: str, name: str | None, image_id: str, image_name: str,
                 config: dict[str, Any], runtime: str) -> None:
+        """The container's row, with the true error when a racing command got there first.
+
+        The image and the name are checked inside the write transaction: an ``rmi`` that
+        won the race is "No such image", never a foreign-key failure passed off as a name
+        conflict; a random name taken meanwhile is simply picked again.
+        """
         from . import names
 
         if name is not None:
             name = names.validate(name)
-        for attempt in range(50):
-            candidate = name or names.random_name(attempt)
-            try:
-                with self.db.tx() as tx:
-                    tx.execute("INSERT INTO containers(id, name, image_id, image_name, "
-                               "created, config, status, runtime, labels) VALUES "
-                               "(?,?,?,?,?,?,?,?,?)",
-                               (cid, candidate, image_id, image_name, time.time(),
-                                json.dumps(config), "created", runtime,
-                                json.dumps(config.get("Labels") or {})))
-                return
-            except sqlite3.IntegrityError:
-                if name is None:
-                    continue
-                row = self.db.one("SELECT id FROM containers WHERE name=?", (name,))
-                raise Conflict(_name_conflict(name, row["id"] if row else "")) from None
-        raise Conflict("could not generate a unique container name")
+        with self.db.tx() as tx:
+            if tx.one("SELECT 1 FROM images WHERE id=?", (image_id,)) is None:
+                raise NotFound(f"No such image: {image_name}")
+            candidate = name
+            for attempt in range(200):
+                if candidate is None:
+                    candidate = names.random_name(attempt)
+                row = tx.one("SELECT id FROM containers WHERE name=?", (candidate,))
+                if row is None:
+                    break
+                if name is not None:
+                    raise Conflict(_name_conflict(name, row["id"]))
+                candidate = None
+            else:
+                raise Conflict("could not generate a unique container name")
+            tx.execute("INSERT INTO containers(id, name, image_id, image_name, created, "
+                       "config, status, runtime, labels) VALUES (?,?,?,?,?,?,?,?,?)",
+                       (cid, candidate, image_id, image_name, time.time(), json.dumps(config),
+                        "created", runtime, json.dumps(config.get("Labels") or {})))
 
     def _prepare(self, rec: ContainerRecord, image_id: str) -> None:
         from .spec import SpecOptions, build_spec
@@ -240,7 +276,8 @@ class ContainerService(ExitHandling, Sessions):
         cfg, host = rec.config, rec.config["HostConfig"]
         mounts = self._etc_files(rec)
         for b in host.get("Mounts") or []:
-            os.makedirs(b["Source"], exist_ok=True)  # Docker creates missing bind sources
+            if not os.path.lexists(b["Source"]):  # Docker creates missing bind sources
+                os.makedirs(b["Source"], exist_ok=True)
             mounts.append({"type": "bind", "source": b["Source"],
                            "destination": b["Destination"], "ro": not b["RW"]})
         for dst, o in (host.get("Tmpfs") or {}).items():
@@ -323,6 +360,12 @@ class ContainerService(ExitHandling, Sessions):
         unmount(rec.merged)
 
     # -- start ----------------------------------------------------------------------------
+    def _restart_pending(self, cid: str) -> bool:
+        """Whether an exit command holds this container's restart (sleeping its backoff)."""
+        from ..store.locks import is_locked
+
+        return is_locked(os.path.join(self.store.runroot, "locks", cid + ".restart"))
+
     def start(self, name_or_id: str) -> ContainerRecord:
         """Detached start; starting a running container does nothing (as Docker)."""
         rec = self.get(name_or_id)
@@ -343,7 +386,11 @@ class ContainerService(ExitHandling, Sessions):
         Call with the container's lock held. On failure the runtime state and conmon are
         gone, the error is recorded (State.Error, 126/127 as ExitCode) and re-raised.
         """
+        from ..testpoints import pause
+
         rt = self._runtime_of(rec)
+        # the runroot is a tmpfs a reboot empties: what a start needs there is made here
+        os.makedirs(rec.run_dir, mode=0o700, exist_ok=True)
         self._mount(rec)
         if os.path.exists(os.path.join(rt.root, rec.id)):
             rt.delete(rec.id, force=True)
@@ -352,7 +399,9 @@ class ContainerService(ExitHandling, Sessions):
         net = self._net(rec)
         try:
             if net is not None:
+                self._clear_dead_sandbox(rec, net)
                 net.container_starting(rec)
+                pause("start-network")
             h = monitor.create_container(
                 rt, rec.id, self.paths(rec), terminal=bool(rec.config.get("Tty")),
                 stdin=stdin, stdin_once=connect,
@@ -389,6 +438,15 @@ class ContainerService(ExitHandling, Sessions):
             now, h.to_dict()
         return h, sock
 
+    def _clear_dead_sandbox(self, rec: ContainerRecord, net: Any) -> None:
+        """Undo the netns/veths/proxy of a start that died half-way (a killed ``run -d``),
+        which would otherwise make this start fail with "File exists"."""
+        from ..network.netns import netns_path
+
+        if self.db.one("SELECT 1 FROM sandboxes WHERE container_id=?", (rec.id,)) \
+                or os.path.lexists(netns_path(self.store.runroot, rec.id)):
+            net.container_stopped(rec)
+
     # -- stop / kill / restart ------------------------------------------------------------
     def _handle(self, rec: ContainerRecord) -> monitor.MonitorHandle | None:
         return monitor.MonitorHandle.from_dict(rec.monitor) if rec.monitor else None
@@ -415,7 +473,8 @@ class ContainerService(ExitHandling, Sessions):
             monitor.wait_exit(h)
         if got is None:
             self._signal(rt, rec, signal.SIGKILL)
-            monitor.wait_exit(h, timeout=30)
+            if monitor.wait_exit(h, timeout=30) is None:
+                self._still_running(rec, h)
         self.cleanup(rec.id)
 
     def _settle(self, rec: ContainerRecord) -> None:
@@ -427,13 +486,38 @@ class ContainerService(ExitHandling, Sessions):
                 self._set_status(rec.id, "exited")
                 self._unmount(cur)
 
-    def _signal(self, rt: "OCIRuntime", rec: ContainerRecord, sig: int) -> None:
+    def _signal(self, rt: "OCIRuntime", rec: ContainerRecord, sig: int) -> bool:
+        """Signal the container; without runtime state (runroot gone) through its cgroup.
+        False when no process of it was found."""
         try:
             rt.kill(rec.id, sig)
             if rec.status == "paused":
                 rt.resume(rec.id)
+            return True
+        except NotFound:
+            h = self._handle(rec)
+            if h is None:
+                return False
+            from .orphans import signal_all
+
+            if sig == signal.SIGKILL:
+                from ..cgroupprocs import kill_cgroup
+
+                if h.cgroups_path:
+                    kill_cgroup(h.cgroups_path)
+            return signal_all(h, sig) or sig == signal.SIGKILL
         except BerthError:
-            pass  # already gone: the exit is what we wait for anyway
+            return False  # already gone: the exit is what we wait for anyway
+
+    def _still_running(self, rec: ContainerRecord, h: monitor.MonitorHandle) -> None:
+        """Fail loudly rather than report a stop while the process lives."""
+        from .orphans import container_alive
+
+        if container_alive(h):
+            from ..errors import RuntimeFailure
+
+            raise RuntimeFailure(f"container {rec.id} did not stop: its process "
+                                 f"{h.container_pid} is still running")
 
     def kill(self, name_or_id: str, sig: str = "KILL") -> None:
         rec = self.get(name_or_id)
@@ -447,18 +531,19 @@ class ContainerService(ExitHandling, Sessions):
             with self.db.tx() as tx:
                 tx.execute("UPDATE containers SET manual_stop=1 WHERE id=?", (rec.id,))
         rt = self._runtime_of(rec)
-        try:
-            rt.kill(rec.id, signum)
-        except NotFound:
-            pass
+        if not self._signal(rt, rec, signum):
+            from .orphans import container_alive
+
+            if container_alive(h):
+                from ..errors import RuntimeFailure
+
+                raise RuntimeFailure(f"Cannot kill container: {name_or_id}: its process "
+                                     f"{h.container_pid} could not be signalled")
         if signum == signal.SIGKILL:
-            if rec.status == "paused":
-                try:
-                    rt.resume(rec.id)
-                except BerthError:
-                    pass
             if monitor.wait_exit(h, timeout=10) is not None:
                 self.cleanup(rec.id)
+            else:
+                self._still_running(rec, h)
 
     def restart(self, name_or_id: str, timeout: int | None = None) -> None:
         self.stop(name_or_id, timeout)
@@ -481,9 +566,13 @@ class ContainerService(ExitHandling, Sessions):
         self._runtime_of(rec).resume(rec.id)
         self._set_status(rec.id, "running")
 
-    def _set_status(self, cid: str, status: str) -> None:
+    def _set_status(self, cid: str, status: str, *, only_if: str | None = None) -> None:
         with self.db.tx() as tx:
-            tx.execute("UPDATE containers SET status=? WHERE id=?", (status, cid))
+            if only_if is None:
+                tx.execute("UPDATE containers SET status=? WHERE id=?", (status, cid))
+            else:
+                tx.execute("UPDATE containers SET status=? WHERE id=? AND status=?",
+                           (status, cid, only_if))
 
     # -- remove ---------------------------------------------------------------------------
     def remove(self, name_or_id: str, *, force: bool = False,
@@ -503,7 +592,11 @@ class ContainerService(ExitHandling, Sessions):
             h = self._handle(rec)
             if h is not None and rec.status != "restarting":
                 self._signal(self._runtime_of(rec), rec, signal.SIGKILL)
-                monitor.wait_exit(h, timeout=10)
+                if monitor.wait_exit(h, timeout=10) is None:
+                    self._still_running(rec, h)
+        from ..testpoints import pause
+
+        pause("rm-killed")
         with self._lock(rec.id):
             cur = self._reload(rec.id)
             if cur is not None:
@@ -528,7 +621,11 @@ class ContainerService(ExitHandling, Sessions):
             release(self.store, rec)
 
     def _destroy(self, rec: ContainerRecord) -> None:
-        """Everything of a container goes: conmon, runtime state, mount, dirs, row."""
+        """Everything of a container goes: conmon, runtime state, mount, dirs, row.
+
+        Its processes are killed through its cgroup too, in case the runtime's state was
+        lost; if one survives the row stays and the error says so.
+        """
         h = self._handle(rec)
         if h is not None:
             monitor.kill_monitor(h)
@@ -538,6 +635,13 @@ class ContainerService(ExitHandling, Sessions):
                 rt.delete(rec.id, force=True)
         except BerthError:
             pass
+        from .orphans import reap
+
+        if h is not None and not reap(h):
+            from ..errors import RuntimeFailure
+
+            raise RuntimeFailure(f"cannot remove container {rec.id}: its process "
+                                 f"{h.container_pid} could not be killed")
         net = self._net(rec)
         if net is not None:
             net.container_removed(rec)
@@ -546,7 +650,7 @@ class ContainerService(ExitHandling, Sessions):
             shutil.rmtree(d, ignore_errors=True)
         with self.db.tx() as tx:
             tx.execute("DELETE FROM containers WHERE id=?", (rec.id,))
-        for kind in ("", ".fg"):
+        for kind in ("", ".fg", ".restart"):
             try:
                 os.unlink(os.path.join(self.store.runroot, "locks", rec.id + kind))
             except FileNotFoundError:

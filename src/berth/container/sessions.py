@@ -12,6 +12,7 @@ import shutil
 import signal
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 
 from ..errors import BerthError, Conflict, InvalidArgument, NotFound
 from ..procs import pid_alive
@@ -31,32 +32,35 @@ class Sessions:
         Holds the container's lock throughout, so the exit command waits and this process
         finishes the container (records the exit, unmounts, ``--rm``) before returning.
         """
-        with self._lock(rec.id, ".fg"):
-            with self._lock(rec.id):
-                fresh = self._reload(rec.id)
-                if fresh is None:
-                    raise NotFound(f"No such container: {rec.id}")
-                if fresh.running:
-                    raise Conflict(f"container {rec.id} is already running")
-                tty = bool(fresh.config.get("Tty"))
-                h, sock = self._launch(fresh, stdin=stdin_fd is not None, connect=True)
-            restore = self._proxy_signals(h) if sig_proxy and not tty else None
-            try:
-                detached = monitor.pump(sock, stdin_fd=stdin_fd, stdout_fd=stdout_fd,
-                                        stderr_fd=stderr_fd, tty=tty, bundle=h.bundle)
-            finally:
-                sock.close()
-                if restore:
-                    restore()
-            if detached:
-                return None
-            got = monitor.wait_exit(h)
-            assert got is not None
-            with self._lock(rec.id):
-                again = self._finish(fresh, h, got)
-        if again is not None:
-            self._restart_later(again)
-        return got[0]
+        with ExitStack() as keep:
+            with self._lock(rec.id, ".fg"):
+                with self._lock(rec.id):
+                    fresh = self._reload(rec.id)
+                    if fresh is None:
+                        raise NotFound(f"No such container: {rec.id}")
+                    if fresh.running:
+                        raise Conflict(f"container {rec.id} is already running")
+                    tty = bool(fresh.config.get("Tty"))
+                    h, sock = self._launch(fresh, stdin=stdin_fd is not None, connect=True)
+                restore = self._proxy_signals(h) if sig_proxy and not tty else None
+                try:
+                    detached = monitor.pump(sock, stdin_fd=stdin_fd, stdout_fd=stdout_fd,
+                                            stderr_fd=stderr_fd, tty=tty, bundle=h.bundle)
+                finally:
+                    sock.close()
+                    if restore:
+                        restore()
+                if detached:
+                    return None
+                got = monitor.wait_exit(h)
+                assert got is not None
+                # held until the restart is done; see ExitHandling.cleanup
+                keep.enter_context(self._lock(rec.id, ".restart"))
+                with self._lock(rec.id):
+                    again = self._finish(fresh, h, got)
+            if again is not None:
+                self._restart_later(again)
+            return got[0]
 
     def _proxy_signals(self, h: monitor.MonitorHandle) -> Callable[[], None]:
         """Forward SIGINT/SIGTERM/SIGHUP to the container, like Docker's --sig-proxy."""

@@ -1,21 +1,20 @@
 """Resolve ``--user`` against the image's own /etc/passwd and /etc/group.
 
 The rootfs belongs to an untrusted image: an ``/etc/passwd`` that is a symlink to
-``/etc/shadow`` of the *host* must not be followed. Every path is therefore walked one
-component at a time with ``O_NOFOLLOW``, and symlinks are re-rooted at the rootfs (the way
-the kernel would see them after pivot_root), so nothing outside the rootfs is ever read.
+``/etc/shadow`` of the *host* must not be followed. Every path is therefore resolved by
+:mod:`berth.container.rootpath` (``openat2(RESOLVE_IN_ROOT)``, or its fd walk): symlinks
+are re-rooted at the rootfs (the way the kernel would see them after pivot_root), so
+nothing outside the rootfs is ever read.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 from dataclasses import dataclass, field
 
 from ..errors import InvalidArgument
 
-_MAX_LINKS = 40
 _MAX_FILE = 4 << 20  # passwd/group beyond 4 MiB is hostile, not a user database
 
 
@@ -30,43 +29,15 @@ class ResolvedUser:
 
 
 def open_in_root(root: str, path: str, flags: int = os.O_RDONLY) -> int:
-    """Open ``path`` as if ``root`` were ``/``; symlinks cannot climb out of ``root``."""
-    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    fds = [root_fd]
+    """Open ``path`` as if ``root`` were ``/``; symlinks cannot climb out of ``root``
+    (:func:`berth.container.rootpath.open_in_root`: openat2 ``RESOLVE_IN_ROOT``)."""
+    from .rootpath import open_in_root as _open
+
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        parts = [p for p in path.split("/") if p not in ("", ".")]
-        links = 0
-        while parts:
-            name = parts.pop(0)
-            if name == "..":
-                if len(fds) > 1:
-                    os.close(fds.pop())
-                continue
-            last = not parts
-            try:
-                st = os.stat(name, dir_fd=fds[-1], follow_symlinks=False)
-            except FileNotFoundError:
-                raise
-            if stat.S_ISLNK(st.st_mode):
-                links += 1
-                if links > _MAX_LINKS:
-                    raise OSError(errno.ELOOP, "too many symlinks", path)
-                target = os.readlink(name, dir_fd=fds[-1])
-                if target.startswith("/"):
-                    while len(fds) > 1:
-                        os.close(fds.pop())
-                parts = [p for p in target.split("/") if p not in ("", ".")] + parts
-                continue
-            if last:
-                return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fds[-1])
-            if not stat.S_ISDIR(st.st_mode):
-                raise NotADirectoryError(errno.ENOTDIR, "not a directory", path)
-            fds.append(os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
-                               | os.O_CLOEXEC, dir_fd=fds[-1]))
-        return os.dup(fds[-1])
+        return _open(root_fd, path, flags)
     finally:
-        for fd in fds:
-            os.close(fd)
+        os.close(root_fd)
 
 
 def read_in_root(root: str, path: str) -> str | None:

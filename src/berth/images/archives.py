@@ -13,8 +13,14 @@ import time
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from berth.errors import InvalidArchive
-from berth.images.ingest import CommitResult, commit_image, discard, ingest_layer
+from berth.errors import InvalidArchive, InvalidReference
+from berth.images.ingest import (
+    CommitResult,
+    commit_image,
+    discard,
+    ingest_layer,
+    parse_tag,
+)
 from berth.oci import reference
 from berth.store.store import Store
 
@@ -31,7 +37,7 @@ def import_rootfs(store: Store, src: BinaryIO, *, ref: str | None = None,
     """A rootfs tarball (plain, gzip or zstd) becomes a one-layer image."""
     from berth.oci.image_config import apply_changes, new_config
 
-    tags = [reference.parse_named_tagged(ref)] if ref else []
+    tags = [parse_tag(ref)] if ref else []
     config: dict = apply_changes({}, list(changes)) if changes else {}
     with store.ingesting():
         layer = ingest_layer(store, src, parent=None)
@@ -64,8 +70,15 @@ class LoadResult:
 def spool(store: Store, stream: BinaryIO) -> str:
     """Copy a non-seekable input (stdin) to a temp file the archive reader can seek in."""
     path = os.path.join(store.tmp, f"spool-{os.getpid()}-{os.urandom(6).hex()}")
-    with open(path, "xb") as f:
-        shutil.copyfileobj(stream, f, 1 << 20)
+    try:
+        with open(path, "xb") as f:
+            shutil.copyfileobj(stream, f, 1 << 20)
+    except BaseException:
+        try:
+            os.unlink(path)  # a full disk must not leave the partial copy behind
+        except FileNotFoundError:
+            pass
+        raise
     return path
 
 
@@ -77,6 +90,9 @@ def load(store: Store, path: str) -> LoadResult:
     with store.ingesting(), open_archive(path) as archive:
         if not archive.images:
             raise InvalidArchive("no images found in the archive")
+        # every name is checked before a byte is written: a bad one loads nothing
+        tags_of = {id(img): [_archive_tag(t) for t in img.repo_tags]
+                   for img in archive.images}
         for img in archive.images:
             layers = []
             try:
@@ -92,21 +108,30 @@ def load(store: Store, path: str) -> LoadResult:
             except BaseException:
                 discard(layers)
                 raise
-            tags = []
-            for t in img.repo_tags:
-                try:
-                    tags.append(reference.parse_named_tagged(t))
-                except Exception:  # noqa: BLE001 - an odd name in an archive is not fatal
-                    continue
-            result.images.append(commit_image(store, layers, img.config, tags=tags))
+            result.images.append(commit_image(store, layers, img.config,
+                                              tags=tags_of[id(img)]))
     return result
+
+
+def _archive_tag(text: object) -> reference.Reference:
+    """A ``RepoTags`` entry as a tag: a string, a valid name, a tag and no digest."""
+    if not isinstance(text, str):
+        raise InvalidArchive(f"invalid archive: RepoTags entry {text!r} is not a string")
+    try:
+        return parse_tag(text)
+    except InvalidReference as e:
+        raise InvalidArchive(f"invalid archive: invalid tag {text!r}: {e}") from None
 
 
 def save(store: Store, images: list[tuple[str, list[str]]], out: BinaryIO,
          fmt: str = "docker-archive") -> None:
     """Write images (id, familiar tags) as a docker-archive or oci-archive to ``out``."""
-    from berth.oci.archive_write import (ExportImage, ExportLayer, write_docker_archive,
-                                         write_oci_archive)
+    from berth.oci.archive_write import (
+        ExportImage,
+        ExportLayer,
+        write_docker_archive,
+        write_oci_archive,
+    )
     from berth.oci.digest import sha256_bytes
 
     exports = []

@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass, field
 
 from berth.images.service import ImageService
+from berth.oci.digest import hex_of
+from berth.procs import owner_alive
 from berth.store.fsutil import remove_tree
 from berth.store.store import Store
 
@@ -56,19 +58,21 @@ def check(store: Store, *, repair: bool = False, verify_blobs: bool = True) -> C
                 if db.one("SELECT 1 FROM layers WHERE chain_id=?", (il["chain_id"],)) is None:
                     rep.damage.append(f"image {img['id']}: layer {il['chain_id']} has no row")
                     broken_images.add(img["id"])
-        known_dirs = set()
+        known_dirs: set[str] = set()
+        known_links: set[str] = set()
         for layer in db.query("SELECT chain_id, link, unpacked FROM layers"):
             d = store.layers.diff_dir(layer["chain_id"])
             known_dirs.add(os.path.basename(os.path.dirname(d)))
-            if not layer["unpacked"]:
-                continue  # verified blob only; unpacked on first use
-            if not os.path.isdir(d):
+            known_links.add(layer["link"])
+            link = os.path.join(store.layers.links, layer["link"])
+            if layer["unpacked"] and not os.path.isdir(d):
                 rep.damage.append(f"layer {layer['chain_id']}: directory {d} missing")
                 for r in db.query("SELECT image_id FROM image_layers WHERE chain_id=?",
                                   (layer["chain_id"],)):
                     broken_images.add(r["image_id"])
-            link = os.path.join(store.layers.links, layer["link"])
-            if os.path.realpath(link) != os.path.realpath(d):
+            # a packed layer (pulled or committed, unpacked on first use) already has its
+            # link, pointing where its files will go: dangling until then, and correct
+            if not _links_to(link, layer["chain_id"]):
                 rep.damage.append(f"layer {layer['chain_id']}: short link {link} is wrong")
                 if repair:
                     _relink(link, layer["chain_id"])
@@ -83,13 +87,13 @@ def check(store: Store, *, repair: bool = False, verify_blobs: bool = True) -> C
                 if repair:
                     remove_tree(os.path.join(store.layers.dir, name))
         for name in os.listdir(store.layers.links):
-            p = os.path.join(store.layers.links, name)
-            if not os.path.exists(p):
-                rep.garbage.append(f"dangling short link l/{name}")
+            if name not in known_links:  # only links no layer row names are garbage
+                rep.garbage.append(f"short link l/{name} belongs to no layer")
                 if repair:
-                    os.unlink(p)
+                    os.unlink(os.path.join(store.layers.links, name))
         for name in os.listdir(store.tmp):
-            rep.garbage.append(f"temp entry tmp/{name}")
+            if not owner_alive(name):  # a live process's entry is work in progress
+                rep.garbage.append(f"temp entry tmp/{name}")
         if repair:
             svc = ImageService(store)
             with db.tx() as tx:
@@ -115,9 +119,15 @@ def _referenced(store: Store) -> set[str]:
     return ImageService(store).referenced_blobs()
 
 
-def _relink(link: str, chain_id: str) -> None:
-    from berth.oci.digest import hex_of
+def _links_to(link: str, chain_id: str) -> bool:
+    """Whether short link ``link`` names the diff dir of ``chain_id`` (existing or not)."""
+    try:
+        return os.readlink(link) == os.path.join("..", hex_of(chain_id), "diff")
+    except OSError:
+        return False
 
+
+def _relink(link: str, chain_id: str) -> None:
     tmp = link + ".tmp"
     if os.path.lexists(tmp):
         os.unlink(tmp)

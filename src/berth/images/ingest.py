@@ -14,13 +14,14 @@ import time
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from berth.errors import DigestMismatch
+from berth.errors import DigestMismatch, InvalidReference
 from berth.oci import mediatypes as mt
 from berth.oci.compression import detect
 from berth.oci.digest import CHUNK, sha256_bytes, validate
 from berth.oci.reference import Reference
 from berth.store.layers import PendingLayer
 from berth.store.store import Store
+from berth.testpoints import pause
 
 
 def chain_id_of(parent: str | None, diff_id: str) -> str:
@@ -182,6 +183,7 @@ def commit_image(store: Store, layers: list[IngestedLayer], config: bytes, *,
     labels = json.dumps(((cfg.get("config") or {}).get("Labels")) or {})
     now = time.time()
     result = CommitResult(config_digest)
+    pause("before-commit")
     try:
         with store.db.tx() as tx:
             size = 0
@@ -226,9 +228,27 @@ def commit_image(store: Store, layers: list[IngestedLayer], config: bytes, *,
     return result
 
 
+def parse_tag(text: str) -> Reference:
+    """A name to tag an image with: a valid reference with a tag (default ``latest``) and
+    no digest. Callers check it before writing any byte, so a bad name leaves nothing."""
+    from berth.oci import reference
+
+    ref = reference.parse_named_tagged(text)
+    if ref.digest or not ref.tag:
+        raise InvalidReference(f"refusing to create a tag with a digest reference: {text}")
+    return ref
+
+
 def set_tag(tx, ref: Reference, image_id: str, now: float) -> str | None:  # type: ignore[no-untyped-def]
-    """Point ``ref`` (with a tag) at ``image_id``; return the image it pointed at before."""
+    """Point ``ref`` (with a tag) at ``image_id``; return the image it pointed at before.
+
+    A reference with a digest is no tag (Docker: "refusing to create a tag with a digest
+    reference"); checked here, the one place every tag is written, so no caller can store
+    a row that names a digest or has no tag.
+    """
     ref = ref.with_default_tag()
+    if ref.digest or not ref.tag:
+        raise InvalidReference(f"refusing to create a tag with a digest reference: {ref}")
     prev = tx.one("SELECT image_id FROM tags WHERE name=?", (str(ref),))
     tx.execute("INSERT OR REPLACE INTO tags(name, repository, tag, image_id, tagged) "
                "VALUES (?,?,?,?,?)", (str(ref), ref.repository, ref.tag, image_id, now))

@@ -19,6 +19,7 @@ from berth.oci import reference
 from berth.oci.digest import hex_of
 from berth.store.fsutil import remove_tree
 from berth.store.store import Store
+from berth.testpoints import pause
 
 _HEX_PREFIX = re.compile(r"^(?:sha256:)?([0-9a-f]{1,64})$")
 
@@ -118,6 +119,8 @@ class ImageService:
         if ref.digest:
             raise InvalidReference("refusing to create a tag with a digest reference")
         with self.db.tx() as tx:
+            if tx.one("SELECT 1 FROM images WHERE id=?", (image_id,)) is None:
+                raise NotFound(f"No such image: {source}")  # an rmi won the race
             set_tag(tx, ref, image_id, time.time())
 
     # -- containers using images (rows written by the container service) ------------------
@@ -146,8 +149,10 @@ class ImageService:
     def _remove_one(self, name: str, force: bool, prune_parents: bool,
                     result: RemoveResult) -> None:
         image_id = self.resolve(name)
-        by_tag = self._by_reference(name) == image_id and not _HEX_PREFIX.match(name)
+        by_tag = self._by_reference(name) == image_id and not _is_id_prefix(name, image_id)
         with self.db.tx() as tx:
+            if tx.one("SELECT 1 FROM images WHERE id=?", (image_id,)) is None:
+                raise NotFound(f"No such image: {name}")  # another rmi or prune won
             tags = [r["name"] for r in tx.query("SELECT name FROM tags WHERE image_id=?",
                                                 (image_id,))]
             users = tx.query("SELECT id, status FROM containers WHERE image_id=?", (image_id,))
@@ -220,9 +225,11 @@ class ImageService:
         result = RemoveResult()
         with self.store.collecting():
             recs = self.list()
-            used = {r["image_id"] for r in self.db.query("SELECT image_id FROM containers")}
             parents = self.parent_ids()
             with self.db.tx() as tx:
+                # read inside the transaction: a container created since ``list()`` keeps
+                # its image (no FOREIGN KEY failure from deleting it under the container)
+                used = {r["image_id"] for r in tx.query("SELECT image_id FROM containers")}
                 for rec in recs:
                     if rec.id in used or (not all_unused and not rec.dangling):
                         continue
@@ -234,7 +241,11 @@ class ImageService:
                         continue
                     if not tx.one("SELECT 1 FROM images WHERE id=?", (rec.id,)):
                         continue  # already removed as a parent of another
-                    for t in rec.tags:
+                    tags = [r["name"] for r in tx.query(
+                        "SELECT name FROM tags WHERE image_id=? ORDER BY name", (rec.id,))]
+                    if tags and not all_unused:
+                        continue  # tagged since list(): no longer dangling
+                    for t in tags:
                         result.untagged.append(reference.parse(t).familiar)
                     tx.execute("DELETE FROM tags WHERE image_id=?", (rec.id,))
                     self._delete_image_rows(tx, rec.id, result, True)
@@ -253,11 +264,11 @@ class ImageService:
             freed += sum(r["size"] for r in rows)
             # children first: a layer row's parent FK must not dangle mid-transaction
             for cid in sorted(dead, key=lambda c: -self._depth(tx, c)):
-                t = self.store.layers.unpublish(tx, cid)
-                if t:
-                    trash.append(t)
-        for t in trash:
+                trash += self.store.layers.unpublish(tx, cid)
+        pause("gc-after-rows")
+        for t in trash:  # only now that no row names them (crash-safe order)
             remove_tree(t)
+        self.store.layers.sweep(self.db)
         live = self.referenced_blobs()
         for digest in list(self.store.content.list()):
             if digest not in live:
@@ -281,3 +292,13 @@ class ImageService:
         for r in self.db.query("SELECT DISTINCT blob_digest FROM image_layers"):
             live.add(r["blob_digest"])
         return live
+
+
+def _is_id_prefix(name: str, image_id: str) -> bool:
+    """Whether ``name`` names the image by (a prefix of) its ID rather than by a tag.
+
+    Docker's rule: ``rmi b2`` untags ``b2:latest`` although ``b2`` is valid hex, unless
+    the image's ID really starts with it.
+    """
+    m = _HEX_PREFIX.match(name)
+    return m is not None and hex_of(image_id).startswith(m.group(1))

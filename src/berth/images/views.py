@@ -81,7 +81,33 @@ def history(svc: ImageService, rec: ImageRecord) -> list[dict[str, Any]]:
         rows.append({"ID": "<missing>", "Created": created, "CreatedBy": h.get("created_by", ""),
                      "Size": size, "Comment": h.get("comment", ""), "Tags": []})
     rows.reverse()
-    if rows:
-        rows[0]["ID"] = rec.id
-        rows[0]["Tags"] = _familiar(rec.tags)
+    _ancestor_ids(svc, rec, rows, len(hist))
     return rows
+
+
+def _ancestor_ids(svc: ImageService, rec: ImageRecord, rows: list[dict[str, Any]],
+                  count: int) -> None:
+    """Name each row after the local image whose newest history entry it is.
+
+    Walks the ``parent`` chain a build records (as Docker's classic builder does); an
+    ancestor names the row of its own last history entry, so a step that added no entry
+    (``build --label``) cannot shift the others. Rows of images not here stay
+    ``<missing>``.
+    """
+    from berth.errors import NotFound
+
+    img: ImageRecord | None = rec
+    seen: set[str] = set()
+    while img is not None and img.id not in seen:
+        seen.add(img.id)
+        own = len(svc.config(img.id).get("history") or []) if img is not rec else count
+        i = count - own
+        if 0 <= i < len(rows) and rows[i]["ID"] == "<missing>":
+            rows[i]["ID"] = img.id
+            rows[i]["Tags"] = _familiar(img.tags)
+        if not img.parent:
+            break
+        try:
+            img = svc.get(img.parent)
+        except NotFound:
+            img = None

@@ -122,16 +122,40 @@ def gateway_for(subnet: str | IPv4Network) -> IPv4Address:
     return net.network_address + 1
 
 
+#: Ranges a bridge must never claim: its gateway address would shadow the host's own
+#: loopback, link-local, multicast, "this network" or reserved/broadcast addresses.
+_FORBIDDEN: tuple[tuple[IPv4Network, str], ...] = (
+    (IPv4Network("0.0.0.0/8"), "\"this network\" (0.0.0.0/8)"),
+    (IPv4Network("127.0.0.0/8"), "loopback (127.0.0.0/8)"),
+    (IPv4Network("169.254.0.0/16"), "link-local (169.254.0.0/16)"),
+    (IPv4Network("224.0.0.0/4"), "multicast (224.0.0.0/4)"),
+    (IPv4Network("240.0.0.0/4"), "reserved and broadcast (240.0.0.0/4)"),
+)
+
+
 def validate_subnet(subnet: str, *, gateway: str | None = None, ip_range: str | None = None,
-                    used: Iterable[str | IPv4Network] = ()) -> tuple[IPv4Network, IPv4Address]:
+                    used: Iterable[str | IPv4Network] = (),
+                    avoid: Iterable[IPv4Network] | None = None
+                    ) -> tuple[IPv4Network, IPv4Address]:
     """Check a user's ``--subnet``/``--gateway``/``--ip-range``; return (subnet, gateway).
 
-    Overlap with another berth network is refused with Docker's wording; overlap with a host
-    route is allowed, as Docker allows it, because the user asked for it by name.
+    Overlap with another berth network is refused with Docker's wording. Unlike Docker,
+    a subnet the host already routes or owns an address in (``avoid``: the host's view by
+    default), or one in a special range (loopback, link-local, multicast, 0.0.0.0/8,
+    240.0.0.0/4), is refused too: ``--subnet 127.0.0.0/8`` would put 127.0.0.1/8 on a
+    bridge and a LAN's subnet would steal the host's traffic to it.
     """
     net = _network(subnet)
+    for special, what in _FORBIDDEN:
+        if net.overlaps(special):
+            raise InvalidArgument(f"invalid subnet {net}: it overlaps the {what} range")
     if _overlaps(net, [_network(u) for u in used]):
         raise Conflict("Pool overlaps with other one on this address space")
+    host = list(host_networks() if avoid is None else avoid)
+    clash = next((h for h in host if net.overlaps(h)), None)
+    if clash is not None:
+        raise Conflict(f"Pool overlaps with the host's route or address {clash}: refusing "
+                       f"subnet {net}")
     if ip_range is not None and not _network(ip_range).subnet_of(net):
         raise InvalidArgument(f"invalid ip-range {ip_range}: it must be in subnet {net}")
     if gateway is None:

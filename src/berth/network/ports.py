@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from ipaddress import ip_address
 
-from ..errors import Conflict, InvalidArgument, NotFound
+from ..errors import Conflict, InvalidArgument, NotFound, PortAllocated
 
 PROTOS = ("tcp", "udp", "sctp")
 
@@ -163,7 +163,7 @@ def check_port_free(host_ip: str, port: int, proto: str = "tcp") -> None:
             if fam == socket.AF_INET6 and e.errno == 99:  # EADDRNOTAVAIL: IPv6 disabled
                 continue
             shown = f"[{addr}]" if ":" in addr else addr
-            raise Conflict(f"Bind for {shown}:{port} failed: port is already allocated") from None
+            raise PortAllocated(f"Bind for {shown}:{port} failed: port is already allocated") from None
         finally:
             s.close()
 
@@ -204,7 +204,7 @@ def allocate(requests: Sequence[PortRequest],
         last_err: Conflict | None = None
         for port in candidates:
             if clash(req.host_ip, port, req.proto):
-                last_err = Conflict(f"Bind for {_display_ip(req.host_ip)}:{port} failed: "
+                last_err = PortAllocated(f"Bind for {_display_ip(req.host_ip)}:{port} failed: "
                                     "port is already allocated")
                 continue
             try:

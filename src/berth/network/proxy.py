@@ -26,7 +26,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..errors import BerthError, Conflict
+from ..errors import BerthError, PortAllocated
 
 _UDP_IDLE = 60.0
 
@@ -167,7 +167,7 @@ def _listen_socket(m: ProxyMap, family: int, addr: str) -> socket.socket:
     except OSError:
         s.close()
         shown = f"[{addr}]" if ":" in addr else addr
-        raise Conflict(f"Bind for {shown}:{m.host_port} failed: port is already allocated")
+        raise PortAllocated(f"Bind for {shown}:{m.host_port} failed: port is already allocated")
     if kind == socket.SOCK_STREAM:
         s.listen(512)
     s.setblocking(False)
@@ -276,7 +276,7 @@ def start_proxy(maps: Sequence[ProxyMap], *, timeout: float = 10.0,
         _kill(proc.pid)
         proc.wait()
         msg = answer[6:] if answer.startswith("error ") else "port proxy did not start"
-        raise Conflict(msg) if "already allocated" in msg else BerthError(msg)
+        raise PortAllocated(msg) if "already allocated" in msg else BerthError(msg)
     # Detach: nobody will wait() on it from here; the monitor/stop path uses the pid.
     proc.returncode = 0
     return proc.pid

@@ -39,7 +39,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..errors import Conflict, InvalidArgument, NotFound
+from ..errors import Conflict, InvalidArgument, NotFound, PortAllocated
 from .lock import network_lock
 from .records import DRIVERS, PREDEFINED, EndpointRecord, NetworkRecord
 
@@ -325,7 +325,7 @@ class NetworkService:
             for ip, port, proto in reserved:
                 if port == r.host_port_first and proto == r.proto and \
                         (not ip or not r.host_ip or ip == r.host_ip):
-                    raise Conflict(f"Bind for {r.host_ip or '0.0.0.0'}:{port} failed: "
+                    raise PortAllocated(f"Bind for {r.host_ip or '0.0.0.0'}:{port} failed: "
                                    "port is already allocated")
             check_port_free(r.host_ip, r.host_port_first, r.proto)
 

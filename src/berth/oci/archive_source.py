@@ -126,7 +126,7 @@ class TarSource:
     def open(self, name: str) -> BinaryIO:
         m = self._resolve(name)
         reader = io.BufferedReader(BoundedReader(self.path, m.offset_data, m.size))
-        return reader  # type: ignore[return-value]
+        return reader
 
     def read(self, name: str, limit: int) -> bytes:
         m = self._resolve(name)

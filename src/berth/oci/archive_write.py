@@ -128,7 +128,7 @@ def _write_tar(out: BinaryIO, members: dict[str, _Member]) -> None:
             with m.opener() as raw:
                 reader = DigestingReader(raw)
                 try:
-                    tf.addfile(info, reader)  # type: ignore[arg-type]
+                    tf.addfile(info, reader)
                 except OSError as e:
                     raise DigestMismatch(f"{name}: blob is shorter than its size: {e}") from None
                 if m.digest is not None:
@@ -145,11 +145,11 @@ def _uncompressed(layer: ExportLayer, tmpdir: str, temps: list[str]) -> _Member:
     temps.append(path)
     with layer.open() as raw, os.fdopen(fd, "wb") as f:
         reader = DigestingReader(open_decompressed(raw))
-        shutil.copyfileobj(reader, f, CHUNK)  # type: ignore[misc]
+        shutil.copyfileobj(reader, f, CHUNK)
     if reader.digest != layer.diff_id:
         raise DigestMismatch(
             f"layer {layer.digest} decompresses to {reader.digest}, not {layer.diff_id}")
-    return _Member(size=reader.size, opener=partial(open, path, "rb"), digest=layer.diff_id)
+    return _Member(size=reader.size, opener=partial(_open_binary, path), digest=layer.diff_id)
 
 
 def write_docker_archive(out: BinaryIO, images: list[ExportImage], tmpdir: str) -> None:
@@ -220,3 +220,8 @@ def write_oci_archive(out: BinaryIO, images: list[ExportImage]) -> None:
     members["index.json"] = _Member(size=len(idx), data=idx)
     members["oci-layout"] = _Member(size=len(OCI_LAYOUT), data=OCI_LAYOUT)
     _write_tar(out, members)
+
+
+def _open_binary(path: str) -> BinaryIO:
+    """``open(path, "rb")`` typed as the BinaryIO an archive member's opener returns."""
+    return open(path, "rb")

@@ -230,7 +230,7 @@ class _ZstdWriter(io.RawIOBase):
 
     def close(self) -> None:
         if not self.closed:
-            self._w.close()
+            self._w.close()  # type: ignore[no-untyped-call]
             self._out.flush()
         super().close()
 

@@ -99,8 +99,8 @@ class DigestingReader:
             self.size += len(data)
         return data
 
-    def readinto(self, buf) -> int:  # type: ignore[no-untyped-def]
-        n = self._raw.readinto(buf)
+    def readinto(self, buf: bytearray | memoryview) -> int:
+        n = self._raw.readinto(buf)  # type: ignore[attr-defined]
         if n:
             self._h.update(memoryview(buf)[:n])
             self.size += n

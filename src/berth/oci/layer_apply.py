@@ -79,7 +79,7 @@ def apply_layer(stream: BinaryIO, dest: str, *,
             tf = tarfile.open(fileobj=cast(BinaryIO, window), mode="r|",
                               bufsize=TAR_STREAM_BUFSIZE)
             while (member := tf.next()) is not None:
-                del tf.members[:]  # stream mode keeps every header otherwise
+                del tf.members[:]  # type: ignore[attr-defined]  # stream mode keeps every header otherwise
                 applier.apply(tf, member)
             end = tf.offset
         except (tarfile.TarError, EOFError) as err:

@@ -13,6 +13,7 @@ to its parent's fd with ``O_NOFOLLOW``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -81,7 +82,7 @@ def write_layer(src: str, out: BinaryIO, *, overlay_upper: bool = True,
     tf = tarfile.open(fileobj=cast(BinaryIO, plain), mode="w|",
                       format=tarfile.PAX_FORMAT, bufsize=TAR_STREAM_BUFSIZE, encoding="utf-8",
                       errors="surrogateescape")
-    tf.copybufsize = CHUNK
+    tf.copybufsize = CHUNK  # type: ignore[attr-defined]
     try:
         root = os.open(src, _DIR_READ)
         try:
@@ -90,8 +91,14 @@ def write_layer(src: str, out: BinaryIO, *, overlay_upper: bool = True,
             os.close(root)
         tf.close()
         compressor.close()
-    except OSError as err:
-        raise BerthError(f"cannot write a layer from {src}: {err}") from None
+    except BaseException as err:
+        # Close the tar stream now, while ``out`` is open: left to the garbage collector it
+        # would flush into a closed file and print "Exception ignored" (a full disk).
+        with contextlib.suppress(Exception):
+            tf.close()
+        if isinstance(err, OSError):
+            raise BerthError(f"cannot write a layer from {src}: {err}") from err
+        raise
     return WriteResult(diff_id=plain.digest, size=plain.size,
                        digest=stored.digest, compressed_size=stored.size)
 

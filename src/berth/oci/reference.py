@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass
 
 from berth.errors import InvalidReference
-from berth.oci.digest import validate, InvalidDigest
+from berth.errors import InvalidDigest
+from berth.oci.digest import validate
 
 DEFAULT_DOMAIN = "docker.io"
 LEGACY_DOMAIN = "index.docker.io"

@@ -14,11 +14,14 @@ The directory is a valid OCI layout ``blobs/`` tree, so it can be served or arch
 from __future__ import annotations
 
 import os
-from typing import BinaryIO, Iterator
+import threading
+from collections.abc import Iterator
+from typing import BinaryIO, TextIO
 
 from berth.errors import DigestMismatch, NotFound
 from berth.oci.digest import CHUNK, hex_of, validate
 from berth.store.fsutil import fsync_dir, start_writeback
+from berth.testpoints import pause
 
 WRITEBACK_STEP = 8 << 20  # start writeback every 8 MiB so the final fsync is short
 
@@ -29,7 +32,20 @@ class ContentStore:
     def __init__(self, root: str, tmp: str) -> None:
         self.dir = os.path.join(root, "blobs", "sha256")
         self.tmp = tmp
+        self._local = threading.local()
         os.makedirs(self.dir, exist_ok=True)
+
+    @property
+    def journal(self) -> TextIO | None:
+        """Set by ``Store.ingesting()`` (per thread: an API server ingests in several):
+        where each newly published digest is noted, so that a killed ingest's blobs (no
+        row will ever name them) are found and removed."""
+        j: TextIO | None = getattr(self._local, "journal", None)
+        return j
+
+    @journal.setter
+    def journal(self, value: TextIO | None) -> None:
+        self._local.journal = value
 
     def path(self, digest: str) -> str:
         """Path of a blob; the digest is validated before it becomes part of a path."""
@@ -55,7 +71,7 @@ class ContentStore:
         with self.open(digest) as f:
             return f.read()
 
-    def ingest(self, expected: str | None = None, size: int | None = None) -> "Ingestion":
+    def ingest(self, expected: str | None = None, size: int | None = None) -> Ingestion:
         """Start writing a blob; ``expected`` is verified at commit when given."""
         if expected is not None:
             validate(expected)
@@ -153,24 +169,32 @@ class Ingestion:
             if os.path.exists(final):
                 os.unlink(self.tmp_path)  # same bytes already stored
             else:
+                journal = self._store.journal
+                if journal is not None:
+                    journal.write(digest + "\n")
+                    journal.flush()
                 os.rename(self.tmp_path, final)
                 fsync_dir(self._store.dir)
         except BaseException:
             self.abort()
             raise
         self._done = True
+        pause("after-blob")  # fault tests: a blob is stored, no row names it yet
         return digest
 
     def abort(self) -> None:
         if not self._f.closed:
-            self._f.close()
+            try:
+                self._f.close()  # flushes what is buffered: fails again on a full disk
+            except OSError:
+                pass
         try:
             os.unlink(self.tmp_path)
         except FileNotFoundError:
             pass
         self._done = True
 
-    def __enter__(self) -> "Ingestion":
+    def __enter__(self) -> Ingestion:
         return self
 
     def __exit__(self, *exc: object) -> None:

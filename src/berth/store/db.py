@@ -4,14 +4,22 @@ WAL mode lets readers run while one writer commits; every write transaction star
 ``BEGIN IMMEDIATE`` so two berth processes queue on the busy timeout instead of failing
 with "database is locked" when a deferred read would have had to upgrade to a write.
 Schema changes are append-only migrations numbered by ``PRAGMA user_version``.
+
+On a full disk even opening the database needs a little room (the WAL and its
+shared-memory index); a ``make_room`` callback (the store's reserve file, see
+:mod:`berth.store.space`) is asked for it before a connection opens and before each write
+transaction, and once more when SQLite still reports the disk full.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
+
+from berth.errors import is_no_space
 
 BUSY_TIMEOUT_MS = 60_000
 
@@ -181,14 +189,35 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX container_volumes_volume ON container_volumes(volume_name)
     """,
+    # Push compression (berth.registry.client.push_layers): what a stored blob compressed
+    # to in a format and level, so a later push of the same layer to any registry finds it
+    # by digest instead of compressing and uploading it again (Docker's "v2 metadata").
+    """
+    CREATE TABLE compressed_blobs (
+        source  TEXT NOT NULL,
+        format  TEXT NOT NULL,
+        level   INTEGER NOT NULL,
+        digest  TEXT NOT NULL,
+        size    INTEGER NOT NULL,
+        created REAL NOT NULL,
+        PRIMARY KEY (source, format, level)
+    );
+    CREATE INDEX compressed_blobs_digest ON compressed_blobs(digest)
+    """,
 ]
 
 
 class Database:
     """A connection per object (and per thread); cheap to open, safe across processes."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, make_room: Callable[[bool], bool] | None = None,
+                 take_back: Callable[[], None] | None = None) -> None:
+        """``make_room(force)`` lends emergency space when the disk is low (always when
+        ``force``: SQLite already said it is full) and says whether it lent any;
+        ``take_back()`` re-takes what the open or the transaction did not use."""
         self.path = path
+        self._make_room = make_room or (lambda force: False)
+        self._take_back = take_back or (lambda: None)
         self._local = threading.local()
         self._migrate()
 
@@ -196,14 +225,32 @@ class Database:
     def conn(self) -> sqlite3.Connection:
         c = getattr(self._local, "conn", None)
         if c is None:
-            c = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
-                                isolation_level=None, check_same_thread=False)
+            self._make_room(False)
+            try:
+                c = self._open()
+            except sqlite3.OperationalError as e:
+                if not (is_no_space(e) and self._make_room(True)):
+                    raise
+                c = self._open()
+            finally:
+                self._take_back()
+            self._local.conn = c
+        return c
+
+    def _open(self) -> sqlite3.Connection:
+        c = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000,
+                            isolation_level=None, check_same_thread=False)
+        try:
             c.row_factory = sqlite3.Row
             c.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             c.execute("PRAGMA journal_mode=WAL")
             c.execute("PRAGMA synchronous=FULL")
             c.execute("PRAGMA foreign_keys=ON")
-            self._local.conn = c
+            # the first read maps the WAL index: on a full disk it fails here, not later
+            c.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        except BaseException:
+            c.close()
+            raise
         return c
 
     def _migrate(self) -> None:
@@ -218,23 +265,43 @@ class Database:
             t.execute(f"PRAGMA user_version={len(MIGRATIONS)}")
 
     @contextmanager
-    def tx(self) -> Iterator["Tx"]:
+    def tx(self) -> Iterator[Tx]:
         """A write transaction: ``BEGIN IMMEDIATE`` … ``COMMIT`` (rolled back on error)."""
         c = self.conn
-        c.execute("BEGIN IMMEDIATE")
+        self._make_room(False)
         try:
-            yield Tx(c)
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
-        else:
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                yield Tx(c)
+            except BaseException:
+                if c.in_transaction:  # SQLite may have rolled back already (full disk)
+                    c.execute("ROLLBACK")
+                raise
+            self._commit(c)
+        finally:
+            self._take_back()
+
+    def _commit(self, c: sqlite3.Connection) -> None:
+        try:
             c.execute("COMMIT")
+        except sqlite3.OperationalError as e:
+            # After SQLITE_FULL the transaction stays open and COMMIT may be retried.
+            if c.in_transaction and is_no_space(e) and self._make_room(True):
+                try:
+                    c.execute("COMMIT")
+                    return
+                except sqlite3.OperationalError:
+                    pass
+            if c.in_transaction:
+                c.execute("ROLLBACK")
+            raise
 
     def query(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[sqlite3.Row]:
         return self.conn.execute(sql, args).fetchall()
 
     def one(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Row | None:
-        return self.conn.execute(sql, args).fetchone()
+        row: sqlite3.Row | None = self.conn.execute(sql, args).fetchone()
+        return row
 
     def close(self) -> None:
         c = getattr(self._local, "conn", None)
@@ -265,4 +332,5 @@ class Tx:
         return self._c.execute(sql, args).fetchall()
 
     def one(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> sqlite3.Row | None:
-        return self._c.execute(sql, args).fetchone()
+        row: sqlite3.Row | None = self._c.execute(sql, args).fetchone()
+        return row

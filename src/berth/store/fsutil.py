@@ -113,7 +113,7 @@ def tree_size(path: str) -> int:
     """Bytes of regular files under ``path`` (hard links counted once)."""
     seen: set[tuple[int, int]] = set()
     total = 0
-    for root, dirs, files in os.walk(path):
+    for root, _dirs, files in os.walk(path):
         for name in files:
             try:
                 st = os.lstat(os.path.join(root, name))

@@ -6,8 +6,9 @@ Lifecycle of a layer:
     ``layers/<chain-hex>/diff``, makes the short link ``layers/l/<link>`` and inserts the
     row — or discards it when another process published the same chain first. A directory
     without a row (a crash between rename and commit) is stale and replaced;
-  * :meth:`LayerStore.unpublish`, also inside a transaction, deletes the row and moves the
-    directory to ``tmp/`` so the caller can remove it after commit, outside the lock.
+  * :meth:`LayerStore.unpublish`, also inside a transaction, deletes the row; the caller
+    removes the files after the commit. What a crash leaves between the two (files no row
+    names) is removed by :meth:`LayerStore.sweep` at the next garbage collection.
 The short links keep overlay mount options under one page even for deep images, the way
 Docker's ``overlay2/l/`` does.
 """
@@ -108,22 +109,39 @@ class LayerStore:
         os.rename(tmp, path)
         return link
 
-    def unpublish(self, tx: Tx, chain_id: str) -> str | None:
-        """Delete a layer's row and move its files to ``tmp/``; return that path to remove."""
+    def unpublish(self, tx: Tx, chain_id: str) -> list[str]:
+        """Delete a layer's row (inside ``tx``); return its dir and link to remove *after*
+        the commit.
+
+        Files go only once no row names them: a crash before the commit keeps the layer
+        whole, a crash after it leaves unnamed files that :meth:`sweep` removes.
+        """
         row = tx.one("SELECT link FROM layers WHERE chain_id=?", (chain_id,))
         if row is None:
-            return None
+            return []
         tx.execute("DELETE FROM layers WHERE chain_id=?", (chain_id,))
-        try:
-            os.unlink(os.path.join(self.links, row["link"]))
-        except FileNotFoundError:
-            pass
-        src = self.layer_dir(chain_id)
-        if not os.path.lexists(src):
-            return None
-        trash = os.path.join(self.tmp, f"trash-{os.getpid()}-{os.urandom(6).hex()}")
-        os.rename(src, trash)
-        return trash
+        return [os.path.join(self.links, row["link"]), self.layer_dir(chain_id)]
+
+    def sweep(self, tx_or_db) -> list[str]:  # type: ignore[no-untyped-def]
+        """Remove layer dirs and short links that no row names (left by a crash).
+
+        Only safe under the exclusive store lock: an ingest renames a layer into place
+        inside its transaction, before its row is visible.
+        """
+        dirs, links = set(), set()
+        for r in tx_or_db.query("SELECT chain_id, link FROM layers"):
+            dirs.add(hex_of(r["chain_id"]))
+            links.add(r["link"])
+        removed = []
+        for name in os.listdir(self.dir):
+            if name != "l" and name not in dirs:
+                remove_tree(os.path.join(self.dir, name))
+                removed.append(name)
+        for name in os.listdir(self.links):
+            if name not in links:
+                remove_tree(os.path.join(self.links, name))
+                removed.append(f"l/{name}")
+        return removed
 
     def link_names(self, tx_or_db, chain_ids: list[str]) -> list[str]:  # type: ignore[no-untyped-def]
         """``l/<link>`` names (relative to :attr:`dir`) for overlay lowerdir, in the given order."""

@@ -56,11 +56,17 @@ def new_anonymous_name() -> str:
     return os.urandom(32).hex()
 
 
+NAME_MAX = 255  # the name is a directory under <root>/volumes: the filesystem's limit
+
+
 def valid_name(name: str) -> bool:
-    return bool(NAME_RE.match(name))
+    return bool(NAME_RE.match(name)) and len(name.encode()) <= NAME_MAX
 
 
 def name_error(name: str) -> str:
+    if NAME_RE.match(name):
+        return (f"create {name[:40]}...: volume name is too long ({len(name.encode())} "
+                f"bytes, at most {NAME_MAX})")
     return (f'create {name}: "{name}" includes invalid characters for a local volume name, '
             'only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host '
             "directory, use absolute path")
@@ -119,8 +125,8 @@ def parse_volume_flag(spec: str, cwd: str | None = None) -> dict[str, Any]:
         src, dst, mode = parts
     else:
         raise InvalidArgument(f"invalid volume specification: '{spec}'")
-    if len(parts) > 1 and not dst:
-        raise InvalidArgument(f"invalid volume specification: '{spec}'")
+    if len(parts) > 1 and "" in parts:
+        raise InvalidArgument(f"invalid spec: {spec}: empty section between colons")
     if src.startswith("."):
         src = os.path.abspath(os.path.join(cwd or os.getcwd(), src))
     kind = "bind" if src.startswith("/") else "volume"

@@ -198,11 +198,11 @@ class _Parser:
             if j >= len(toks) or toks[j].kind != _RPAREN:
                 raise self._err("unclosed left paren", pos)
             j += 1
-            names: tuple[str, ...] = ()
+            chain: tuple[str, ...] = ()
             if j < len(toks) and toks[j].kind == _CHAIN:
-                names = toks[j].value
+                chain = toks[j].value
                 j += 1
-            return _SubPipe(_Pipeline([], False, cmds, t.pos), names, t.pos), j
+            return _SubPipe(_Pipeline([], False, cmds, t.pos), chain, t.pos), j
         raise self._err(f"unexpected {_tok_text(t)} in operand", pos)
 
 

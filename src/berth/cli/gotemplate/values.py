@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -182,7 +183,7 @@ def _json_encode(v: Any, out: list[str], indent: str | None, level: int, sort_ke
 
 
 def _json_container(
-    open_: str, close: str, items: list[tuple[str | None, Any]], out: list[str],
+    open_: str, close: str, items: Sequence[tuple[str | None, Any]], out: list[str],
     indent: str | None, level: int, sort_keys: bool,
 ) -> None:
     if not items:

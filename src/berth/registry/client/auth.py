@@ -138,7 +138,7 @@ class Authenticator:
 
     def _fetch_token(self, ch: Challenge, scopes: list[str]) -> tuple[str, float]:
         """Trade credentials (or nothing) for a token at the realm."""
-        params: list[tuple[str, str]] = []
+        params: list[tuple[str, str | int | float | bool | None]] = []
         if ch.params.get("service"):
             params.append(("service", ch.params["service"]))
         for s in scopes:

@@ -9,7 +9,12 @@ gives it one over httpx's raw chunk iterator, and on the way
 * reports every chunk to the progress callback;
 * stops promptly when a sibling download failed (``cancel`` is set), so a failed pull does
   not keep downloading the other layers;
-* turns a dropped connection into a :class:`RegistryUnreachable` with a plain message.
+* resumes a dropped connection where it broke: when the registry said ``Accept-Ranges:
+  bytes`` and the caller can re-request, it asks for ``Range: bytes=N-`` from the bytes
+  already received — and already hashed by the reader downstream, so the digest check at
+  the end still covers every byte — instead of fetching the whole layer again;
+* turns a connection that cannot be resumed into a :class:`RegistryUnreachable` with a
+  plain message.
 """
 
 from __future__ import annotations
@@ -64,13 +69,25 @@ class ChunkReader:
         return len(data)
 
 
+MAX_RESUMES = 5
+
+
 class BodyReader(ChunkReader):
-    """``read(n)`` over a streamed response; exact reads (fewer bytes only at EOF)."""
+    """``read(n)`` over a streamed response; exact reads (fewer bytes only at EOF).
+
+    ``reopen(offset)`` re-requests the blob with ``Range: bytes=offset-``; it is used only
+    if the first response advertised ``Accept-Ranges: bytes``.
+    """
 
     def __init__(self, resp: "httpx.Response", *, limit: int, what: str,
                  on_bytes: Callable[[int], None] | None = None,
-                 cancel: threading.Event | None = None) -> None:
+                 cancel: threading.Event | None = None,
+                 reopen: Callable[[int], "httpx.Response"] | None = None) -> None:
         self._resp = resp
+        ranges = resp.headers.get("accept-ranges", "").lower() == "bytes"
+        self._reopen = reopen if ranges else None
+        self._resumes = 0
+        self.resumed = 0
         self._it: Iterator[bytes] = resp.iter_raw()
         self._limit = limit
         self._what = what
@@ -87,13 +104,12 @@ class BodyReader(ChunkReader):
             raise Cancelled("cancelled")
         import httpx
 
-        try:
-            chunk = next(self._it, b"")
-        except httpx.TransportError as e:
-            from berth.registry.client.transport import describe
-
-            raise RegistryUnreachable(
-                f"error reading {self._what}: connection lost: {describe(e)}") from None
+        while True:
+            try:
+                chunk = next(self._it, b"")
+                break
+            except httpx.TransportError as e:
+                self._resume(e)
         if not chunk:
             self._eof = True
             return b""
@@ -104,6 +120,29 @@ class BodyReader(ChunkReader):
         if self._on_bytes is not None:
             self._on_bytes(len(chunk))
         return chunk
+
+    def _resume(self, err: Exception) -> None:
+        """Continue after a dropped connection with a Range request, or raise."""
+        from berth.registry.client.transport import describe
+
+        lost = RegistryUnreachable(f"error reading {self._what}: connection lost: "
+                                   f"{describe(err)}")
+        if self._reopen is None or self._resumes >= MAX_RESUMES:
+            raise lost from None
+        self._resumes += 1
+        self._resp.close()
+        try:
+            resp = self._reopen(self.received)
+        except RegistryUnreachable:
+            raise lost from None
+        self._resp = resp
+        expect = f"bytes {self.received}-"
+        if resp.status_code == 206 and resp.headers.get("content-range", "").startswith(expect):
+            self._it = resp.iter_raw()
+            self.resumed += 1
+            return
+        resp.close()
+        raise lost from None
 
     def close(self) -> None:
         self._resp.close()

@@ -3,9 +3,13 @@
 The file is ``$DOCKER_CONFIG/config.json`` (default ``~/.docker/config.json``) and its
 ``auths`` map holds, per server, ``{"auth": base64("user:password")}``. Docker Hub is keyed
 ``https://index.docker.io/v1/`` for historical reasons; every other registry by
-``host[:port]``. Other keys in the file (``credsStore``, ``psFormat``, ...) are kept as they
-are when we rewrite it. Credential helpers (``credsStore``/``credHelpers``) are not run:
-berth reads and writes only the inline ``auths`` entries.
+``host[:port]``. Other keys in the file (``psFormat``, ...) are kept as they are when we
+rewrite it.
+
+When the file names a credential helper for a registry (``credHelpers[host]``, else
+``credsStore``), the password goes to the helper and never into the file, as with Docker:
+``auths`` then gets only an empty entry for the server, which is how ``docker login``
+marks it. See :mod:`berth.registry.client.credhelpers`.
 
 Writes are atomic (temp file, fsync, rename) and the file is mode 0600, because it holds
 passwords in a reversible encoding.
@@ -83,9 +87,30 @@ def _candidates(domain: str) -> list[str]:
             f"https://{domain}/v1/"]
 
 
+def _helper(doc: dict[str, Any], domain: str) -> str | None:
+    """The credential helper config.json names for ``domain`` (per-registry first)."""
+    per = doc.get("credHelpers")
+    if isinstance(per, dict):
+        for key in _candidates(domain):
+            name = per.get(key)
+            if isinstance(name, str) and name:
+                return name
+    store = doc.get("credsStore")
+    return store if isinstance(store, str) and store else None
+
+
 def load(domain: str) -> Credentials | None:
     """Stored credentials for a registry domain, or None."""
-    auths = _read().get("auths") or {}
+    doc = _read()
+    helper = _helper(doc, domain)
+    if helper is not None:
+        from berth.registry.client import credhelpers
+
+        got = credhelpers.get(helper, server_key(domain))
+        if got is not None:
+            return Credentials(*got)
+        # like Docker, an inline entry still counts when the helper holds nothing
+    auths = doc.get("auths") or {}
     if not isinstance(auths, dict):
         return None
     for key in _candidates(domain):
@@ -113,8 +138,15 @@ def save(domain: str, creds: Credentials) -> None:
         auths = {}
     for key in _candidates(domain):
         auths.pop(key, None)
-    token = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
-    auths[server_key(domain)] = {"auth": token}
+    helper = _helper(doc, domain)
+    if helper is not None:
+        from berth.registry.client import credhelpers
+
+        credhelpers.store(helper, server_key(domain), creds.username, creds.password)
+        auths[server_key(domain)] = {}
+    else:
+        token = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
+        auths[server_key(domain)] = {"auth": token}
     doc["auths"] = auths
     _write(doc)
 
@@ -122,10 +154,15 @@ def save(domain: str, creds: Credentials) -> None:
 def erase(domain: str) -> bool:
     """Forget ``domain``'s credentials; False when there were none."""
     doc = _read()
+    found = False
+    helper = _helper(doc, domain)
+    if helper is not None:
+        from berth.registry.client import credhelpers
+
+        found = credhelpers.erase(helper, server_key(domain))
     auths = doc.get("auths")
     if not isinstance(auths, dict):
-        return False
-    found = False
+        return found
     for key in _candidates(domain):
         if key in auths:
             del auths[key]

@@ -24,7 +24,7 @@ import platform as _platform
 import threading
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from berth.errors import InvalidArgument, InvalidManifest, RegistryError, RegistryUnreachable
 from berth.images.ingest import IngestedLayer, chain_id_of, commit_image, discard, ingest_layer
@@ -269,8 +269,14 @@ class _Puller:
                                     "blob unknown: blob unknown to registry")
             raise self.session.fail(resp, f"fetching layer {desc.digest}")
         self.progress.layer_start(sid, "Downloading", desc.size)
+        def reopen(offset: int) -> Any:
+            return self.session.request(
+                "GET", f"/v2/{self.ref.path}/blobs/{desc.digest}", scopes=self.scopes,
+                stream=True, follow_redirects=True, headers={"Range": f"bytes={offset}-"})
+
         body = BodyReader(resp, limit=desc.size, what=f"layer {desc.digest}",
-                          on_bytes=lambda n: self.progress.advance(sid, n), cancel=self.cancel)
+                          on_bytes=lambda n: self.progress.advance(sid, n), cancel=self.cancel,
+                          reopen=reopen)
         try:
             if self.store.db.one("SELECT 1 FROM layers WHERE chain_id=?",
                                  (chain_id_of(parent, diff_id),)):

@@ -126,7 +126,7 @@ def ingest_streamed(store: Store, body: BinaryIO, *, parent: str | None, media_t
     pending = store.layers.prepare() if unpack else None
     out: dict[str, Any] = {}
 
-    def unpack() -> None:
+    def consume() -> None:
         try:
             head = pipe.peek_head(2)
             stream: Any = _IsalGunzip(pipe) if head == GZIP_MAGIC and _have_isal() else pipe
@@ -141,7 +141,7 @@ def ingest_streamed(store: Store, body: BinaryIO, *, parent: str | None, media_t
             out["error"] = e
             pipe.abort()
 
-    worker = threading.Thread(target=unpack, name="berth-unpack", daemon=True)
+    worker = threading.Thread(target=consume, name="berth-unpack", daemon=True)
     worker.start()
     try:
         with store.content.ingest(expected_digest, expected_size) as blob:

@@ -108,7 +108,7 @@ def parse(body: bytes, content_type: str | None) -> Manifest:
             digest = _descriptor_digest(layer, f"layers[{i}]")
             if not _is_foreign(layer):
                 m.blobs.append(digest)
-        m.artifact_type = doc.get("artifactType") or config.get("mediaType") or None
+        m.artifact_type = doc.get("artifactType") or (config or {}).get("mediaType") or None
     elif is_index:
         children = doc.get("manifests")
         if not isinstance(children, list):

@@ -8,13 +8,14 @@ how tests start a server on a free port without races.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import socket
 import ssl
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
 
 from aiohttp import web
 
@@ -42,6 +43,30 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext:
     return ctx
 
 
+class OneLineBadRequests(logging.Filter):
+    """aiohttp logs every malformed HTTP request with a 9-line traceback; make it one line.
+
+    A client that sends garbage already got its ``400``; the log only needs who and why.
+    Other errors keep their traceback: those are ours to debug.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            # a filter must never raise (that would turn the 400 into a 500): on any
+            # surprise aiohttp's own record goes out unchanged
+            with contextlib.suppress(Exception):
+                why = next((ln.strip() for ln in str(exc.message).splitlines()
+                            if ln.strip()), type(exc).__name__).rstrip(":")
+                where = record.getMessage().replace("Error handling request",
+                                                    "bad HTTP request")
+                record.msg, record.args = "%s: %s %s", (where, exc.code, why)
+                record.exc_info, record.exc_text = None, None
+        return True
+
+
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
@@ -62,6 +87,9 @@ async def serve(storage_dir: str, addr: str = "127.0.0.1:5000", *,
     loop = asyncio.get_running_loop()
     loop.set_default_executor(ThreadPoolExecutor(max_workers=32, thread_name_prefix="registry"))
     sock = bind(host, port)
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, OneLineBadRequests) for f in server_log.filters):
+        server_log.addFilter(OneLineBadRequests())
     logger = None
     if access_log:
         logger = logging.getLogger("berth.registry.access")

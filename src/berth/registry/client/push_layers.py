@@ -1,0 +1,126 @@
+"""What ``push`` sends for each layer: the stored bytes, or a compressed form made on the fly.
+
+Layers that berth made or imported are stored as plain tars. Sending them so would cost
+2-3x the bytes on the wire and in the registry, so ``push`` compresses them (gzip by
+default, as Docker and Podman do; ``--compression-format zstd`` on request). Layers that
+arrived compressed are sent as they are, unless another format is asked for.
+
+The compressed digest and size of each (stored blob, format, level) are remembered in the
+``compressed_blobs`` table — Docker's "v2 metadata" — so a later push of the same layer,
+to any repository or registry, first asks the registry whether it has that digest (HEAD)
+or can mount it from a repository known to hold it, and compresses nothing when it can.
+Compression is deterministic (:mod:`berth.oci.stream_compress`), so even a recompression
+for a new registry gives the same digest, and a re-pushed image keeps its manifest digest.
+
+When any layer changes form, the manifest sent is the stored one with those layer
+descriptors replaced (and, for zstd, a Docker schema2 manifest becomes an OCI one, since
+schema2 has no zstd layer type). The config — and so the image ID — never changes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from berth.oci import mediatypes as mt
+from berth.oci.manifest import Descriptor
+from berth.oci.stream_compress import check
+from berth.store.store import Store
+
+
+@dataclass(frozen=True)
+class Compression:
+    """The user's choice: ``fmt`` None means "gzip what is stored plain, keep the rest"."""
+
+    fmt: str | None = None
+    level: int | None = None
+
+    def validated(self) -> Compression:
+        if self.fmt is None:
+            if self.level is not None:
+                check("gzip", self.level)
+            return self
+        check(self.fmt, self.level)
+        return self
+
+
+@dataclass
+class LayerPlan:
+    """One layer of the manifest and how it travels."""
+
+    stored: Descriptor
+    fmt: str | None = None       # compress into this format while uploading; None: as stored
+    level: int = 0
+    target: Descriptor | None = None  # the compressed descriptor, once known
+
+    @property
+    def sent(self) -> Descriptor:
+        """The descriptor the pushed manifest lists for this layer."""
+        if self.fmt is None:
+            return self.stored
+        assert self.target is not None, "layer not uploaded yet"
+        return self.target
+
+
+def plan(store: Store, desc: Descriptor, choice: Compression, *, docker: bool) -> LayerPlan:
+    """Decide how ``desc`` is pushed; fill in the compressed descriptor if it is known."""
+    current = mt.layer_compression(desc.media_type)
+    fmt = choice.fmt or ("gzip" if current == "none" else None)
+    if fmt is None or fmt == current:
+        return LayerPlan(desc)
+    level = check(fmt, choice.level)
+    p = LayerPlan(desc, fmt, level)
+    row = store.db.one("SELECT digest, size FROM compressed_blobs WHERE source=? AND format=? "
+                       "AND level=?", (desc.digest, fmt, level))
+    if row is not None:
+        p.target = Descriptor(layer_media_type(desc, fmt, docker=docker), row["digest"],
+                              row["size"], annotations=desc.annotations)
+    return p
+
+
+def layer_media_type(desc: Descriptor, fmt: str, *, docker: bool) -> str:
+    """The media type of ``desc`` compressed as ``fmt`` (nondistributable stays so)."""
+    return mt.layer_type(fmt, docker=docker and fmt == "gzip")  # type: ignore[arg-type]
+
+
+def record(store: Store, p: LayerPlan, digest: str, size: int, *, docker: bool) -> None:
+    """Remember what ``p``'s layer compressed to, and set its target descriptor."""
+    assert p.fmt is not None
+    p.target = Descriptor(layer_media_type(p.stored, p.fmt, docker=docker), digest, size,
+                          annotations=p.stored.annotations)
+    with store.db.tx() as tx:
+        tx.execute("INSERT OR REPLACE INTO compressed_blobs(source, format, level, digest, "
+                   "size, created) VALUES (?,?,?,?,?,?)",
+                   (p.stored.digest, p.fmt, p.level, digest, size, time.time()))
+
+
+def uses_docker_types(manifest_media_type: str, plans: list[LayerPlan]) -> bool:
+    """Whether the pushed manifest stays Docker schema2 (no zstd layer in it)."""
+    return manifest_media_type == mt.DOCKER_MANIFEST and not any(
+        p.fmt == "zstd" for p in plans)
+
+
+def rewrite_manifest(raw: bytes, media_type: str, plans: list[LayerPlan]) -> tuple[bytes, str]:
+    """The manifest to push and its media type: ``raw`` unless a layer changed form."""
+    if all(p.fmt is None for p in plans):
+        return raw, media_type
+    doc: dict[str, Any] = json.loads(raw)
+    by_digest = {p.stored.digest: p.sent for p in plans}
+    to_oci = not uses_docker_types(media_type, plans)
+    layers = []
+    for entry in doc.get("layers", []):
+        new = by_digest.get(entry.get("digest"))
+        if new is not None:
+            entry = {**entry, **new.to_json()}
+        if to_oci:
+            entry["mediaType"] = mt.to_oci(entry["mediaType"])
+        layers.append(entry)
+    doc["layers"] = layers
+    if to_oci and media_type == mt.DOCKER_MANIFEST:
+        media_type = mt.OCI_MANIFEST
+        doc["mediaType"] = mt.OCI_MANIFEST
+        doc["config"] = {**doc["config"], "mediaType": mt.OCI_CONFIG}
+    return json.dumps(doc, indent=3).encode(), media_type
+
