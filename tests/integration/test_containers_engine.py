@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 
 import pytest
-from engine_run import run
 
 from berth.container import caps
 from berth.container.create_options import CreateOptions
+from engine_run import run
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 

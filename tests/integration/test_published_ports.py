@@ -16,7 +16,6 @@ import time
 import urllib.request
 
 import pytest
-
 from test_networks import leftovers  # noqa: E402 - same directory (pytest rootdir import)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft"),

@@ -16,11 +16,12 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
+
 from tlscerts import CA
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from tarfactory import file, make_tar
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")

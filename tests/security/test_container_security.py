@@ -15,6 +15,7 @@ import json
 import os
 
 import pytest
+
 from engine_run import run
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")

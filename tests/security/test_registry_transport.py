@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from tlscerts import CA
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (namespaces)")

@@ -10,19 +10,17 @@ import stat
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests/tarfactory.py
 
-from tarfactory import (dir, file, gzipped, hardlink, make_tar, opaque, symlink,  # noqa: E402
-                        whiteout, zstded)
-
 from berth.errors import DigestMismatch, InvalidArchive, InvalidArgument  # noqa: E402
 from berth.oci.compression import detect, open_compressor, open_decompressed  # noqa: E402
 from berth.oci.layer_apply import apply_layer  # noqa: E402
+from tarfactory import dir, file, gzipped, hardlink, make_tar, opaque, symlink, whiteout, zstded  # noqa: E402
 
 MTIME = 1_600_000_000
 

@@ -11,18 +11,17 @@ import stat
 import subprocess
 import sys
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests/tarfactory.py
 
-from tarfactory import snapshot  # noqa: E402
-
 from berth.errors import InvalidArgument  # noqa: E402
 from berth.oci.layer_apply import apply_layer  # noqa: E402
 from berth.oci.layer_write import WriteResult, write_layer  # noqa: E402
+from tarfactory import snapshot  # noqa: E402
 
 T0 = 1_500_000_000
 
