@@ -44,12 +44,33 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
                     ["tests/unit/test_layer_apply.py",
                      "tests/security/test_malicious_layers.py"]),
     "transport": ("src/berth/registry/client/transport.py",
-                  ["tests/security/test_registry_transport.py"]),
+                  ["tests/unit/test_transport_rules.py",
+                   "tests/security/test_registry_transport.py"]),
     "digest": ("src/berth/oci/digest.py",
                ["tests/unit/test_digest.py", "tests/unit/test_archives.py"]),
     "locks": ("src/berth/store/locks.py",
               ["tests/unit/test_store_locks.py", "tests/integration/test_store_lock.py"]),
 }
+
+
+# mutmut 2.5.1 dies ("ValueError: Attribute Mutant.line is required") on some mutants of
+# these lines and never reaches the rest of the module; the copy marks them
+# ``# pragma: no mutate`` (the tree itself is left as it is). Listed in tests/MUTATION.md.
+CRASHES_MUTMUT: dict[str, list[str]] = {
+    "src/berth/container/seccomp.py": [
+        'arches = [entry["architecture"], *entry.get("subArchitectures", [])]'],
+    "src/berth/oci/layer_apply.py": ["os.mknod(name, kind | 0o600, dev, dir_fd=pfd)"],
+}
+
+
+def _skip_crashing_lines(work: Path) -> None:
+    for module, snippets in CRASHES_MUTMUT.items():
+        path = work / module
+        lines = path.read_text().splitlines(keepends=True)
+        for i, line in enumerate(lines):
+            if any(s in line for s in snippets) and "pragma: no mutate" not in line:
+                lines[i] = line.rstrip("\n") + "  # pragma: no mutate\n"
+        path.write_text("".join(lines))
 
 
 def _sync(work: Path) -> None:
@@ -113,6 +134,8 @@ def main() -> int:
     ap.add_argument("modules", nargs="*", choices=[[], *TARGETS], metavar="MODULE",
                     help=f"some of: {', '.join(TARGETS)} (default: all)")
     ap.add_argument("--results", action="store_true", help="print the results so far")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue in the existing copy (after a crash or an interruption)")
     ap.add_argument("--show", metavar="ID", help="print one mutant's diff")
     ap.add_argument("--summary", action="store_true",
                     help="per module: mutants, killed, survivors with their diff (markdown)")
@@ -125,7 +148,9 @@ def main() -> int:
     if a.summary:
         _summary(work)
         return 0
-    _sync(work)
+    if not a.resume:  # a resumed run keeps the copy, so mutmut keeps its results
+        _sync(work)
+    _skip_crashing_lines(work)
     rc = 0
     for name in a.modules or list(TARGETS):
         module, tests = TARGETS[name]

@@ -74,6 +74,7 @@ def test_digesting_reader_counts_every_byte():
     r.verify(d.sha256_bytes(data))
     r.verify(d.sha256_bytes(data), -1)  # unknown size
     assert r.read() == b"" and r.readinto(bytearray(4)) == 0 and r.size == len(data)
+    assert _reader(b"abc").read() == b"abc"  # no size: everything
     r512 = _reader(data, "sha512")
     r512.drain()
     assert r512.digest == "sha512:" + hashlib.sha512(data).hexdigest()
