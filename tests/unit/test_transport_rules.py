@@ -9,10 +9,10 @@ import json
 import ssl
 
 import pytest
-from tlscerts import CA
 
 from berth.errors import RegistryUnreachable
 from berth.registry.client import transport as t
+from tlscerts import CA
 
 
 @pytest.mark.parametrize(("domain", "loopback"), [
