@@ -131,6 +131,9 @@ def test_capability_gating():
     assert all(r["action"] != "SCMP_ACT_ERRNO" for r in full["syscalls"])
     ungated = seccomp.convert(profile, frozenset(), gate=False)
     assert _names(ungated) == {"mount", "unshare", "read"}
+    # a rule left with no names is dropped, and the rules after it still count
+    only_gated = seccomp.convert({"syscalls": [_rule(["mount"]), _rule(["read"])]}, frozenset())
+    assert _names(only_gated) == {"read"}
 
 
 def test_bundled_profile_conversion():
