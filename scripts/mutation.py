@@ -39,6 +39,7 @@ TARGETS: dict[str, tuple[str, list[str]]] = {
                  "tests/integration/test_runtime_lowlevel.py::test_mount_refused"]),
     "rootpath": ("src/berth/container/rootpath.py",
                  ["tests/security/test_cp_symlink_race.py",
+                  "tests/security/test_build_symlink_escape.py",
                   "tests/integration/test_container_files.py"]),
     "layer_apply": ("src/berth/oci/layer_apply.py",
                     ["tests/unit/test_layer_apply.py",
@@ -100,6 +101,16 @@ def _mutmut(work: Path, *args: str) -> int:
                           env=_env(work)).returncode
 
 
+def _untested(work: Path, module: str) -> list[int]:
+    import sqlite3
+
+    db = sqlite3.connect(work / ".mutmut-cache")
+    return [r[0] for r in db.execute(
+        "SELECT m.id FROM Mutant m JOIN Line l ON m.line = l.id JOIN SourceFile sf "
+        "ON l.sourcefile = sf.id WHERE m.status = 'untested' AND sf.filename = ? "
+        "ORDER BY m.id", (module,))]
+
+
 def _summary(work: Path) -> None:
     """Kill rate per module and each survivor's changed line, from mutmut's cache."""
     import sqlite3
@@ -134,6 +145,10 @@ def main() -> int:
     ap.add_argument("modules", nargs="*", choices=[[], *TARGETS], metavar="MODULE",
                     help=f"some of: {', '.join(TARGETS)} (default: all)")
     ap.add_argument("--results", action="store_true", help="print the results so far")
+    ap.add_argument("--one-by-one", action="store_true",
+                    help="with --resume: one mutmut run per untested mutant (mutmut 2.5.1's "
+                         "whole-module run can die mid-way; one mutant at a time it cannot "
+                         "take the others with it)")
     ap.add_argument("--resume", action="store_true",
                     help="continue in the existing copy (after a crash or an interruption)")
     ap.add_argument("--show", metavar="ID", help="print one mutant's diff")
@@ -157,11 +172,15 @@ def main() -> int:
         runner = (f"{sys.executable} -m pytest -x -q -p no:cacheprovider --timeout=300 "
                   + " ".join(tests))
         print(f"== {name}: {module}", flush=True)
-        rc |= _mutmut(work, "run", "--paths-to-mutate", module, "--tests-dir", "tests",
-                      "--runner", runner, "--disable-mutation-types", "string",
-                      # generous: on a shared, loaded machine a slow run is not a kill
-                      "--test-time-base", "30", "--test-time-multiplier", "3",
-                      "--no-progress")
+        args = ["--paths-to-mutate", module, "--tests-dir", "tests", "--runner", runner,
+                "--disable-mutation-types", "string",
+                # generous: on a shared, loaded machine a slow run is not a kill
+                "--test-time-base", "30", "--test-time-multiplier", "3", "--no-progress"]
+        if a.one_by_one:
+            for mid in _untested(work, module):
+                rc |= _mutmut(work, "run", *args, str(mid))
+        else:
+            rc |= _mutmut(work, "run", *args)
     _mutmut(work, "results")
     # mutmut's own exit code is a bit mask of survivors/timeouts: report, do not fail make
     return 0 if rc in (0, 2, 4, 6, 8, 10, 12, 14) else rc
