@@ -115,3 +115,57 @@ def test_ssl_context_presents_a_client_certificate(tmp_path, monkeypatch):
 ])
 def test_describe(err, text):
     assert t.describe(err) == text
+
+
+def test_client_settings():
+    tr = t.Transport("127.0.0.1:1")
+    try:
+        assert tr.client.follow_redirects is False  # a redirect is never followed blindly
+        assert tr.client.timeout.connect == 15.0 and tr.client.timeout.read == 60.0
+        assert tr.client.headers["User-Agent"] == t.USER_AGENT
+    finally:
+        tr.close()
+
+
+def test_ping_settles_the_scheme_once_and_urls_follow_it():
+    import http.server
+    import threading
+
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            seen.append(self.path)
+            self.send_response(200 if self.path == "/v2/" else 404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    host = f"127.0.0.1:{srv.server_address[1]}"
+    tr = t.Transport(host)
+    try:
+        assert tr.ping().status_code == 200  # https fails, loopback falls back to http
+        assert tr.base_url == f"http://{host}"
+        assert tr.ping().status_code == 200 and seen == ["/v2/", "/v2/"]
+        assert tr.url("/v2/x/blobs/y") == f"http://{host}/v2/x/blobs/y"
+        assert tr.url("v2/x") == f"http://{host}/v2/x"
+        assert tr.url("https://elsewhere/upload?x=1") == "https://elsewhere/upload?x=1"
+        assert tr.send("GET", "/v2/missing").status_code == 404
+    finally:
+        tr.close()
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_unreachable_registry_is_one_clear_error():
+    tr = t.Transport("127.0.0.1:1")  # nothing listens on port 1
+    try:
+        with pytest.raises(RegistryUnreachable, match=r'^Get "http://127.0.0.1:1/v2/": '
+                                                      "connection refused$"):
+            tr.ping()
+    finally:
+        tr.close()
