@@ -108,6 +108,7 @@ def test_ssl_context_presents_a_client_certificate(tmp_path, monkeypatch):
     (None, "unknown error"),
     (RegistryUnreachable("already said"), "already said"),
     (OSError("[Errno 111] Connection refused"), "connection refused"),
+    (OSError("Connection refused"), "connection refused"),
     (OSError("Name or service not known"), "no such host"),
     (OSError("read timed out"), "i/o timeout"),
     (TimeoutError(), "i/o timeout"),
@@ -136,6 +137,12 @@ def test_ping_settles_the_scheme_once_and_urls_follow_it():
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
             seen.append(self.path)
+            if self.path == "/v2/redirect":
+                self.send_response(307)
+                self.send_header("Location", "/v2/")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             self.send_response(200 if self.path == "/v2/" else 404)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -155,6 +162,7 @@ def test_ping_settles_the_scheme_once_and_urls_follow_it():
         assert tr.url("v2/x") == f"http://{host}/v2/x"
         assert tr.url("https://elsewhere/upload?x=1") == "https://elsewhere/upload?x=1"
         assert tr.send("GET", "/v2/missing").status_code == 404
+        assert tr.send("GET", "/v2/redirect").status_code == 307  # not followed unasked
     finally:
         tr.close()
         srv.shutdown()
