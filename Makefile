@@ -12,7 +12,7 @@ RUN_PKGS  := crun runc conmon catatonit uidmap passt fuse-overlayfs busybox-stat
 TEST_PKGS := skopeo podman slirp4netns docker-registry umoci golang-github-containers-common curl apache2-utils mmdebstrap docker.io docker-compose
 PYTEST_ARGS ?=
 
-.PHONY: demo test deps-run deps-test venv clean-demo
+.PHONY: demo test mutation deps-run deps-test venv clean-demo
 
 deps-run:
 	@./scripts/apt-ensure $(RUN_PKGS)
@@ -31,12 +31,19 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 	@$(PY) -m compileall -q src
 
+# -rs: every skip prints its reason, so a test that silently stopped running shows in CI
 test: deps-test venv
 	@# Debian's default modes (udev sets them): rootless pasta opens the tun device,
 	@# rootless fuse-overlayfs /dev/fuse
 	@test ! -c /dev/net/tun || chmod 0666 /dev/net/tun
 	@test ! -c /dev/fuse || chmod 0666 /dev/fuse
-	$(PY) -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -q -rs -n 2 --dist loadfile $(PYTEST_ARGS)
+
+# Mutation testing of the guarantee-holding modules (by hand, not CI; see tests/MUTATION.md).
+# MODULES=rootpath digest ... picks some; results: scripts/mutation.py --results
+mutation: deps-test venv
+	$(PY) -m pip install -q -e '.[test,mutation]'
+	$(PY) scripts/mutation.py $(MODULES)
 
 demo: deps-run venv
 	@./scripts/demo

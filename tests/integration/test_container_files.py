@@ -248,10 +248,13 @@ def test_commit_is_deterministic_and_untagged(engine, busybox_image):  # type: i
 
 
 def test_commit_errors(engine, busybox_image):  # type: ignore[no-untyped-def]
-    assert cli("commit", "nope").returncode == 1
+    r = cli("commit", "nope")
+    assert (r.returncode, r.stderr) == (1, b"Error: No such container: nope\n")
     start(engine, "c2", "exec sleep 300")
     r = cli("commit", "-c", "BOGUS x", "c2")
-    assert r.returncode != 0 and r.stderr
+    assert (r.returncode, r.stderr) == (1, b"Error: BOGUS is not a valid change command\n")
+    r = cli("commit", "-c", "ENV", "c2")
+    assert (r.returncode, r.stderr) == (1, b"Error: ENV requires at least one argument\n")
     assert json.loads(json.dumps(engine.images(all=True)[0].tags)) == ["docker.io/library/busybox:latest"]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -98,8 +99,9 @@ def test_short_id_everywhere(berth, imported):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("ref", ["Busybox", "bad//name", "a:" + "t" * 129, "-x", "UPPER:tag"])
 def test_invalid_reference(berth, imported, ref):  # type: ignore[no-untyped-def]
     r = berth("tag", "busybox", ref)
-    assert r.returncode in (1, 125)
-    if not ref.startswith("-"):
+    if ref.startswith("-"):  # a flag, not a reference: a usage error
+        assert r.returncode == 125 and r.stderr.startswith("Error: "), r.stderr
+    else:
         assert r.returncode == 1
         assert r.stderr.startswith("Error: invalid reference format"), r.stderr
         assert "Traceback" not in r.stderr
@@ -152,9 +154,46 @@ def test_load_garbage_is_clean_error(berth, berth_env):  # type: ignore[no-untyp
     assert r.returncode == 0, r.stdout
 
 
-def test_save_refuses_terminal_and_unknown(berth):  # type: ignore[no-untyped-def]
-    r = berth("save", "-o", "/tmp/never-written.tar", "nope")
+def test_save_refuses_unknown(berth, tmp_path):  # type: ignore[no-untyped-def]
+    r = berth("save", "-o", str(tmp_path / "never-written.tar"), "nope")
     assert r.returncode == 1 and "No such image: nope" in r.stderr
+    assert not (tmp_path / "never-written.tar").exists()
+
+
+def _on_a_terminal(*args: str, stdin: bool = False) -> tuple[int, str, bytes]:
+    """Run berth with stdout (or stdin) on a real pty: exit code, stderr, what the
+    terminal received."""
+    import pty
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.run([sys.executable, "-m", "berth", *args],
+                           stdin=slave if stdin else subprocess.DEVNULL,
+                           stdout=subprocess.PIPE if stdin else slave,
+                           stderr=subprocess.PIPE, timeout=20, check=False)
+        os.set_blocking(master, False)
+        try:
+            seen = os.read(master, 1 << 16)
+        except BlockingIOError:
+            seen = b""
+    finally:
+        os.close(master)
+        os.close(slave)
+    return p.returncode, p.stderr.decode(), seen
+
+
+def test_save_refuses_terminal(berth, imported):  # type: ignore[no-untyped-def]
+    code, err, seen = _on_a_terminal("save", "busybox")
+    assert (code, err) == (1, "Error: cowardly refusing to save to a terminal. "
+                              "Use the -o flag or redirect\n")
+    assert seen == b""  # not one byte of the archive reached the terminal
+
+
+def test_load_refuses_terminal(berth):  # type: ignore[no-untyped-def]
+    code, err, _ = _on_a_terminal("load", stdin=True)
+    assert (code, err) == (1, "Error: requested load from stdin, but stdin is empty\n")
 
 
 def test_system_df_and_info(berth, imported):  # type: ignore[no-untyped-def]

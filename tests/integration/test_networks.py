@@ -243,12 +243,20 @@ def test_ip_host_gateway_and_connect_disconnect(berth, busybox_image, clean, ber
     assert r.returncode == 125 and "user defined networks only" in r.stderr
     # connect a running container to a second network, then disconnect it
     berth("run", "-d", "--name", "ca", "--network", "fixed", "busybox", "sleep", "300")
-    berth("run", "-d", "--name", "cb", "--network", "other", "busybox", "httpd", "-f",
-          "-p", "80", "-h", "/etc")
+    cb = berth("run", "-d", "--name", "cb", "--network", "other", "busybox", "httpd", "-f",
+               "-p", "80", "-h", "/etc").stdout.strip()
     assert berth("network", "connect", "--alias", "bee", "other", "ca").returncode == 0
-    r = berth("exec", "ca", "sh", "-c", "ip -o link show eth1 && wget -qO- http://cb/hostname"
-              " && grep -c bee /etc/hosts || true")
-    assert "eth1" in r.stdout and r.stdout.count("\n") >= 2, r.stdout + r.stderr
+    r = berth("exec", "ca", "sh", "-c", "ip -o link show eth1 && wget -qO- http://cb/hostname")
+    assert r.returncode == 0 and "eth1" in r.stdout and cb[:12] in r.stdout, r.stderr
+    # the alias is ca's name on "other": recorded, and resolvable by its peers there
+    ca_other = json.loads(berth("inspect", "ca").stdout)[0]["NetworkSettings"]["Networks"][
+        "other"]
+    assert ca_other["Aliases"] == ["bee"]
+    hosts = berth("exec", "cb", "cat", "/etc/hosts").stdout
+    assert re.search(rf"^{re.escape(ca_other['IPAddress'])}\tca bee [0-9a-f]{{12}}$", hosts,
+                     re.M), hosts
+    r = berth("exec", "cb", "ping", "-c", "1", "-W", "5", "bee")
+    assert r.returncode == 0 and f"({ca_other['IPAddress']})" in r.stdout, r.stdout + r.stderr
     assert berth("network", "disconnect", "other", "ca").returncode == 0
     r = berth("exec", "ca", "ip", "-o", "link")
     assert "eth1" not in r.stdout and "eth0" in r.stdout

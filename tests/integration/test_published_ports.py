@@ -213,12 +213,36 @@ def test_taken_port_is_a_clear_error_and_leaves_nothing(berth, busybox_image, be
     assert (r.returncode, r.stderr) == (
         125, f"Error: Bind for 0.0.0.0:{hp} failed: port is already allocated\n")
     assert berth("ps", "-aq").stdout.count("\n") == 1
-    # a created container whose port was taken meanwhile fails to start, cleanly
-    second = berth("create", "--name", "second", "-p", f"127.0.0.1:{hp + 0}:80", "busybox",
+    # a port already taken is refused at create: nothing half-made
+    second = berth("create", "--name", "second", "-p", f"127.0.0.1:{hp}:80", "busybox",
                    "sleep", "60")
-    assert second.returncode == 125  # checked at create: nothing half-made
+    assert (second.returncode, second.stderr) == (
+        125, f"Error: Bind for 127.0.0.1:{hp} failed: port is already allocated\n")
     berth("rm", "-f", "first")
     assert leftovers(berth_env["root"], berth_env["runroot"], networks_gone=False) == []
+
+
+def test_port_taken_between_create_and_start(berth, busybox_image, berth_env):
+    hp = free_port()
+    assert berth("create", "--name", "late", "-p", f"127.0.0.1:{hp}:80", "busybox", "httpd",
+                 "-f", "-p", "80", "-h", "/etc").returncode == 0
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.bind(("127.0.0.1", hp))
+    holder.listen(1)
+    try:
+        r = berth("start", "late")
+        assert (r.returncode, r.stderr) == (
+            1, f"Error: Bind for 127.0.0.1:{hp} failed: port is already allocated\n")
+        state = json.loads(berth("inspect", "late").stdout)[0]["State"]
+        assert state["Status"] == "created" and state["Pid"] == 0
+        assert leftovers(berth_env["root"], berth_env["runroot"], networks_gone=False) == []
+    finally:
+        holder.close()
+    # nothing of the failed start stands in the way once the port is free again
+    assert berth("start", "late").returncode == 0
+    assert get(hp) == json.loads(berth("inspect", "late").stdout)[0]["Config"]["Hostname"]
+    berth("rm", "-f", "late")
 
 
 def test_sigkilled_cli_then_prune_leaves_nothing(berth, busybox_image, berth_env):

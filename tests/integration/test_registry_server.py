@@ -16,11 +16,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
+
+from tlscerts import CA
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -574,17 +576,14 @@ def test_htpasswd_must_be_bcrypt(tmp_path: Path) -> None:
 
 
 def test_tls(tmp_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    if not shutil.which("openssl"):
-        pytest.skip("openssl missing")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    ca = CA(tmp_path / "ca")
+    issued = ca.issue(tmp_path / "server", "127.0.0.1")
+    cert, key = issued.cert, issued.key
     s = tmp_server("--tls-cert", str(cert), "--tls-key", str(key))
     assert s.url.startswith("https://")
     import ssl
 
-    ctx = ssl.create_default_context(cafile=str(cert))
+    ctx = ssl.create_default_context(cafile=str(ca.files.cert))
     with httpx.Client(base_url=s.url, verify=ctx) as cl:
         assert cl.get("/v2/").status_code == 200
         d = push_blob(cl, "tls", b"over tls" * 1000)
@@ -627,16 +626,17 @@ def test_upload_survives_restart(tmp_server, tmp_path: Path) -> None:  # type: i
 
 # -- CLI: flags, curl, signals, gc -------------------------------------------------------
 
-@pytest.mark.parametrize("args,needle", [
-    (["serve", "--addr", "nonsense"], "invalid --addr"),
-    (["serve", "--bogus"], "unknown flag: --bogus"),
-    (["serve", "--tls-cert", "/nonexistent"], "--tls-cert and --tls-key"),
-    (["serve", "--tls-cert", "/nonexistent", "--tls-key", "/nonexistent"], "TLS"),
-    (["frobnicate"], "unknown command"),
+@pytest.mark.parametrize("args,needle,code", [
+    (["serve", "--addr", "nonsense"], "invalid --addr", 1),
+    (["serve", "--bogus"], "unknown flag: --bogus", 125),
+    (["serve", "--tls-cert", "/nonexistent"], "--tls-cert and --tls-key", 125),
+    (["serve", "--tls-cert", "/nonexistent", "--tls-key", "/nonexistent"], "TLS", 1),
+    (["frobnicate"], "unknown command", 125),
 ])
-def test_cli_bad_flags(args: list[str], needle: str) -> None:
+def test_cli_bad_flags(args: list[str], needle: str, code: int) -> None:
     r = subprocess.run(berth_cmd("registry", *args), capture_output=True, text=True, timeout=30)
-    assert r.returncode != 0 and r.stderr.startswith("Error: ") and needle in r.stderr
+    assert r.returncode == code and r.stderr.startswith("Error: ") and needle in r.stderr
+    assert "Traceback" not in r.stderr and r.stdout == ""
     assert r.stdout == ""
 
 

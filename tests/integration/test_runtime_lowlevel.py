@@ -11,8 +11,8 @@ import json
 import os
 import pty
 import select
+import shlex
 import shutil
-import signal
 import subprocess
 import time
 import uuid
@@ -184,10 +184,13 @@ def test_mount_refused(env, profile, monkeypatch):
     if profile == "bundled":
         monkeypatch.setattr(seccomp, "SYSTEM_PROFILE", "/nonexistent")
         seccomp._cache.clear()
-    code, out, err, _, _ = env.run(["sh", "-c", "mount -t tmpfs x /mnt && echo MOUNTED"])
+    # mount is refused by the missing CAP_SYS_ADMIN as well; unshare(CLONE_NEWUSER) needs
+    # no capability, so only the seccomp profile can refuse it
+    _, out, err, _, _ = env.run(["sh", "-c", ("mount -t tmpfs x /tmp && echo MOUNTED;"
+                                 " unshare -U true && echo USERNS")])
     seccomp._cache.clear()
-    assert code != 0 and "MOUNTED" not in out
-    assert "denied" in err.lower() or "not permitted" in err.lower()
+    assert "MOUNTED" not in out and "USERNS" not in out
+    assert "unshare(0x10000000): Operation not permitted" in err
 
 
 def test_command_errors(env):
@@ -241,23 +244,51 @@ def test_pids_limit(env):
     assert "can't fork" in err or "Resource temporarily unavailable" in err
 
 
+# Lists every directory the container's init holds open (and its cwd), their parents and
+# what is 8 levels up, the host's / if the fd is a host directory: CVE-2024-21626 leaked
+# a host fd (/sys/fs/cgroup) into the container, and from it the host's whole tree.
+FD_PROBE = ("readlink /proc/1/cwd; for fd in /proc/1/fd/*; do ls -a \"$fd/\" \"$fd/../\" "
+            "\"$fd/../../\" \"$fd/../../../../../../../../\" 2>/dev/null; done; echo probed")
+
+
+def _host_only_root_names(lower: str) -> set[str]:
+    """Names in the host's / that the test image's root does not have."""
+    return set(os.listdir("/")) - set(os.listdir(lower)) - {"lost+found"}
+
+
 def test_cwd_fd_escape_refused(env):
-    """CVE-2024-21626: berth refuses such a cwd, and so does the runtime if forced."""
+    """CVE-2024-21626: berth refuses a cwd through /proc/self/fd, and so does the runtime."""
     with pytest.raises(InvalidArgument):
         build_spec(SpecOptions(rootfs=env.lower, args=["true"], cwd="/proc/self/fd/7"))
+
+    def patch(spec):
+        spec["process"]["cwd"] = "/proc/self/fd/7"
+    with pytest.raises(RuntimeFailure):
+        env.run(["true"], patch=patch)
+
+
+def test_no_host_directory_leaks_into_the_container(env):
     marker = "host-only-" + uuid.uuid4().hex
-    with open(os.path.join(env.base, marker), "w"):
-        pass
-    for n in range(3, 10):
-        def patch(spec, n=n):
-            spec["process"]["cwd"] = f"/proc/self/fd/{n}"
-        try:
-            code, out, err, _, _ = env.run(
-                ["sh", "-c", "ls ../../../../ ../../../ ../../ .. . 2>&1; ls -R / 2>/dev/null | grep host-only"],
-                patch=patch)
-        except RuntimeFailure:
-            continue  # refused at create: the safe outcome
-        assert marker not in out, f"fd {n} leaked the host filesystem"
+    open(os.path.join(env.base, marker), "w").close()
+    code, out, err, _, _ = env.run(["sh", "-c", FD_PROBE])
+    assert code == 0 and out.splitlines()[0] == "/" and out.endswith("probed\n"), err
+    assert marker not in out
+    assert not _host_only_root_names(env.lower) & set(out.split()), out
+
+
+def test_fd_probe_detects_a_leaked_host_directory(env):
+    """The probe above is not vacuous: given a host directory fd (as the runtime bug
+    leaked one), it lists the host's files."""
+    marker = "host-only-" + uuid.uuid4().hex
+    open(os.path.join(env.base, marker), "w").close()
+    cid, paths, _ = env.prepare(["sh", "-c", FD_PROBE])
+    runtime = " ".join(shlex.quote(a) for a in env.rt.base())
+    script = (f"exec 3<{shlex.quote(env.base)}; exec {runtime} run --preserve-fds 1 "
+              f"--bundle {shlex.quote(paths.bundle)} {cid}")
+    r = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=60,
+                       check=False)
+    assert marker in r.stdout, (r.stdout, r.stderr)
+    assert _host_only_root_names(env.lower) <= set(r.stdout.split())  # the host's / too
 
 
 def test_only_stdio_fds(env):

@@ -226,7 +226,7 @@ def test_volume_create_ls_filters_and_format(berth, busybox_image):
                      "table {{.Name}}\t{{.Scope}}")).splitlines() == \
         ["VOLUME NAME   SCOPE", "tyler         local"]
     r = berth("volume", "ls", "-f", "colour=red")
-    assert r.returncode != 0 and "invalid filter 'colour'" in r.stderr
+    assert (r.returncode, r.stderr) == (1, "Error: invalid filter 'colour'\n")
     r = berth("volume", "create", "--driver", "fake", "x1")
     assert r.returncode == 1 and 'plugin "fake" not found' in r.stderr
     r = berth("volume", "create", "--opt", "color=red", "x2")

@@ -10,19 +10,17 @@ import stat
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests/tarfactory.py
 
-from tarfactory import (dir, file, gzipped, hardlink, make_tar, opaque, symlink,  # noqa: E402
-                        whiteout, zstded)
-
 from berth.errors import DigestMismatch, InvalidArchive, InvalidArgument  # noqa: E402
 from berth.oci.compression import detect, open_compressor, open_decompressed  # noqa: E402
 from berth.oci.layer_apply import apply_layer  # noqa: E402
+from tarfactory import dir, file, gzipped, hardlink, make_tar, opaque, symlink, whiteout, zstded  # noqa: E402
 
 MTIME = 1_600_000_000
 
@@ -317,3 +315,66 @@ def test_failed_apply_closes_its_fds(dest: Path) -> None:
     with pytest.raises(Exception):
         apply(make_tar([file("a/b/c"), symlink("s", "/"), file("s/x")]), dest)
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_many_directories_do_not_exhaust_fds(dest: Path) -> None:
+    """The cache of directory fds is bounded: a layer with thousands of directories
+    applies under a file limit well below their number."""
+    import resource
+
+    tar = make_tar([file(f"d{i}/sub/f", b"x") for i in range(1500)])
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (800, hard))
+    try:
+        apply(tar, dest)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert len(os.listdir(dest)) == 1500 and (dest / "d1499/sub/f").read_bytes() == b"x"
+
+
+def _big_members(n: int) -> list[dict[str, object]]:
+    """Members whose data spans several read buffers (the corruption check's window)."""
+    return [file(f"big{i}", bytes([i]) * (700 * 1024 + 333 * i)) for i in range(n)]
+
+
+@pytest.mark.parametrize("where", ["after-first", "middle", "last"])
+def test_corrupt_header_deep_in_a_large_layer(dest: Path, where: str) -> None:
+    """tarfile stops silently at a bad header after the first: berth looks at the block
+    where it stopped, however far into a multi-megabyte stream that is."""
+    members = _big_members(6)
+    index = {"after-first": 1, "middle": 3, "last": 5}[where]
+    head = make_tar(members[:index], end=False)
+    tail = make_tar(members[index:])
+    bad = head + bytes(range(256)) * 2 + tail[512:]  # the next member's header garbled
+    with pytest.raises(InvalidArchive, match=f"corrupt or truncated header at byte {len(head)}"):
+        apply(bad, dest)
+
+
+@pytest.mark.parametrize("end", [True, False])
+def test_large_layer_ends_cleanly(dest: Path, end: bool) -> None:
+    """Zeros or a plain EOF after the last member is a clean end, also after many MiB."""
+    members = _big_members(6)
+    apply(make_tar(members, end=end), dest)
+    for i in range(6):
+        assert (dest / f"big{i}").stat().st_size == 700 * 1024 + 333 * i
+
+
+def test_flat_whiteout_keeps_this_layers_implicit_parents(dest: Path) -> None:
+    """Directories a layer made only as parents of its own files are its own too: a
+    whiteout later in the same layer does not remove them (flat mode)."""
+    apply(make_tar([file("a/b/f", b"mine"), whiteout("a/b"), whiteout("a")]), dest,
+          whiteouts="flat")
+    assert (dest / "a/b/f").read_bytes() == b"mine"
+
+
+def test_repeated_directory_members_do_not_leak_fds(dest: Path) -> None:
+    import resource
+
+    tar = make_tar([dir("d") for _ in range(1500)] + [file("d/f", b"x")])
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (400, hard))
+    try:
+        apply(tar, dest)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert (dest / "d/f").read_bytes() == b"x"

@@ -11,18 +11,17 @@ import stat
 import subprocess
 import sys
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests/tarfactory.py
 
-from tarfactory import snapshot  # noqa: E402
-
 from berth.errors import InvalidArgument  # noqa: E402
 from berth.oci.layer_apply import apply_layer  # noqa: E402
 from berth.oci.layer_write import WriteResult, write_layer  # noqa: E402
+from tarfactory import snapshot  # noqa: E402
 
 T0 = 1_500_000_000
 
@@ -102,8 +101,24 @@ def test_headers(tmp_path: Path) -> None:
     assert by["fifo"].isfifo()
     assert by["x"].pax_headers["SCHILY.xattr.user.mime"] == "text/plain"
     assert "unicodé" in by and "long" * 40 in by
-    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
-        assert tf.format == tarfile.PAX_FORMAT or data[257:263] == b"ustar\0"
+    # POSIX pax on the wire: every header is ustar ("ustar\\0" "00"), long names and
+    # xattrs go in pax 'x' records, never GNU ('ustar  \\0', 'L'/'K' long-name members)
+    headers = _raw_headers(data)
+    assert {h[257:265] for h in headers} == {b"ustar\x0000"}
+    types = {h[156:157] for h in headers}
+    assert b"x" in types and not types & {b"L", b"K"}
+
+
+def _raw_headers(data: bytes) -> list[bytes]:
+    """Every 512-byte member header of a tar stream, pax extension headers included
+    (``tarfile`` reports the format it would *write*, not the one it read)."""
+    out, pos = [], 0
+    while pos + 512 <= len(data) and data[pos:pos + 512] != bytes(512):
+        h = data[pos:pos + 512]
+        out.append(h)
+        size = int(h[124:136].rstrip(b"\0 ") or b"0", 8)
+        pos += 512 + (size + 511) // 512 * 512
+    return out
 
 
 def test_source_date_epoch_clamps_and_exclude(tmp_path: Path) -> None:

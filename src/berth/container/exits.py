@@ -124,11 +124,31 @@ class ExitHandling:
         rec.monitor = None
         return rec if again else None
 
+    def _backoff(self, rec: ContainerRecord, ran: float) -> float:
+        """This restart's wait; the last one is kept in the run dir as ``COUNT DELAY``
+        (stale after a manual start, whose count no longer follows on)."""
+        path = os.path.join(rec.run_dir, "restart-backoff")
+        previous = 0.0
+        try:
+            with open(path, encoding="ascii") as f:
+                count, last = f.read().split()
+            if int(count) == rec.restart_count - 1:
+                previous = float(last)
+        except (OSError, ValueError):
+            pass
+        wait = restart.delay(previous, ran)
+        try:
+            with open(path, "w", encoding="ascii") as f:
+                f.write(f"{rec.restart_count} {wait}\n")
+        except OSError:
+            pass  # the run dir went with the container: nothing left to restart
+        return wait
+
     def _restart_later(self, rec: ContainerRecord) -> None:
         """Sleep the backoff (unlocked, watching for stop/rm), then start again."""
         cid = rec.id
         ran = (rec.finished_at or 0) - (rec.started_at or 0)
-        deadline = time.monotonic() + restart.delay(rec.restart_count, ran)
+        deadline = time.monotonic() + self._backoff(rec, ran)
         while time.monotonic() < deadline:
             time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
             cur = self._reload(cid)

@@ -70,8 +70,13 @@ def decide(policy: RestartPolicy, exit_code: int, restart_count: int,
     return True
 
 
-def delay(restart_count: int, ran_for: float) -> float:
-    """Seconds to wait before the next start: doubling from 100 ms, reset by a long run."""
-    if ran_for >= RESET_AFTER:
+def delay(previous: float, ran_for: float) -> float:
+    """Seconds to wait before the next start, given the wait before the last one (0: none).
+
+    Docker's restart manager keeps its timeout across restarts: 100 ms, doubled each time,
+    and back to 100 ms (then doubling again) after a run of 10 s or more. Deriving it from
+    the restart count instead would jump straight back to the long waits after a reset.
+    """
+    if previous <= 0 or ran_for >= RESET_AFTER:
         return BASE_DELAY
-    return min(MAX_DELAY, BASE_DELAY * (2 ** min(restart_count, 10)))
+    return min(MAX_DELAY, previous * 2)

@@ -22,7 +22,7 @@ TAR_STREAM_BUFSIZE = 64 << 10
 
 def validate(digest: str, *, algorithms: tuple[str, ...] = ("sha256",)) -> str:
     """Return ``digest`` unchanged if it is well formed, else raise :class:`InvalidDigest`."""
-    m = _DIGEST_RE.match(digest or "")
+    m = _DIGEST_RE.fullmatch(digest or "")  # not match: "$" lets a trailing "\n" through
     if not m or m.group(1) not in algorithms or len(m.group(2)) != _HEX_LEN[m.group(1)]:
         raise InvalidDigest(f"invalid digest: {digest!r}")
     return digest
@@ -44,7 +44,7 @@ def hex_of(digest: str) -> str:
 
 def is_full_hex_id(value: str) -> bool:
     """True for a full 64-hex image/container ID without the ``sha256:`` prefix."""
-    return bool(_ID_HEX_RE.match(value))
+    return bool(_ID_HEX_RE.fullmatch(value))
 
 
 def sha256_bytes(data: bytes) -> str:
