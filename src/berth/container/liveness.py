@@ -23,7 +23,6 @@ connection writes; both unchanged means the ``containers`` table reads the same.
 
 from __future__ import annotations
 
-import copy
 import os
 import select
 import sqlite3
@@ -37,7 +36,8 @@ from .records import ContainerRecord
 
 
 def _key(h: MonitorHandle) -> tuple[int, int, str]:
-    return (h.container_pid, h.conmon_pid, h.exit_file)
+    """One run of one container (a restart starts new processes)."""
+    return (h.container_pid, h.conmon_pid, h.cid)
 
 
 class LiveSet:
@@ -81,6 +81,8 @@ class LiveSet:
     def keep_only(self, cids: set[str]) -> None:
         """Close the pidfds of containers no longer listed as running (removed, exited)."""
         with self._lock:
+            if self._held.keys() <= cids:  # the usual case
+                return
             gone = [cid for cid in self._held if cid not in cids]
             fds = [self._held.pop(cid)[1] for cid in gone]
         for fd in fds:
@@ -94,14 +96,14 @@ class RowCache:
         self._local = threading.local()
 
     def records(self, conn: sqlite3.Connection, load: Any) -> list[ContainerRecord]:
-        """Copies of the cached records, or ``load()``'s when the table may have changed.
+        """The cached records (a new list), or ``load()``'s when the table may have changed.
 
-        Copies, so a caller (or :meth:`refresh`) setting a field never edits the cache;
-        shallow, since nobody edits a record's dicts in place."""
+        The records themselves are shared between calls: callers read them; whoever needs
+        to change one (:meth:`ContainerService.refresh`) works on a copy."""
         version = (conn, conn.execute("PRAGMA data_version").fetchone()[0],
                    conn.total_changes)
         got = getattr(self._local, "entry", None)
         if got is None or got[0] != version:
             got = (version, load())
             self._local.entry = got
-        return [copy.copy(r) for r in got[1]]
+        return list(got[1])

@@ -25,6 +25,7 @@ waiting (:class:`~.sessions.Sessions`).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -99,7 +100,7 @@ class ContainerService(ExitHandling, Sessions):
         Repeated listings (the API service) reuse the parsed rows while the table is
         unchanged and skip the per-container file and ``/proc`` checks for containers whose
         main process is held, proven, by a pidfd (:mod:`.liveness`)."""
-        from .orphans import thaw_if_orphaned
+        from .orphans import frozen_ids, thaw_if_orphaned
 
         recs = self._rows.records(self.db.conn, lambda: [
             self._rec(r) for r in
@@ -107,12 +108,13 @@ class ContainerService(ExitHandling, Sessions):
         handles = {r.id: monitor.MonitorHandle.from_dict(r.monitor) for r in recs
                    if r.status in ("running", "paused") and r.monitor}
         alive = self._live.running(handles)
-        for rec in recs:
+        frozen = frozen_ids(self.store.runroot) if alive else set()
+        for i, rec in enumerate(recs):
             if rec.id in alive:
-                if rec.status == "running":  # frozen by a commit that was killed?
+                if rec.id in frozen and rec.status == "running":  # by a killed commit?
                     thaw_if_orphaned(rec, lambda rec=rec: self._runtime_of(rec))
             elif rec.running:
-                self.refresh(rec)
+                recs[i] = rec = self.refresh(copy.copy(rec))  # never edit the cached one
                 if rec.id in handles and rec.status in ("running", "paused"):
                     self._live.prove(rec.id, handles[rec.id])
         self._live.keep_only({r.id for r in recs if r.status in ("running", "paused")})
