@@ -85,6 +85,31 @@ def _devices(items: list[Any]) -> list[str]:
     return out
 
 
+def _host_extras(opts: Any, hc: dict[str, Any]) -> None:
+    """Ulimits, sysctls, groups, shm, pid/ipc modes, logging, OOM score, cgroup parent:
+    the same ``CreateOptions`` fields ``--ulimit``, ``--sysctl``, ... fill (checked by the
+    engine like the flags)."""
+    ulimits = []
+    for u in typed(hc, "Ulimits", list, []) or []:
+        if not isinstance(u, dict):
+            raise InvalidArgument("HostConfig.Ulimits entries must be objects")
+        name = typed(u, "Name", str, "")
+        soft, hard = typed(u, "Soft", int, 0), typed(u, "Hard", int, 0)
+        ulimits.append(f"{name}={soft}:{hard}")
+    opts.ulimits = ulimits
+    sysctls = typed(hc, "Sysctls", dict, {}) or {}
+    opts.sysctls = [f"{k}={v}" for k, v in sysctls.items()]
+    opts.group_add = _strs(hc, "GroupAdd")
+    opts.shm_size = typed(hc, "ShmSize", int, 0) or None
+    opts.pid_mode = typed(hc, "PidMode", str, "") or ""
+    opts.ipc_mode = typed(hc, "IpcMode", str, "") or ""
+    log = typed(hc, "LogConfig", dict, {}) or {}
+    opts.log_driver = typed(log, "Type", str, "") or None
+    opts.log_opts = [f"{k}={v}" for k, v in (typed(log, "Config", dict, {}) or {}).items()]
+    opts.oom_score_adj = typed(hc, "OomScoreAdj", int, 0) or None
+    opts.cgroup_parent = typed(hc, "CgroupParent", str, "") or None
+
+
 def options_from_json(body: dict[str, Any], name: str | None) -> tuple[Any, list[tuple[str, dict[str, Any]]]]:
     """(CreateOptions, extra networks to connect after create as (name, endpoint config))."""
     from berth.container.create_options import CreateOptions
@@ -153,6 +178,7 @@ def options_from_json(body: dict[str, Any], name: str | None) -> tuple[Any, list
     opts.cpuset_cpus = typed(hc, "CpusetCpus", str, "") or None
     opts.pids_limit = typed(hc, "PidsLimit", int, None) or None
     opts.runtime = typed(hc, "Runtime", str, None) or None
+    _host_extras(opts, hc)
     opts.publish = _publish(typed(hc, "PortBindings", dict, {}) or {})
     opts.publish_all = typed(hc, "PublishAllPorts", bool, False)
     opts.dns = _strs(hc, "Dns")
