@@ -134,7 +134,8 @@ def measure(envs: dict[str, dict[str, str]], tar: str, rounds: int = 7
             run_d[k].append(time.perf_counter() - t)
     for k in envs:
         out[k]["docker run -d (20 runs)"] = statistics.median(run_d[k])
-    alternate("docker ps (20 containers)", ["ps"])
+    alternate("docker ps (20 containers)", ["ps"], n=15)
+    alternate("docker --version (the CLI alone, no request)", ["--version"])
     for k, env in envs.items():
         out[k]["GET /containers/json latency (20 containers)"] = list_latency(
             env["DOCKER_HOST"][len("unix://"):])
@@ -216,7 +217,8 @@ def main() -> None:
         rows = []
         b, d = results["berth service"], results["dockerd 20.10"]
         for k in b:
-            rows.append((k, f"{b[k]:.3f}s", f"{d[k]:.3f}s", f"{b[k] / d[k]:.2f}x"))
+            fmt = (lambda v: f"{v * 1000:.2f}ms") if b[k] < 0.01 else (lambda v: f"{v:.3f}s")
+            rows.append((k, fmt(b[k]), fmt(d[k]), f"{b[k] / d[k]:.2f}x"))
         rows.append(("berth run --rm (CLI, no service)", f"{berth_run:.3f}s", "", ""))
         print(table("Docker Engine API: berth service vs dockerd (same docker CLI, "
                     "interleaved)", rows, ("operation", "berth", "dockerd", "berth/dockerd")))
