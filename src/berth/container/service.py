@@ -66,6 +66,7 @@ class ContainerService(ExitHandling, Sessions):
         self._runtimes: dict[str | None, "OCIRuntime"] = {}
         self._live = LiveSet()
         self._rows = RowCache()
+        self._listed = False  # proofs of life pay off from the second listing on
 
     # -- lookup -----------------------------------------------------------------------
     def _rec(self, row: Any) -> ContainerRecord:
@@ -115,9 +116,11 @@ class ContainerService(ExitHandling, Sessions):
                     thaw_if_orphaned(rec, lambda rec=rec: self._runtime_of(rec))
             elif rec.running:
                 recs[i] = rec = self.refresh(copy.copy(rec))  # never edit the cached one
-                if rec.id in handles and rec.status in ("running", "paused"):
+                if rec.id in handles and rec.status in ("running", "paused") \
+                        and self._listed:  # a one-shot `berth ps` need not prove
                     self._live.prove(rec.id, handles[rec.id])
         self._live.keep_only({r.id for r in recs if r.status in ("running", "paused")})
+        self._listed = True
         return recs
 
     # -- reconciliation -----------------------------------------------------------------
