@@ -8,8 +8,8 @@ PY        := $(VENV)/bin/python
 BERTH     := $(VENV)/bin/berth
 # /usr/bin/python3 starts in ~20 ms; a pyenv shim first on PATH can take ~170 ms per start.
 BASE_PY   := $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || command -v python3)
-RUN_PKGS  := crun runc conmon catatonit busybox-static iproute2 nftables iptables
-TEST_PKGS := skopeo podman docker-registry umoci golang-github-containers-common curl apache2-utils mmdebstrap docker.io docker-compose
+RUN_PKGS  := crun runc conmon catatonit uidmap passt fuse-overlayfs busybox-static iproute2 nftables iptables aardvark-dns
+TEST_PKGS := skopeo podman slirp4netns docker-registry umoci golang-github-containers-common curl apache2-utils mmdebstrap docker.io docker-compose
 PYTEST_ARGS ?=
 
 .PHONY: demo test deps-run deps-test venv clean-demo
@@ -32,6 +32,10 @@ venv: $(VENV)/.installed
 	@$(PY) -m compileall -q src
 
 test: deps-test venv
+	@# Debian's default modes (udev sets them): rootless pasta opens the tun device,
+	@# rootless fuse-overlayfs /dev/fuse
+	@test ! -c /dev/net/tun || chmod 0666 /dev/net/tun
+	@test ! -c /dev/fuse || chmod 0666 /dev/fuse
 	$(PY) -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
 
 demo: deps-run venv

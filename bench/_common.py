@@ -91,3 +91,47 @@ def table(title: str, rows: list[tuple[str, ...]], header: tuple[str, ...]) -> s
 
 def tempdir() -> tempfile.TemporaryDirectory:  # type: ignore[type-arg]
     return tempfile.TemporaryDirectory(prefix="berth-bench-", dir="/var/tmp")
+
+
+class HostNetState:
+    """What podman's netavark changes on the host during a bench, undone afterwards.
+
+    netavark turns on ``net.ipv4.ip_forward`` and adds its nft table and bridge; berth's
+    own store is emptied through its Engine. Only netavark's tables and podman's links
+    are removed: other tools (and other people's tests) on the host stay untouched.
+    """
+
+    FWD = "/proc/sys/net/ipv4/ip_forward"
+
+    def __init__(self) -> None:
+        self.fwd = Path(self.FWD).read_text().strip()
+        self.tables = self._tables()
+        self.links = set(os.listdir("/sys/class/net"))
+
+    @staticmethod
+    def _tables() -> set[str]:
+        out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+        return {line.strip() for line in out.splitlines() if line.strip()}
+
+    def restore(self, env: dict[str, str], tmp: str) -> None:
+        from berth.engine import Engine
+
+        os.environ["BERTH_IP_FORWARD"] = "0"
+        with Engine(env["BERTH_ROOT"], env["BERTH_RUNROOT"]) as eng:
+            eng.remove_all_containers()
+            eng.remove_all_networks()
+        podman_reset(tmp)
+        if Path(self.FWD).read_text().strip() != self.fwd:
+            Path(self.FWD).write_text(self.fwd)
+        for table in self._tables() - self.tables:
+            if "netavark" in table:
+                subprocess.run(["nft", "delete", *table.split()], capture_output=True)
+        for link in set(os.listdir("/sys/class/net")) - self.links:
+            if link.startswith(("podman", "veth")) and not _berth_link(link):
+                subprocess.run(["ip", "link", "del", link], capture_output=True)
+
+
+def _berth_link(name: str) -> bool:
+    """berth's host-side veths are gone with their containers; never delete others'."""
+    master = Path(f"/sys/class/net/{name}/master")
+    return master.exists() and master.resolve().name.startswith(("brt-", "berth0"))

@@ -16,7 +16,6 @@ berth runs with ``BERTH_IP_FORWARD=0`` and needs no host-wide switch for any of 
 
 from __future__ import annotations
 
-import os
 import socket
 import statistics
 import subprocess
@@ -26,9 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BERTH, berth_env, busybox_tar, podman_cmd, podman_reset  # noqa: E402
-
-FWD = "/proc/sys/net/ipv4/ip_forward"
+from _common import BERTH, HostNetState, berth_env, busybox_tar, podman_cmd  # noqa: E402
 
 
 def _run(cmd: list[str], env: dict[str, str] | None = None) -> str:
@@ -48,15 +45,6 @@ def _extra(tool: list[str]) -> list[str]:
     # this host refuses podman's default RLIMIT_NOFILE/NPROC; explicit small limits work
     return (["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
             if tool[0] == "podman" else [])
-
-
-def _nft_tables() -> set[str]:
-    out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
-    return {line.strip() for line in out.splitlines() if line.strip()}
-
-
-def _links() -> set[str]:
-    return set(os.listdir("/sys/class/net"))
 
 
 def c2c(tool: list[str], mib: int, env: dict[str, str] | None = None) -> float:
@@ -121,8 +109,7 @@ def main() -> None:
         # runc like berth (crun refuses this host's cgroups); --ulimit host: this host
         # forbids raising RLIMIT_NOFILE to podman's default
         pod = [podman_cmd(tmp)[0], "--runtime", "runc", *podman_cmd(tmp)[1:]]
-        fwd_before = open(FWD).read().strip()
-        tables_before, links_before = _nft_tables(), _links()
+        host = HostNetState()
         try:
             podman_ok = subprocess.run([*pod, "import", "--change", 'CMD ["sh"]', tar,
                                         "busybox:latest"], capture_output=True).returncode == 0
@@ -157,20 +144,7 @@ def main() -> None:
         finally:
             subprocess.run([*BERTH, "rm", "-f", "sink", "src", "psink"], env=env,
                            capture_output=True)
-            from berth.engine import Engine
-
-            os.environ["BERTH_IP_FORWARD"] = "0"
-            with Engine(env["BERTH_ROOT"], env["BERTH_RUNROOT"]) as eng:
-                eng.remove_all_containers()
-                eng.remove_all_networks()
-            podman_reset(tmp)
-            if open(FWD).read().strip() != fwd_before:
-                with open(FWD, "w") as f:
-                    f.write(fwd_before)
-            for table in _nft_tables() - tables_before:  # netavark's, made for this run
-                subprocess.run(["nft", "delete", *table.split()], capture_output=True)
-            for link in _links() - links_before:
-                subprocess.run(["ip", "link", "del", link], capture_output=True)
+            host.restore(env, tmp)
     width = max(len(r[0]) for r in rows)
     print(f"{'measure':<{width}}  {'berth':>8}  {'podman':>8}")
     for name, b, p in rows:

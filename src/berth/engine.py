@@ -11,19 +11,34 @@ parses argv. Services are created on first use so a command pays only for what i
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 
+from berth.config import StorageSection
 from berth.engine_api import EngineApiMixin
 from berth.images.records import ImageRecord, RemoveResult
 from berth.store.store import Store
 
+_NO_STORAGE_LIMITS = StorageSection()
+
 
 class Engine(EngineApiMixin):
     def __init__(self, root: str | None = None, runroot: str | None = None) -> None:
+        if os.geteuid() != 0:  # rootless: join the store's user namespace (berth.rootless)
+            from berth.rootless import enter
+
+            root, runroot = enter(root, runroot)
         self.store = Store(root, runroot)
         self.store.clean_tmp()
+        self._adding_depth = 0
+        self._gone = False
+        if self.store.db.one("SELECT 1 FROM store_meta WHERE key='layer_format'") is None:
+            from berth.images.onecopy import convert_store
+
+            convert_store(self.store)  # a store from before one-copy layers, or a new one
         self._sweep_dead_build_steps()
 
     def _sweep_dead_build_steps(self) -> None:
@@ -51,6 +66,8 @@ class Engine(EngineApiMixin):
         return self.store.runroot
 
     def close(self) -> None:
+        if self._gone:
+            return  # system reset removed the store: closing must not write into it again
         self.store.close()
 
     def __enter__(self) -> "Engine":
@@ -58,6 +75,132 @@ class Engine(EngineApiMixin):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- storage budget -----------------------------------------------------------------
+    @property
+    def config(self):  # type: ignore[no-untyped-def]
+        """berth.toml (host file, then the root's), re-read when either changes."""
+        from berth import config
+
+        return config.current(self.root)
+
+    @contextlib.contextmanager
+    def _adding(self) -> Iterator[None]:
+        """Around a command that adds data (pull, build, load, import, commit, create).
+
+        With a budget set: before, a store at or over it is collected and the command
+        refused (nothing written) when even that cannot make room; after, a store left
+        over it is collected to 90%. Nested calls (build pulling its base) check once.
+        Without a budget this costs two stats of config files.
+        """
+        if self._adding_depth or self.config.storage == _NO_STORAGE_LIMITS:
+            self._adding_depth += 1
+            try:
+                yield
+            finally:
+                self._adding_depth -= 1
+            return
+        from berth.images import gc
+
+        self._adding_depth += 1
+        try:
+            use = gc.store_use(self.store)
+            limit = gc.budget(self.store, self.config, use)
+            if limit is not None and use >= limit:
+                self._auto_gc(wait=True)
+                use = gc.store_use(self.store)
+                if use >= limit:
+                    from berth.errors import BerthError
+                    from berth.units import human_size
+
+                    raise BerthError(
+                        f"storage budget of {gc.budget_text(self.config)} reached: "
+                        f"{human_size(use)} is in use by containers and tagged images; "
+                        "remove some or raise storage.max_size")
+            yield
+            use = gc.store_use(self.store)
+            limit = gc.budget(self.store, self.config, use)
+            if limit is not None and use > limit:
+                self._auto_gc(wait=False)
+        finally:
+            self._adding_depth -= 1
+
+    def _auto_gc(self, *, wait: bool) -> None:
+        """A GC pass under the exclusive lock; skipped when busy unless ``wait``."""
+        from berth.images.gc import Collector
+        from berth.store.locks import flock, try_flock
+
+        lock = flock(self.store.lock_path, exclusive=True) if wait else \
+            try_flock(self.store.lock_path, exclusive=True)
+        with lock as got:
+            if got is False:
+                return  # another command ingests now; the next one collects
+            Collector(self.store, self.config, self._gc_remove_container).run()
+
+    def _gc_remove_container(self, cid: str) -> int:
+        row = self.store.db.one("SELECT size_rw FROM containers WHERE id=?", (cid,))
+        try:
+            self.container_service.remove(cid)
+        except Exception:  # noqa: BLE001 - taken or started meanwhile: not removed
+            return 0
+        return int(row["size_rw"] or 0) if row else 0
+
+    def system_gc(self, *, dry_run: bool = False):  # type: ignore[no-untyped-def]
+        """``system gc``: the automatic pass by hand (everything collectable when no budget
+        is set); a :class:`~berth.images.gc.GcResult`."""
+        from berth.images.gc import Collector
+
+        with self.store.collecting():
+            return Collector(self.store, self.config, self._gc_remove_container).run(
+                dry_run=dry_run, force=True)
+
+    def storage_info(self) -> dict[str, Any]:
+        """``info``'s storage lines: budget, use and the last GC."""
+        from berth.images import gc
+
+        use = gc.store_use(self.store)
+        limit = gc.budget(self.store, self.config, use)
+        return {"StorageBudget": gc.budget_text(self.config) or "none",
+                "StorageBudgetBytes": limit, "StorageUsed": use,
+                "LastGC": gc.last_gc(self.store)}
+
+    def _drop_unpacked_blobs(self) -> None:
+        """Tar blobs of layers unpacked while the shared lock was held (one copy kept)."""
+        if self.store.pending_drops:
+            from berth.images.onecopy import drop_pending
+
+            drop_pending(self.store)
+
+    def _ancestry(self, image_id: str) -> list[str]:
+        """An image and its parents (build steps, the base image), nearest first."""
+        out: list[str] = []
+        cur: str | None = image_id
+        while cur and cur not in out:
+            out.append(cur)
+            row = self.store.db.one("SELECT parent FROM images WHERE id=?", (cur,))
+            cur = row["parent"] if row else None
+        return out
+
+    def _touch(self, *image_ids: str) -> None:
+        """Record use of images (GC's least-recently-used order).
+
+        To the minute: a write (an fsync'd transaction) happens only when the recorded use
+        is older than that, so a burst of ``run``s pays one read each, not one commit.
+        """
+        import time
+
+        now = time.time()
+        ids = [i for i in image_ids if i]
+        if not ids:
+            return
+        marks = ",".join("?" * len(ids))
+        stale = [r["id"] for r in self.store.db.query(
+            f"SELECT id FROM images WHERE id IN ({marks}) AND "
+            f"(last_used IS NULL OR last_used < ?)", [*ids, now - 60])]
+        if stale:
+            with self.store.db.tx() as tx:
+                tx.executemany("UPDATE images SET last_used=? WHERE id=?",
+                               [(now, i) for i in stale])
 
     # -- images -------------------------------------------------------------------------
     @functools.cached_property
@@ -93,6 +236,7 @@ class Engine(EngineApiMixin):
     def tag(self, source: str, target: str) -> None:
         self.image_service.tag(source, target)
         self._image_event("tag", target)
+        self._touch(self.image_service.resolve(target))
 
     def rmi(self, names: list[str], *, force: bool = False,
             prune_parents: bool = True) -> tuple[RemoveResult, list[Exception]]:
@@ -116,8 +260,9 @@ class Engine(EngineApiMixin):
         """A rootfs tarball becomes a one-layer image; returns the image ID."""
         from berth.images.archives import import_rootfs
 
-        image_id = import_rootfs(self.store, src, ref=ref, changes=changes,
-                                 message=message).image_id
+        with self._adding():
+            image_id = import_rootfs(self.store, src, ref=ref, changes=changes,
+                                     message=message).image_id
         self._image_event("import", image_id)
         return image_id
 
@@ -125,14 +270,15 @@ class Engine(EngineApiMixin):
         """``docker load`` from a path or a stream (spooled to the store's tmp dir)."""
         from berth.images.archives import load, spool
 
-        if isinstance(path_or_stream, str):
-            result = load(self.store, path_or_stream)
-        else:
-            path = spool(self.store, path_or_stream)
-            try:
-                result = load(self.store, path)
-            finally:
-                os.unlink(path)
+        with self._adding():
+            if isinstance(path_or_stream, str):
+                result = load(self.store, path_or_stream)
+            else:
+                path = spool(self.store, path_or_stream)
+                try:
+                    result = load(self.store, path)
+                finally:
+                    os.unlink(path)
         for r in result.images:
             self._image_event("load", r.tagged[0] if r.tagged else r.image_id)
         return result
@@ -161,6 +307,30 @@ class Engine(EngineApiMixin):
 
         return check(self.store, repair=repair)
 
+    def system_reset(self) -> dict[str, int]:
+        """``system reset``: every container, image, volume, network and cache entry of the
+        store, and the host state made for them (bridges, rules, mounts, namespaces,
+        processes), then the root and run root themselves. The engine is closed after.
+
+        Services take down what they know (so rules and bridges are found by owner);
+        :mod:`berth.store.wipe` then sweeps by path whatever no row remembers.
+        """
+        from berth.store import wipe
+
+        db = self.store.db
+        counts = {t: db.one(f"SELECT COUNT(*) AS n FROM {t}")["n"]
+                  for t in ("containers", "images", "volumes", "networks", "build_cache")}
+        paths = [self.root, self.runroot]
+        with self.store.collecting():
+            self.remove_all_containers()
+            wipe.stop_processes(paths)
+            self.remove_all_networks()
+            wipe.unmount_all(paths)
+            self.store.db.close()
+            self._gone = True
+            wipe.remove_store_dirs(self.root, self.runroot)
+        return counts
+
     def system_boot(self):  # type: ignore[no-untyped-def]
         """After a reboot: start the containers whose restart policy wants them running
         (see :mod:`berth.container.boot`); returns a ``BootResult``."""
@@ -169,36 +339,81 @@ class Engine(EngineApiMixin):
         return boot(self.container_service)
 
     def df(self) -> list[dict[str, Any]]:
-        """``system df`` rows: Images, Containers, Local Volumes, Build Cache."""
-        recs = self.image_service.list()
-        used = {r["image_id"] for r in self.store.db.query("SELECT image_id FROM containers")}
-        # shared layers are counted once, as Docker does
-        layer_rows = self.store.db.query("SELECT chain_id, size FROM layers")
-        total = sum(r["size"] for r in layer_rows)
-        active_layers = {r["chain_id"] for r in self.store.db.query(
-            "SELECT DISTINCT chain_id FROM image_layers WHERE image_id IN "
-            "(SELECT image_id FROM containers)")}
-        active_size = sum(r["size"] for r in layer_rows if r["chain_id"] in active_layers)
-        n_cont = len(self.store.db.query("SELECT id FROM containers"))
-        n_running = len(self.store.db.query(
-            "SELECT id FROM containers WHERE status IN ('running','paused','restarting')"))
+        """``system df`` rows: Images, Containers, Local Volumes, Build Cache.
+
+        Sizes are disk bytes kept in the database (layers when written, a container's
+        writable layer when it exits): no tree is walked, whatever the store's size.
+        """
+        from berth.images.usage import images_usage
+
+        iu = images_usage(self.store)
+        c = self.store.db.one(
+            "SELECT COUNT(*) AS n, COALESCE(SUM(status IN ('running','paused','restarting')),"
+            " 0) AS running, COALESCE(SUM(size_rw), 0) AS size, COALESCE(SUM(CASE WHEN status"
+            " IN ('running','paused','restarting') THEN 0 ELSE size_rw END), 0) AS idle "
+            "FROM containers")
+        assert c is not None
         return [
-            {"Type": "Images", "TotalCount": len(recs), "Active": len(used & {r.id for r in recs}),
-             "Size": total, "Reclaimable": total - active_size},
-            {"Type": "Containers", "TotalCount": n_cont, "Active": n_running, "Size": 0,
-             "Reclaimable": 0},
+            {"Type": "Images", "TotalCount": iu.total_count, "Active": iu.active,
+             "Size": iu.disk, "Reclaimable": iu.reclaimable},
+            {"Type": "Containers", "TotalCount": c["n"], "Active": c["running"],
+             "Size": c["size"], "Reclaimable": c["idle"]},
             self.volume_df(),
             self.build_cache_usage(),
         ]
 
+    def df_verbose(self) -> dict[str, Any]:
+        """``system df -v``: the four tables (Docker's ``DiskUsage`` object, plus rows)."""
+        from berth.images.usage import images_usage
+
+        iu = images_usage(self.store, per_image=True)
+        recs = {r.id: r for r in self.image_service.list()}
+        images = []
+        for u in iu.images:
+            rec = recs.get(u.id)
+            if rec is None:
+                continue
+            images.append({"Id": u.id, "RepoTags": rec.tags, "Created": rec.created,
+                           "Size": u.size, "SharedSize": u.shared_size,
+                           "UniqueSize": u.unique_size, "Containers": u.containers})
+        images.sort(key=lambda i: -i["Created"])
+        sizes = {r["id"]: r["size_rw"] for r in self.store.db.query(
+            "SELECT id, size_rw FROM containers")}
+        nvol = {r["container_id"]: r["n"] for r in self.store.db.query(
+            "SELECT container_id, COUNT(*) AS n FROM container_volumes GROUP BY container_id")}
+        containers = [{"Record": rec, "SizeRw": sizes.get(rec.id) or 0,
+                       "LocalVolumes": nvol.get(rec.id, 0)}
+                      for rec in self.containers(all=True)]
+        vsvc = self.volume_service
+        used = vsvc.in_use()
+        links: dict[str, int] = {}
+        for r in self.store.db.query("SELECT volume_name, COUNT(DISTINCT container_id) AS n "
+                                     "FROM container_volumes GROUP BY volume_name"):
+            links[r["volume_name"]] = r["n"]
+        volumes = [{"Name": v.name, "Links": links.get(v.name, 0), "Size": vsvc.size(v),
+                    "InUse": v.name in used} for v in vsvc.list()]
+        from berth.build.cache import BuildCache
+
+        cache = BuildCache(self.store).entries()
+        return {"Images": images, "Containers": containers, "Volumes": volumes,
+                "BuildCache": cache}
+
     def info(self) -> dict[str, Any]:
+        """``docker info``: every key of the API's SystemInfo (:mod:`berth.sysinfo`)."""
+        from berth.sysinfo import runtimes_on_path, system_info
+
+        base = self._info()
+        return system_info(self.root, base, runtimes_on_path(), base["DefaultRuntime"])
+
+    def _info(self) -> dict[str, Any]:
         from berth import __version__
 
         db = self.store.db
         counts = {t: db.one(f"SELECT COUNT(*) AS n FROM {t}")["n"]
                   for t in ("images", "containers", "layers")}
         running = db.one("SELECT COUNT(*) AS n FROM containers WHERE status='running'")["n"]
-        return {
+        paused = db.one("SELECT COUNT(*) AS n FROM containers WHERE status='paused'")["n"]
+        info: dict[str, Any] = {
             "ServerVersion": __version__,
             "Root": self.root,
             "RunRoot": self.runroot,
@@ -207,14 +422,28 @@ class Engine(EngineApiMixin):
             "Layers": counts["layers"],
             "Containers": counts["containers"],
             "ContainersRunning": running,
-            "ContainersStopped": counts["containers"] - running,
+            "ContainersPaused": paused,
+            "ContainersStopped": counts["containers"] - running - paused,
             "DefaultNetwork": "bridge",
             "OperatingSystem": _os_name(),
             "KernelVersion": os.uname().release,
             "Architecture": os.uname().machine,
             "CgroupVersion": "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1",
+            "Storage": self.storage_info(),
             **self._container_info(),
         }
+        from berth.procs import rootless  # rootless: flag, ID maps, limits (berth.rootless)
+
+        if rootless():
+            from berth.rootless.info import info as rootless_info
+
+            extra = rootless_info()
+            info["Warnings"] += extra.pop("RootlessWarnings")
+            info.update(extra)
+            from berth.rootless.pasta import usable
+
+            info["DefaultNetwork"] = "pasta" if usable() is None else "none"
+        return info
 
     def _container_info(self) -> dict[str, Any]:
         rt = self.runtime_info()
@@ -230,8 +459,11 @@ class Engine(EngineApiMixin):
         """``docker pull``: returns one :class:`~berth.registry.client.pull.PullResult` per tag."""
         from berth.registry.client.pull import pull
 
-        results = pull(self.store, name, platform=platform, all_tags=all_tags,
-                       tls_verify=tls_verify, progress=progress, max_concurrent=max_concurrent)
+        with self._adding():
+            results = pull(self.store, name, platform=platform, all_tags=all_tags,
+                           tls_verify=tls_verify, progress=progress,
+                           max_concurrent=max_concurrent)
+            self._touch(*(r.image_id for r in results))
         for r in results:
             self._image_event("pull", r.reference.familiar)
         return results
@@ -254,6 +486,7 @@ class Engine(EngineApiMixin):
                        compression=Compression(compression_format, compression_level))
         for r in results:
             self._image_event("push", r.reference.familiar)
+        self._touch(*(self.image_service.resolve(str(r.reference)) for r in results))
         return results
 
     def login(self, server: str | None, username: str, password: str, *,
@@ -333,10 +566,15 @@ class Engine(EngineApiMixin):
 
             raise InvalidArgument(f"Container ID file found, make sure the other container "
                                   f"isn't running or delete {cidfile}")
-        image_id = self._image_for_run(opts.image, notify,
-                                       policy=getattr(opts, "pull", "missing"),
-                                       platform=getattr(opts, "platform", None))
-        rec = self.container_service.create(opts, image_id, keep_mounted=keep_mounted)
+        try:
+            with self._adding():
+                image_id = self._image_for_run(opts.image, notify,
+                                               policy=getattr(opts, "pull", "missing"),
+                                               platform=getattr(opts, "platform", None))
+                self._touch(image_id)
+                rec = self.container_service.create(opts, image_id, keep_mounted=keep_mounted)
+        finally:
+            self._drop_unpacked_blobs()
         self.container_service.emit_event("create", rec)
         if cidfile:
             _write_cidfile(cidfile, rec.id, lambda: self.container_service.remove(
@@ -477,13 +715,19 @@ class Engine(EngineApiMixin):
                          until=datetime.fromtimestamp(until, tz) if until else None,
                          stop=_either(svc.is_done(rec), cancel))
 
-    def container_inspect(self, name: str) -> dict[str, Any]:
+    def container_inspect(self, name: str, *, size: bool = False) -> dict[str, Any]:
         from berth.container.views import inspect
 
         rec = self.container_service.get(name)
-        lowers = [self.store.layers.diff_dir(r["chain_id"]) for r in
-                  reversed(self.image_service.layers(rec.image_id))]
-        data = inspect(rec, lowers)
+        layers = self.image_service.layers(rec.image_id)
+        lowers = [self.store.layers.diff_dir(r["chain_id"]) for r in reversed(layers)]
+        sizes = None
+        if size:  # inspect -s: the writable layer, and it plus the image (Docker's pair)
+            from berth.store.fsutil import tree_size
+
+            rw = tree_size(rec.upper)
+            sizes = (rw, rw + sum(r["size"] for r in layers))
+        data = inspect(rec, lowers, size=sizes)
         data["NetworkSettings"] = self.network_service.settings(rec)
         return data
 
@@ -580,7 +824,14 @@ class Engine(EngineApiMixin):
                         interval: float = 0.5) -> list[dict[str, Any]]:
         """``stats --no-stream`` rows (record, cpu %, sample); running only unless named/all."""
         from berth.container.stats import collect
+        from berth.procs import rootless
 
+        if rootless():  # no per-container cgroup to read (berth.rootless)
+            from berth.errors import BerthError
+            from berth.rootless.cgroups import delegated, stats_error
+
+            if not delegated():
+                raise BerthError(stats_error())
         if names:
             recs = [self.container(n) for n in names]
         else:
@@ -609,13 +860,14 @@ class Engine(EngineApiMixin):
         svc = self.container_service
         skip = placeholders(rec.upper, self._lowers(rec.image_id), mount_targets(rec.bundle))
         svc.emit_event("commit", rec)
-        result = commit(
-            self.store, rec, base_config=self.store.content.read(rec.image_id),
-            base_layers=self.image_service.layers(rec.image_id), tags=tags, author=author,
-            message=message, changes=list(changes), pause=pause,
-            runtime_for=lambda r: svc.runtime(
-                r.config.get("HostConfig", {}).get("Runtime") or r.runtime),
-            exclude=(lambda rel: rel in skip) if skip else None)
+        with self._adding():
+            result = commit(
+                self.store, rec, base_config=self.store.content.read(rec.image_id),
+                base_layers=self.image_service.layers(rec.image_id), tags=tags,
+                author=author, message=message, changes=list(changes), pause=pause,
+                runtime_for=lambda r: svc.runtime(
+                    r.config.get("HostConfig", {}).get("Runtime") or r.runtime),
+                exclude=(lambda rel: rel in skip) if skip else None)
         return result.image_id
 
     # -- volumes ----------------------------------------------------------------------------
@@ -740,7 +992,7 @@ class Engine(EngineApiMixin):
     def container_ports(self, name: str):  # type: ignore[no-untyped-def]
         """Published ports of a running container (Engine API ``Ports`` entries)."""
         rec = self.container(name)
-        return self.network_service.display_ports(rec) if self._has_netns(rec) else []
+        return self._port_view().display_ports(rec) if self._has_netns(rec) else []
 
     def ports_column(self, rec: Any) -> str:
         """``ps`` PORTS for one container record (empty unless it runs on a network)."""
@@ -748,7 +1000,17 @@ class Engine(EngineApiMixin):
 
         if not self._has_netns(rec) or rec.status not in ("running", "paused"):
             return ""
-        return format_ports_column(self.network_service.display_ports(rec))
+        return format_ports_column(self._port_view().display_ports(rec))
+
+    def _port_view(self) -> Any:
+        """Who knows a container's forwards: the network service, or pasta (rootless)."""
+        from berth.procs import rootless
+
+        if rootless():
+            from berth.rootless.pasta import PastaNetwork
+
+            return PastaNetwork(self.runroot)
+        return self.network_service
 
     @staticmethod
     def _has_netns(rec: Any) -> bool:
@@ -799,7 +1061,14 @@ class Engine(EngineApiMixin):
                 self.store, self.image_service, lambda: self.container_service.runtime(None),
                 lambda ref: self.pull(ref), ctx, BuildOptions(dockerfile=name, **options),
                 progress)
-            result = session.run()
+            try:
+                with self._adding(), self.store.ingesting():
+                    # held shared for the whole build: a GC waits, so no finished step's
+                    # image (dangling until the end) can go from under the steps after it
+                    result = session.run()
+            finally:
+                self._drop_unpacked_blobs()
+            self._touch(*self._ancestry(result.image_id))  # the FROM image is one of them
         finally:
             ctx.close()
         for t in result.tags:

@@ -7,7 +7,27 @@ as gone: it has exited and only waits to be reaped.
 
 from __future__ import annotations
 
+import functools
 import os
+
+
+@functools.cache
+def in_userns() -> bool:
+    """True inside a user namespace other than the initial one (its uid_map is not identity).
+
+    Rootless berth (:mod:`berth.rootless`) runs as uid 0 in the store's user namespace;
+    the few low layers that differ there (overlay's xattr namespace) ask this.
+    """
+    try:
+        with open("/proc/self/uid_map", encoding="ascii") as f:
+            return f.read().split() != ["0", "0", "4294967295"]
+    except OSError:
+        return False
+
+
+def rootless() -> bool:
+    """A rootless berth: a non-root user, or (its children) inside the store's namespace."""
+    return os.geteuid() != 0 or in_userns()
 
 
 def pid_alive(pid: int | None) -> bool:

@@ -303,6 +303,13 @@ def test_iptables_backend_in_a_scratch_namespace(lab):
     assert "--to-destination 10.9.0.2:80" in rules and "-j MASQUERADE" in rules
     assert fw.remove_owner("ctr:c1") == 3
     assert fw.tags("ctr:c1") == [] and len(fw.tags()) == 4
+    # a network's isolation and loopback masquerade: filter + nat, removed by owner
+    fw.ensure_network("net:n2", "10.9.1.0/24", "brt-n2", internal=False)
+    filt = subprocess.run([*netns.nsenter_argv(ns), "iptables", "-S", f"BT{lab.sfx}-FWD".upper()],
+                          capture_output=True, text=True, check=True).stdout
+    assert "-i brt-n2 -o brt-n2" in filt and "-o brt-+" in filt and "-j DROP" in filt
+    assert len(fw.tags("net:n2")) == 5
+    assert fw.remove_owner("net:n2") == 5
     fw.destroy()
     assert fw.tags() == []
     nft = firewall.open_firewall(f"bt{lab.sfx}", netns=ns, backend="nftables")
@@ -318,6 +325,6 @@ def test_nft_table_json_is_what_we_parse(lab):
     data = json.loads(subprocess.run(["nft", "-j", "list", "table", "ip", fw.table],
                                      capture_output=True, text=True, check=True).stdout)
     chains = {o["chain"]["name"] for o in data["nftables"] if "chain" in o}
-    assert chains == {"prerouting", "output", "postrouting"}
+    assert chains == {"prerouting", "output", "postrouting", "forward"}
     fw.destroy()
     assert fw.tags() == []

@@ -16,7 +16,6 @@ import time
 import urllib.request
 
 import pytest
-
 from test_networks import leftovers  # noqa: E402 - same directory (pytest rootdir import)
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft"),
@@ -88,6 +87,8 @@ def test_publish_loopback_column_port_and_inspect(berth, busybox_image, berth_en
     assert r.returncode == 0, r.stderr
     cid = r.stdout.strip()
     assert get(hp) == cid[:12]
+    # loopback is DNAT'ed: no process serves the port, conmon is the container's only helper
+    assert _helpers(cid) == ["conmon"]
     ps = berth("ps", "--format", "{{.Names}}|{{.Ports}}").stdout
     assert ps == f"web|127.0.0.1:{hp}->80/tcp\n"
     table = berth("ps").stdout.splitlines()
@@ -109,6 +110,48 @@ def test_publish_loopback_column_port_and_inspect(berth, busybox_image, berth_en
     assert berth("start", "web").returncode == 0
     assert get(hp) == cid[:12]
     assert berth("rm", "-f", "web").returncode == 0
+    assert leftovers(berth_env["root"], berth_env["runroot"], networks_gone=False) == []
+
+
+def _helpers(cid: str) -> list[str]:
+    """Names of host processes whose command line names the container."""
+    from conftest import _procs_mentioning
+
+    names = []
+    for pid, _cmd in _procs_mentioning(cid):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                names.append(f.read().strip())
+        except OSError:
+            continue
+    return sorted(n for n in names if n != "berth")  # (not a CLI that is just exiting)
+
+
+def test_a_port_another_root_publishes_is_taken(berth, busybox_image, berth_env, tmp_path):
+    """Two berth roots share the host's ports: the nft table says who has which."""
+    hp = free_port()
+    assert berth("run", "-d", "--name", "web", "-p", f"127.0.0.1:{hp}:80", "busybox",
+                 *_httpd(80)).returncode == 0
+    env = dict(os.environ, BERTH_ROOT=str(tmp_path / "r2"), BERTH_RUNROOT=str(tmp_path / "x2"))
+    from pathlib import Path
+
+    from berth.engine import Engine
+    from conftest import busybox_rootfs_tar
+
+    tar = busybox_rootfs_tar(Path(tmp_path / "bb2.tar"))
+    with Engine(env["BERTH_ROOT"], env["BERTH_RUNROOT"]) as eng, open(tar, "rb") as f:
+        eng.import_image(f, "busybox:latest", changes=['CMD ["sh"]'])
+    try:
+        r = subprocess.run([sys.executable, "-m", "berth", "run", "-d", "-p", f"{hp}:80",
+                            "busybox", "sleep", "30"], env=env, capture_output=True, text=True)
+        assert (r.returncode, r.stderr) == (
+            125, f"Error: Bind for 0.0.0.0:{hp} failed: port is already allocated\n")
+        assert get(hp) == berth("inspect", "--format", "{{.Config.Hostname}}", "web").stdout.strip()
+    finally:
+        with Engine(env["BERTH_ROOT"], env["BERTH_RUNROOT"]) as eng:
+            eng.remove_all_containers()
+            eng.remove_all_networks()
+    berth("rm", "-f", "web")
     assert leftovers(berth_env["root"], berth_env["runroot"], networks_gone=False) == []
 
 

@@ -107,14 +107,30 @@ def test_repair_removes_stray_links_and_layer_dirs(engine, busybox_image):  # ty
 
 
 def test_check_finds_and_repairs_damage(engine, busybox_image):  # type: ignore[no-untyped-def]
-    layer = engine.image_service.layers(busybox_image)[0]
-    blob = engine.store.content.path(layer["blob_digest"])
+    blob = engine.store.content.path(busybox_image)  # the config blob
     with open(blob, "r+b") as f:
-        f.seek(100)
+        f.seek(10)
         f.write(b"CORRUPT")
     rep = engine.system_check()
     assert not rep.ok
     assert any("does not match" in d for d in rep.damage)
+    rep = engine.system_check(repair=True)
+    assert any("removed damaged image" in r for r in rep.repaired)
+    assert engine.system_check().ok
+    assert engine.images() == []
+
+
+def test_check_verifies_layers_rebuilt_from_their_files(engine, busybox_image):  # type: ignore[no-untyped-def]
+    """A layer kept as tree + tar-split record: a changed file is damage (the rebuilt tar
+    no longer has the layer's digest), found by ``system check``."""
+    layer = engine.image_service.layers(busybox_image)[0]
+    assert not engine.store.content.exists(layer["blob_digest"])  # one copy: no tar blob
+    passwd = os.path.join(engine.store.layers.diff_dir(layer["chain_id"]), "etc", "passwd")
+    with open(passwd, "r+b") as f:
+        f.write(b"X")
+    rep = engine.system_check()
+    assert not rep.ok
+    assert any("no longer rebuild" in d for d in rep.damage), rep.damage
     rep = engine.system_check(repair=True)
     assert any("removed damaged image" in r for r in rep.repaired)
     assert engine.system_check().ok
@@ -140,3 +156,34 @@ def test_digests_validated_before_paths(engine, bad):  # type: ignore[no-untyped
 
     with pytest.raises(InvalidDigest):
         engine.store.content.path(bad)
+
+
+def test_an_old_store_is_converted_to_one_copy_on_first_use(berth_env, busybox_tar):  # type: ignore[no-untyped-def]
+    """A store from before one-copy layers (tar blob + tree, no record) is converted when a
+    new berth first opens it: the blob goes, save still gives the same bytes."""
+    import io
+
+    from berth.engine import Engine
+    from berth.images.onecopy import open_layer_blob
+
+    with Engine() as eng:
+        with open(busybox_tar, "rb") as f:
+            image_id = eng.import_image(f, "old:1")
+        layer = eng.image_service.layers(image_id)[0]
+        with open_layer_blob(eng.store, layer["blob_digest"]) as src:
+            tar = src.read()
+        before = io.BytesIO()
+        eng.save(["old:1"], before)
+        # make it look like an old store: the blob stored, no record, not marked
+        eng.store.content.put(tar, layer["blob_digest"])
+        os.unlink(eng.store.layers.split_path(layer["chain_id"]))
+        with eng.store.db.tx() as tx:
+            tx.execute("UPDATE layers SET split_size=NULL")
+            tx.execute("DELETE FROM store_meta")
+    with Engine() as eng:
+        assert not eng.store.content.exists(layer["blob_digest"])
+        assert os.path.exists(eng.store.layers.split_path(layer["chain_id"]))
+        after = io.BytesIO()
+        eng.save(["old:1"], after)
+        assert after.getvalue() == before.getvalue()
+        assert eng.system_check().ok

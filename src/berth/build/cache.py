@@ -107,6 +107,8 @@ class BuildCache:
     def usage(self) -> dict[str, int]:
         """``system df``'s Build Cache row: entries, in use, their layers' bytes, reclaimable."""
         keys = self.db.query("SELECT image_id FROM build_cache")
+        if not keys:  # the common case costs one query, not a walk of every image
+            return {"TotalCount": 0, "Active": 0, "Size": 0, "Reclaimable": 0}
         reachable = self._reachable()
         own = self._own_layers()
         live_chains = {r["chain_id"] for r in self.db.query(
@@ -118,6 +120,17 @@ class BuildCache:
         return {"TotalCount": len(keys),
                 "Active": sum(1 for r in keys if r["image_id"] in reachable),
                 "Size": size, "Reclaimable": sum(dead.values())}
+
+    def entries(self) -> list[dict[str, object]]:
+        """``system df -v``'s build cache table: one row per step entry, newest use first."""
+        own = self._own_layers()
+        reachable = self._reachable()
+        rows = self.db.query("SELECT key, image_id, created, last_used FROM build_cache "
+                             "ORDER BY last_used DESC")
+        return [{"ID": r["key"].split(":", 1)[-1][:12], "CacheType": "regular",
+                 "Size": own.get(r["image_id"], ("", 0))[1], "CreatedAt": r["created"],
+                 "LastUsedAt": r["last_used"], "InUse": False,
+                 "Shared": r["image_id"] in reachable} for r in rows]
 
     # -- pruning ------------------------------------------------------------------------
     def prune(self, *, all_entries: bool = False, mounts_dir: str | None = None) -> PruneResult:

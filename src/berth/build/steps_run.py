@@ -24,6 +24,7 @@ from berth.build.plan import Step
 from berth.build.progress import StepRef
 from berth.build.steps_meta import command_words, join_workdir
 from berth.errors import BerthError, DockerfileError
+from berth.oci.layer_apply import opaque_xattr
 
 if TYPE_CHECKING:  # pragma: no cover
     from berth.build.executor import BuildSession
@@ -96,16 +97,28 @@ def run_step(s: BuildSession, ref: StepRef, state: ImageState, step: Step
 
     cfg = state.config
     argv, script = argv_of(step, cfg)
-    network, net = resolve_mode(s.store, run_network(step, s.network))
+    mode = run_network(step, s.network)
+    from berth.procs import in_userns
+
+    if in_userns():  # rootless: no bridge without host root (berth.rootless)
+        from berth.rootless.containers import build_network
+
+        mode = build_network(mode)
+    pasta = mode == "pasta"  # rootless default: own netns + pasta (berth.rootless.pasta)
+    network, net = ("none", None) if pasta else resolve_mode(s.store, mode)
     lowers = image_lowers(s.store, state.image_id)
     cid = f"berth-build-{os.urandom(8).hex()}"
     ws = Workspace(s.store, lowers, kind="run")
-    seat: StepNetwork | None = None
+    seat: Any = None  # StepNetwork, or rootless PastaSeat (same netns/ip/close)
     try:
         merged = ws.mount()
         env = dict(step.run_env())
         if net is not None:
             seat = StepNetwork(s.store, cid, net)
+        elif pasta:
+            from berth.rootless.pasta import PastaSeat
+
+            seat = PastaSeat(s.store.runroot, cid)
         mounts = _etc_files(ws, network, seat)
         if script is not None:
             path = ws.path("heredoc")
@@ -125,6 +138,12 @@ def run_step(s: BuildSession, ref: StepRef, state: ImageState, step: Step
             user=cfg.get("User") or None, hostname=HOSTNAME, mounts=mounts,
             network=seat.netns if seat is not None else network,
             cgroups_path=f"/berth/{cid}"))
+        from berth.procs import in_userns
+
+        if in_userns():  # rootless: no cgroup, /sys bound for host network (berth.rootless)
+            from berth.rootless.containers import adjust_spec
+
+            adjust_spec(spec)
         bundle = ws.path("bundle")
         os.makedirs(bundle, mode=0o700)
         with open(os.path.join(bundle, "config.json"), "w", encoding="utf-8") as f:
@@ -296,7 +315,7 @@ def _only_skipped(upper: str, rel: str, skip: set[str]) -> bool:
     try:
         if os.path.islink(path) or not os.path.isdir(path):
             return False
-        if os.getxattr(path, "trusted.overlay.opaque", follow_symlinks=False) == b"y":
+        if os.getxattr(path, opaque_xattr(), follow_symlinks=False) == b"y":
             return False
     except OSError:
         pass

@@ -366,7 +366,10 @@ def ps(ctx: Ctx, argv: list[str]) -> int:
     images = _image_names(eng, trunc)
     now = time.time()
     size = _size_of(eng) if a.size else None
-    rows = [ps_row(r, images(r), trunc=trunc, now=now, size=size) for r in recs]
+    from berth.cli.output import LabeledRow
+
+    rows = [LabeledRow(ps_row(r, images(r), trunc=trunc, now=now, size=size),
+                       r.labels) for r in recs]
     for rec, row in zip(recs, rows):  # PORTS: published/exposed ports of running ones
         row["Ports"] = eng.ports_column(rec)
     cols = list(PS_COLUMNS) + ([("SIZE", "Size")] if a.size else [])

@@ -46,8 +46,13 @@ def _inspect_images(ctx: Ctx, argv: list[str]) -> int:
 
 
 def image_rows(ctx: Ctx, recs: list[Any], *, digests: bool, no_trunc: bool,
-               show_dangling: bool = True) -> list[dict[str, Any]]:
-    """One row per (image, tag) as Docker lists them; untagged images as <none> <none>."""
+               show_dangling: bool = True, references: list[str] | None = None
+               ) -> list[dict[str, Any]]:
+    """One row per (image, tag) as Docker lists them; untagged images as <none> <none>.
+
+    With ``references`` (``images NAME``, ``--filter reference=``) only the tags matching
+    one of them are rows, as in Docker: the image matched, its other tags did not."""
+    from berth.images.filters import tag_matches
     from berth.oci import reference
     from berth.units import human_size, time_ago
 
@@ -64,6 +69,8 @@ def image_rows(ctx: Ctx, recs: list[Any], *, digests: bool, no_trunc: bool,
         }
         by_repo: dict[str, list[str]] = {}
         for t in rec.tags:
+            if references and not any(tag_matches(t, p) for p in references):
+                continue
             r = reference.parse(t)
             by_repo.setdefault(r.familiar_repository, []).append(r.tag or "<none>")
         digest_of = {}
@@ -107,15 +114,11 @@ def images(ctx: Ctx, argv: list[str]) -> int:
     if a.repository:
         filters.setdefault("reference", []).append(a.repository)
     recs = ctx.engine.images(all=a.all, filters=filters)
-    if a.quiet:
-        seen = []
-        for r in recs:
-            i = r.id if a.no_trunc else r.short_id
-            if i not in seen:
-                seen.append(i)
-        out("\n".join(seen))
+    rows = image_rows(ctx, recs, digests=a.digests, no_trunc=a.no_trunc,
+                      references=filters.get("reference"))
+    if a.quiet:  # one line per row (per tag), as Docker prints them
+        out("\n".join(r["ID"] for r in rows))
         return 0
-    rows = image_rows(ctx, recs, digests=a.digests, no_trunc=a.no_trunc)
     cols = list(IMAGE_COLUMNS)
     if a.digests:
         cols.insert(2, ("DIGEST", "Digest"))

@@ -4,7 +4,8 @@ once those services exist), with ``--format`` templates."""
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from berth.cli.main import Ctx
 from berth.cli.parser import Parser
@@ -19,14 +20,14 @@ INSPECTORS: dict[str, str] = {
 }
 
 
-def _lookup(ctx: Ctx, kind: str | None, name: str) -> dict[str, Any]:
+def _lookup(ctx: Ctx, kind: str | None, name: str, size: bool = False) -> dict[str, Any]:
     kinds = [kind] if kind else list(INSPECTORS)
     for k in kinds:
-        fn: Callable[[str], dict[str, Any]] | None = getattr(ctx.engine, INSPECTORS[k], None)
+        fn: Callable[..., dict[str, Any]] | None = getattr(ctx.engine, INSPECTORS[k], None)
         if fn is None:
             continue
         try:
-            return fn(name)
+            return fn(name, size=True) if size and k == "container" else fn(name)
         except NotFound:
             continue
     raise NotFound(f"No such object: {name}" if not kind else f"No such {kind}: {name}")
@@ -45,7 +46,7 @@ def inspect(ctx: Ctx, argv: list[str]) -> int:
     results, errors = [], []
     for n in a.names:
         try:
-            results.append(_lookup(ctx, a.type, n))
+            results.append(_lookup(ctx, a.type, n, a.size))
         except BerthError as e:
             errors.append(e)
     if a.format and a.format != "json":

@@ -56,7 +56,9 @@ def ls(ctx: Ctx, argv: list[str]) -> int:
     add_format(p)
     a = p.parse(argv)
     nets = ctx.engine.networks(filters=parse_filters(a.filter, KEYS, p.prog))
-    rows = [ls_row(n, trunc=not a.no_trunc) for n in nets]
+    from berth.cli.output import LabeledRow
+
+    rows = [LabeledRow(ls_row(n, trunc=not a.no_trunc), n.labels) for n in nets]
     if a.quiet:
         out("\n".join(r["ID"] for r in rows))
         return 0

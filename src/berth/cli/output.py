@@ -96,6 +96,20 @@ def _cell(value: Any) -> str:
     return go_sprint(value)
 
 
+class LabeledRow(dict):  # type: ignore[type-arg]
+    """A listing row whose template may call Docker's ``{{.Label "key"}}``.
+
+    Docker's ps, volume ls and network ls contexts have a ``Label`` method; the row stays
+    a plain mapping for every other use (fields, ``json``)."""
+
+    def __init__(self, row: Mapping[str, Any], labels: Mapping[str, str] | None) -> None:
+        super().__init__(row)
+        self.labels = dict(labels or {})
+
+    def Label(self, key: str) -> str:  # noqa: N802 - Docker's template name
+        return self.labels.get(key, "")
+
+
 def format_rows(
     rows: list[dict[str, Any]],
     columns: list[tuple[str, str]],

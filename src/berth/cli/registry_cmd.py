@@ -27,7 +27,12 @@ Commands:
 
 
 def _default_storage(ctx: "Ctx") -> str:
-    root = ctx.root or os.environ.get("BERTH_ROOT") or "/var/lib/berth"
+    root = ctx.root or os.environ.get("BERTH_ROOT")
+    if not root and os.geteuid() != 0:  # rootless: the user's store (berth.rootless)
+        from berth.rootless.paths import default_root
+
+        root = default_root()
+    root = root or "/var/lib/berth"
     return os.path.join(root, "registry")
 
 

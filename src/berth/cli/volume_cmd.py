@@ -7,7 +7,8 @@ takes) live in :mod:`berth.volumes`.
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from berth.cli.common import confirm, out, run_group
 from berth.cli.main import Ctx
@@ -75,7 +76,9 @@ def ls(ctx: Ctx, argv: list[str]) -> int:
     add_format(p)
     a = p.parse(argv)
     filters = parse_filters(a.filter, VOLUME_FILTERS, p.prog)
-    rows = [_row(v) for v in ctx.engine.volumes(filters=filters)]
+    from berth.cli.output import LabeledRow
+
+    rows = [LabeledRow(_row(v), v.labels) for v in ctx.engine.volumes(filters=filters)]
     out(format_rows(rows, VOLUME_COLUMNS, a.format, quiet=a.quiet, quiet_key="Name",
                      headers=VOLUME_HEADERS))
     return 0

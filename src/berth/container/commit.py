@@ -54,7 +54,10 @@ def paused(rec: ContainerRecord, pause: bool,
     A marker with our pid says who froze it: if this process is killed meanwhile, the
     next command that looks the container up thaws it (:func:`~.orphans.thaw_if_orphaned`).
     """
-    if not pause or rec.status != "running":
+    from ..procs import in_userns
+
+    # rootless without a delegated cgroup has no freezer: commit unpaused, as Podman does
+    if not pause or rec.status != "running" or in_userns():
         yield
         return
     from berth.container.orphans import freeze_marker, thaw_if_orphaned

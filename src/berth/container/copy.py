@@ -147,7 +147,7 @@ def _xattrs(fd: int) -> dict[str, str]:
     except OSError:
         return {}
     for key in names:
-        if key.startswith("trusted.overlay."):
+        if key.startswith(("trusted.overlay.", "user.overlay.")):  # overlay's own
             continue
         try:
             out["SCHILY.xattr." + key] = os.getxattr(fd, key).decode("utf-8", "surrogateescape")

@@ -18,7 +18,8 @@ import os
 import stat
 from dataclasses import dataclass
 
-OPAQUE_XATTR = "trusted.overlay.opaque"
+from ..oci.layer_apply import opaque_xattr
+
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 ADDED, CHANGED, DELETED = "A", "C", "D"
@@ -45,8 +46,8 @@ def is_whiteout(st: os.stat_result) -> bool:
 def _opaque(target: int | str) -> bool:
     try:
         if isinstance(target, int):
-            return os.getxattr(target, OPAQUE_XATTR) == b"y"
-        return os.getxattr(target, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+            return os.getxattr(target, opaque_xattr()) == b"y"
+        return os.getxattr(target, opaque_xattr(), follow_symlinks=False) == b"y"
     except OSError:
         return False
 

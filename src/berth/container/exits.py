@@ -112,10 +112,15 @@ class ExitHandling:
             self._destroy(rec)
             self._release_volumes(rec)
             return None
+        size_rw = None
         if not again:
             self._unmount(rec)
+            from ..store.fsutil import tree_size
+
+            size_rw = tree_size(rec.upper)  # system df's figure, kept until the next exit
         with self.db.tx() as tx:
-            tx.execute("UPDATE containers SET monitor=NULL WHERE id=?", (rec.id,))
+            tx.execute("UPDATE containers SET monitor=NULL, size_rw=COALESCE(?, size_rw) "
+                       "WHERE id=?", (size_rw, rec.id))
         rec.monitor = None
         return rec if again else None
 

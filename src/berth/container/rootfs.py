@@ -60,6 +60,10 @@ def overlay_options(lowerdirs: list[str], upper: str | None, work: str | None) -
     opts = "lowerdir=" + ":".join(d.replace(":", "\\:").replace(",", "\\,") for d in lowerdirs)
     if upper and work:
         opts += f",upperdir={upper},workdir={work}"
+    from ..procs import in_userns
+
+    if in_userns():  # rootless: trusted.* xattrs need host root (berth.rootless)
+        opts += ",userxattr"
     return opts
 
 
@@ -92,8 +96,18 @@ def mount_overlay(lowerdirs: list[str], upper: str | None, work: str | None, tar
     try:
         if cwd:
             os.chdir(cwd)
-        rc = _c().mount(b"overlay", os.fsencode(target), b"overlay", flags, opts.encode())
-        e = _err() if rc != 0 else 0
+        from ..procs import in_userns
+
+        rc, e = -1, errno.EPERM
+        if not (in_userns() and os.environ.get("BERTH_OVERLAY") == "fuse-overlayfs"):
+            rc = _c().mount(b"overlay", os.fsencode(target), b"overlay", flags, opts.encode())
+            e = _err() if rc != 0 else 0
+        if rc != 0 and in_userns() and e in (errno.EPERM, errno.EINVAL, errno.ENODEV):
+            # rootless on a kernel refusing overlay in a user namespace (berth.rootless)
+            from ..rootless.fuse import mount_fuse_overlay
+
+            mount_fuse_overlay(opts, target, readonly=readonly)
+            rc = 0
     finally:
         if old >= 0:
             os.fchdir(old)

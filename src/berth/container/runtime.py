@@ -87,10 +87,13 @@ class OCIRuntime:
 
     def base(self) -> list[str]:
         """argv prefix; also what conmon gets as ``--runtime`` + ``--runtime-arg``."""
-        return [self.path, "--root", self.root]
+        return [self.path, *self.global_args()]
 
     def global_args(self) -> list[str]:
-        return ["--root", self.root]
+        from berth.procs import rootless
+
+        # rootless: no cgroup is ours to make, so the runtime must not try (berth.rootless)
+        return ["--root", self.root, *(["--rootless", "true"] if rootless() else [])]
 
     def _run(self, *args: str, what: str, check: bool = True,
              timeout: float | None = 60) -> subprocess.CompletedProcess:

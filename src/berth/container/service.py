@@ -182,6 +182,12 @@ class ContainerService(ExitHandling, Sessions):
         mode = rec.config.get("HostConfig", {}).get("NetworkMode") or "none"
         if mode in ("none", "host"):
             return None
+        from ..procs import in_userns
+
+        if in_userns():  # rootless: pasta instead of bridges (berth.rootless.pasta)
+            from ..rootless.pasta import PastaNetwork
+
+            return PastaNetwork(self.store.runroot)
         from ..network.service import NetworkService
 
         return NetworkService(self.store)
@@ -236,6 +242,12 @@ class ContainerService(ExitHandling, Sessions):
         except NotFound:  # removed (and collected) since it was resolved: a lost race
             raise NotFound(f"No such image: {opts.image}") from None
         config = merge(opts, image_config, opts.image)
+        from ..procs import rootless
+
+        if rootless():  # rootless: refuse what needs host root before any state (berth.rootless)
+            from ..rootless.containers import check_config
+
+            check_config(config)
         if config["HostConfig"].get("VolumesFrom"):
             from ..volumes.hooks import inherit_volumes
 
@@ -342,6 +354,12 @@ class ContainerService(ExitHandling, Sessions):
             shm_size=host.get("ShmSize") or 64 << 20, oom_score_adj=host.get("OomScoreAdj") or None,
             cpuset_cpus=host.get("CpusetCpus") or "",
             memory_reservation=host.get("MemoryReservation") or None, **extra))
+        from ..procs import rootless
+
+        if rootless():  # rootless: a spec runc can run inside the user namespace
+            from ..rootless.containers import adjust_spec
+
+            adjust_spec(spec)
         tmp = os.path.join(rec.bundle, ".config.json.tmp")
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(spec, f)

@@ -23,6 +23,12 @@ def container_pids(pid: int | None, name: str) -> list[int]:
     """Pids in the container whose init is ``pid``; Conflict when it is not running."""
     if not pid:
         raise Conflict(f"Container {name} is not running")
+    from berth.procs import rootless
+
+    if rootless():  # no cgroup of its own: its pid namespace is the container (berth.rootless)
+        from berth.rootless.cgroups import pidns_members
+
+        return pidns_members(pid) or [pid]
     dirs = cgroup_dirs(pid)
     found = procs(dirs) if dirs else []
     return found or [pid]

@@ -40,15 +40,50 @@ def mounts(rec: ContainerRecord) -> list[dict[str, Any]]:
     return out
 
 
-def inspect(rec: ContainerRecord, image_lowers: list[str] | None = None) -> dict[str, Any]:
-    """``docker container inspect`` for one container."""
-    cfg = {k: v for k, v in rec.config.items() if k != "HostConfig"}
-    host = dict(rec.config.get("HostConfig", {}))
+def _host_config(stored: dict[str, Any], runtime: str) -> dict[str, Any]:
+    """Every key of Docker 20.10's ``HostConfig`` (the API spec's set), stored values
+    first, Docker's zero values for the rest: scripts index keys berth never sets."""
+    from .spec import MASKED_PATHS, READONLY_PATHS
+
+    host = dict(stored)
     host.pop("Mounts", None)
     host.pop("VolumeMounts", None)  # berth's own record; shown as the top-level Mounts
-    host.setdefault("Runtime", rec.runtime or "")
     if not host.get("Runtime"):
-        host["Runtime"] = rec.runtime or ""
+        host["Runtime"] = runtime
+    priv = bool(host.get("Privileged"))
+    defaults: dict[str, Any] = {
+        "Binds": None, "ContainerIDFile": "", "LogConfig": {"Type": "k8s-file", "Config": {}},
+        "NetworkMode": "default", "PortBindings": {},
+        "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}, "AutoRemove": False,
+        "VolumeDriver": "", "VolumesFrom": None, "CapAdd": None, "CapDrop": None,
+        "CgroupnsMode": "host", "Dns": [], "DnsOptions": [], "DnsSearch": [],
+        "ExtraHosts": None, "GroupAdd": None, "IpcMode": "private", "Cgroup": "",
+        "Links": None, "OomScoreAdj": 0, "PidMode": "", "Privileged": False,
+        "PublishAllPorts": False, "ReadonlyRootfs": False, "SecurityOpt": None,
+        "UTSMode": "", "UsernsMode": "", "ShmSize": 67108864, "Runtime": runtime,
+        "ConsoleSize": [0, 0], "Isolation": "", "CpuShares": 0, "Memory": 0, "NanoCpus": 0,
+        "CgroupParent": "", "BlkioWeight": 0, "BlkioWeightDevice": [],
+        "BlkioDeviceReadBps": None, "BlkioDeviceWriteBps": None,
+        "BlkioDeviceReadIOps": None, "BlkioDeviceWriteIOps": None, "CpuPeriod": 0,
+        "CpuQuota": 0, "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0, "CpusetCpus": "",
+        "CpusetMems": "", "Devices": [], "DeviceCgroupRules": None, "DeviceRequests": None,
+        "KernelMemory": 0, "KernelMemoryTCP": 0, "MemoryReservation": 0, "MemorySwap": 0,
+        "MemorySwappiness": None, "OomKillDisable": False, "PidsLimit": None,
+        "Ulimits": None, "CpuCount": 0, "CpuPercent": 0, "IOMaximumIOps": 0,
+        "IOMaximumBandwidth": 0,
+        "MaskedPaths": None if priv else list(MASKED_PATHS),
+        "ReadonlyPaths": None if priv else list(READONLY_PATHS),
+    }
+    out = {k: host[k] if k in host else v for k, v in defaults.items()}
+    out.update({k: v for k, v in host.items() if k not in out})  # berth's extras last
+    return out
+
+
+def inspect(rec: ContainerRecord, image_lowers: list[str] | None = None, *,
+            size: tuple[int, int] | None = None) -> dict[str, Any]:
+    """``docker container inspect`` for one container; ``size`` = (rw, rootfs) for -s."""
+    cfg = {k: v for k, v in rec.config.items() if k != "HostConfig"}
+    host = _host_config(rec.config.get("HostConfig", {}), rec.runtime or "")
     args = argv_of(rec.config)
     running = rec.status in ("running", "paused", "restarting")
     return {
@@ -88,6 +123,7 @@ def inspect(rec: ContainerRecord, image_lowers: list[str] | None = None) -> dict
         "GraphDriver": {"Name": "overlay", "Data": {
             "LowerDir": ":".join(image_lowers or []), "UpperDir": rec.upper,
             "WorkDir": rec.work, "MergedDir": rec.merged}},
+        **({"SizeRw": size[0], "SizeRootFs": size[1]} if size is not None else {}),
         "Mounts": mounts(rec),
         "Config": cfg,
         "NetworkSettings": {"Bridge": "", "SandboxID": "", "HairpinMode": False,

@@ -21,6 +21,7 @@ from berth.images.ingest import (
     ingest_layer,
     parse_tag,
 )
+from berth.images.onecopy import open_layer_blob
 from berth.oci import reference
 from berth.store.store import Store
 
@@ -140,13 +141,13 @@ def save(store: Store, images: list[tuple[str, list[str]]], out: BinaryIO,
                            "WHERE id=?", (image_id,))
         layers = []
         for lr in store.db.query(
-                "SELECT il.blob_digest, il.blob_size, il.media_type, l.diff_id FROM "
+                "SELECT il.blob_digest, il.blob_size, il.media_type, il.chain_id, l.diff_id FROM "
                 "image_layers il JOIN layers l ON l.chain_id=il.chain_id "
                 "WHERE il.image_id=? ORDER BY il.idx", (image_id,)):
             layers.append(ExportLayer(
                 media_type=lr["media_type"], digest=lr["blob_digest"], size=lr["blob_size"],
                 diff_id=lr["diff_id"],
-                open=lambda d=lr["blob_digest"]: store.content.open(d)))
+                open=lambda d=lr["blob_digest"], c=lr["chain_id"]: open_layer_blob(store, d, c)))
         manifest = store.content.read(row["manifest_digest"])
         exports.append(ExportImage(
             config=store.content.read(image_id), config_digest=image_id, manifest=manifest,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from berth.images.onecopy import has_layer_blob, verify_rebuilds
 from berth.images.service import ImageService
 from berth.oci.digest import hex_of
 from berth.procs import owner_alive
@@ -51,7 +52,8 @@ def check(store: Store, *, repair: bool = False, verify_blobs: bool = True) -> C
                     broken_images.add(img["id"])
             for il in db.query("SELECT chain_id, blob_digest FROM image_layers WHERE image_id=?",
                                (img["id"],)):
-                if il["blob_digest"] in bad_blobs or not store.content.exists(il["blob_digest"]):
+                if il["blob_digest"] in bad_blobs or not has_layer_blob(
+                        store, il["blob_digest"], il["chain_id"]):
                     rep.damage.append(f"image {img['id']}: layer blob {il['blob_digest']} "
                                       "missing or corrupt")
                     broken_images.add(img["id"])
@@ -77,6 +79,13 @@ def check(store: Store, *, repair: bool = False, verify_blobs: bool = True) -> C
                 if repair:
                     _relink(link, layer["chain_id"])
                     rep.repaired.append(f"relinked {link}")
+        if verify_blobs:  # layers kept as tree + record: the rebuilt tar must match
+            for bad in verify_rebuilds(store):
+                rep.damage.append(f"layer {bad}: its files no longer rebuild its tar "
+                                  "(digest mismatch)")
+                for r in db.query("SELECT image_id FROM image_layers WHERE chain_id=?",
+                                  (bad,)):
+                    broken_images.add(r["image_id"])
         for r in db.query("SELECT name, image_id FROM tags WHERE image_id NOT IN "
                           "(SELECT id FROM images)"):
             rep.damage.append(f"tag {r['name']} points at missing image {r['image_id']}")

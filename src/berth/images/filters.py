@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
-from typing import Callable
+from collections.abc import Callable
 
 from berth.images.records import ImageRecord
 from berth.oci import reference
@@ -32,12 +32,19 @@ def reference_matches(rec: ImageRecord, pattern: str) -> bool:
         repo, _, digest = pattern.partition("@")
         want = reference.parse(repo).repository
         return any(d == f"{want}@{digest}" for d in rec.repo_digests)
-    for t in rec.tags:
-        ref = reference.parse(t)
-        fam = ref.familiar_repository
-        for cand in (fam, f"{fam}:{ref.tag}", ref.repository, str(ref)):
-            if fnmatch.fnmatchcase(cand, pattern) and (pattern.count("/") == cand.count("/")):
-                return True
+    return any(tag_matches(t, pattern) for t in rec.tags)
+
+
+def tag_matches(tag: str, pattern: str) -> bool:
+    """Whether one tag (``repo:tag``) matches a ``reference`` filter pattern: Docker
+    lists only the matching tags of a matching image (``images NAME`` too)."""
+    if "@" in pattern:
+        return True  # a digest pattern picks the image, not a tag
+    ref = reference.parse(tag)
+    fam = ref.familiar_repository
+    for cand in (fam, f"{fam}:{ref.tag}", ref.repository, str(ref)):
+        if fnmatch.fnmatchcase(cand, pattern) and (pattern.count("/") == cand.count("/")):
+            return True
     return False
 
 

@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from berth.errors import DigestMismatch, InvalidReference
+from berth.images.onecopy import has_layer_blob, layer_blob_size
 from berth.oci import mediatypes as mt
 from berth.oci.compression import detect
 from berth.oci.digest import CHUNK, sha256_bytes, validate
 from berth.oci.reference import Reference
+from berth.oci.tarsplit import TarSplitter
 from berth.store.layers import PendingLayer
 from berth.store.store import Store
 from berth.testpoints import pause
@@ -39,6 +41,7 @@ class IngestedLayer:
     size: int
     pending: PendingLayer | None = None
     packed: bool = False  # verified but not unpacked: unpacked on first use
+    split_size: int | None = None  # kept as tree + tar-split record: no blob stored
 
 
 class _Tee:
@@ -106,16 +109,22 @@ def ingest_layer(store: Store, raw: BinaryIO, *, parent: str | None,
         validate(expected_diff_id)
         known_chain = chain_id_of(parent, expected_diff_id)
         row = store.db.one("SELECT size FROM layers WHERE chain_id=?", (known_chain,))
-        if row is not None and expected_digest and store.content.exists(expected_digest):
+        if row is not None and expected_digest and has_layer_blob(store, expected_digest,
+                                                                  known_chain):
             return IngestedLayer(known_chain, expected_diff_id, expected_digest,
-                                 store.content.size(expected_digest),
+                                 layer_blob_size(store, expected_digest),
                                  media_type or mt.OCI_LAYER, row["size"])
     else:
         row = None
     peek = _Peek(raw)
     media_type = media_type or media_type_for(peek.head)
     pending: PendingLayer | None = None
-    with store.content.ingest(expected_digest, expected_size) as blob:
+    # A plain tar that is unpacked now is kept once: tree + tar-split record, no blob.
+    splitter = TarSplitter() if (unpack and row is None
+                                 and detect(peek.head) == "none") else None
+    split_size: int | None = None
+    with store.content.ingest(expected_digest, expected_size,
+                              writeback=splitter is None) as blob:
         tee = _Tee(peek, blob)  # type: ignore[arg-type]
         try:
             if row is not None:  # known already: only the blob is missing
@@ -124,21 +133,28 @@ def ingest_layer(store: Store, raw: BinaryIO, *, parent: str | None,
             elif not unpack:
                 result = verify_layer(tee, expected_diff_id=expected_diff_id)  # type: ignore[arg-type]
                 tee.drain()
-                diff_id, size = result.diff_id, result.size
+                diff_id, size = result.diff_id, result.unpacked_size
             else:
                 pending = store.layers.prepare()
                 result = apply_layer(tee, pending.diff,  # type: ignore[arg-type]
-                                     expected_diff_id=expected_diff_id)
+                                     expected_diff_id=expected_diff_id,
+                                     tap=splitter.feed if splitter else None)
                 tee.drain()
                 diff_id, size = result.diff_id, result.unpacked_size
-            digest = blob.commit()
+            record = splitter.finish() if splitter is not None else None
+            if record is not None and pending is not None:
+                digest = blob.verify_and_drop()
+                split_size = pending.write_split(record)
+            else:
+                digest = blob.commit()
         except BaseException:
             if pending is not None:
                 pending.discard()
             raise
     assert diff_id is not None
     return IngestedLayer(chain_id_of(parent, diff_id), diff_id, digest, blob.size,
-                         media_type, size, pending, packed=row is None and not unpack)
+                         media_type, size, pending, packed=row is None and not unpack,
+                         split_size=split_size)
 
 
 def discard(layers: list[IngestedLayer]) -> None:
@@ -191,12 +207,14 @@ def commit_image(store: Store, layers: list[IngestedLayer], config: bytes, *,
                 if layer.pending is not None:
                     store.layers.publish(tx, layer.pending, chain_id=layer.chain_id,
                                          diff_id=layer.diff_id,
-                                         parent=_parent_chain(layers, layer), size=layer.size)
+                                         parent=_parent_chain(layers, layer), size=layer.size,
+                                         split_size=layer.split_size,
+                                         blob_kept=0 if layer.split_size else layer.blob_size)
                 elif layer.packed:
                     store.layers.publish_packed(tx, chain_id=layer.chain_id,
                                                 diff_id=layer.diff_id,
                                                 parent=_parent_chain(layers, layer),
-                                                size=layer.size)
+                                                size=layer.size, blob_kept=layer.blob_size)
                 row = tx.one("SELECT size FROM layers WHERE chain_id=?", (layer.chain_id,))
                 if row is None:
                     raise DigestMismatch(f"layer {layer.chain_id} vanished during commit")

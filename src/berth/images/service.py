@@ -115,6 +115,9 @@ class ImageService:
         from berth.images.ingest import set_tag
 
         ref = reference.parse_named_tagged(target)  # Docker checks the new name first
+        if ref.familiar_repository == "sha256":  # "sha256:abc" would read as an image ID
+            raise InvalidReference("refusing to create an ambiguous tag using digest "
+                                   "algorithm as name")
         image_id = self.resolve(source)
         if ref.digest:
             raise InvalidReference("refusing to create a tag with a digest reference")
@@ -148,6 +151,8 @@ class ImageService:
 
     def _remove_one(self, name: str, force: bool, prune_parents: bool,
                     result: RemoveResult) -> None:
+        if _HEX_PREFIX.match(name) is None:
+            reference.parse(name)  # "Bad:Ref" is a reference error, not "No such image"
         image_id = self.resolve(name)
         by_tag = self._by_reference(name) == image_id and not _is_id_prefix(name, image_id)
         with self.db.tx() as tx:
@@ -258,10 +263,12 @@ class ImageService:
         freed = 0
         trash: list[str] = []
         with self.db.tx() as tx:
-            rows = tx.query("SELECT chain_id, size FROM layers WHERE chain_id NOT IN "
-                            "(SELECT chain_id FROM image_layers)")
+            from berth.images.usage import LAYER_DISK_SQL
+
+            rows = tx.query(f"SELECT chain_id, {LAYER_DISK_SQL} AS disk FROM layers WHERE "
+                            "chain_id NOT IN (SELECT chain_id FROM image_layers)")
             dead = [r["chain_id"] for r in rows]
-            freed += sum(r["size"] for r in rows)
+            freed += sum(r["disk"] for r in rows)  # what the disk gets back, not content
             # children first: a layer row's parent FK must not dangle mid-transaction
             for cid in sorted(dead, key=lambda c: -self._depth(tx, c)):
                 trash += self.store.layers.unpublish(tx, cid)
@@ -273,7 +280,9 @@ class ImageService:
         for digest in list(self.store.content.list()):
             if digest not in live:
                 freed += self.store.content.delete(digest)
-        return freed
+        from berth.images.onecopy import drop_rebuildable_blobs
+
+        return freed + drop_rebuildable_blobs(self.store)
 
     def _depth(self, tx, chain_id: str) -> int:  # type: ignore[no-untyped-def]
         depth = 0

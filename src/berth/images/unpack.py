@@ -20,17 +20,33 @@ def ensure_unpacked(store: Store, image_id: str) -> None:
         (image_id,))
     if not rows:
         return
+    from berth.images.onecopy import drop_pending, open_layer_blob
     from berth.oci.layer_apply import apply_layer
+    from berth.oci.tarsplit import TarSplitter
 
+    droppable = []
     with store.ingesting():  # keeps GC from collecting the blobs meanwhile
         for r in rows:
             pending = store.layers.prepare()
+            # a plain tar (blob digest = diff ID, made by commit/build) is kept once:
+            # tree + tar-split record, and its blob goes once the row says so
+            plain = r["blob_digest"] == r["diff_id"]
+            splitter = TarSplitter() if plain else None
             try:
-                with store.content.open(r["blob_digest"]) as blob:
-                    result = apply_layer(blob, pending.diff, expected_diff_id=r["diff_id"])
+                with open_layer_blob(store, r["blob_digest"], r["chain_id"]) as blob:
+                    result = apply_layer(blob, pending.diff, expected_diff_id=r["diff_id"],
+                                         tap=splitter.feed if splitter else None)
+                record = splitter.finish() if splitter is not None else None
+                split_size = pending.write_split(record) if record is not None else None
                 with store.db.tx() as tx:
                     store.layers.finish_unpack(tx, pending, chain_id=r["chain_id"],
-                                               size=result.unpacked_size)
+                                               size=result.unpacked_size,
+                                               split_size=split_size)
             except BaseException:
                 pending.discard()
                 raise
+            if split_size is not None:
+                droppable.append(r["blob_digest"])
+    if droppable:  # deleting takes the exclusive lock: now, or when the caller lets go
+        store.pending_drops.update(droppable)
+        drop_pending(store)

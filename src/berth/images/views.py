@@ -8,6 +8,39 @@ from berth.images.records import ImageRecord
 from berth.images.service import ImageService
 from berth.oci import reference
 
+# Docker's container.Config: every field it always prints, in its order, and the
+# ``omitempty`` ones it prints only when set
+_CONFIG_FIELDS: list[tuple[str, Any]] = [
+    ("Hostname", ""), ("Domainname", ""), ("User", ""), ("AttachStdin", False),
+    ("AttachStdout", False), ("AttachStderr", False), ("ExposedPorts", ...), ("Tty", False),
+    ("OpenStdin", False), ("StdinOnce", False), ("Env", "list"), ("Cmd", "list"),
+    ("Healthcheck", ...), ("ArgsEscaped", ...), ("Image", ""), ("Volumes", "map"),
+    ("WorkingDir", ""), ("Entrypoint", "list"), ("NetworkDisabled", ...),
+    ("MacAddress", ...), ("OnBuild", "list"), ("Labels", "map"), ("StopSignal", ...),
+    ("StopTimeout", ...), ("Shell", ...),
+]
+
+
+def container_config(stored: dict[str, Any] | None) -> dict[str, Any]:
+    """An image config's ``config`` as Docker's image inspect prints it: all fields,
+    nil maps/slices where unset (JSON ``null``, ``map[]`` in templates)."""
+    from berth.gotypes import nil_list, nil_map
+
+    src = stored or {}
+    out: dict[str, Any] = {}
+    for key, zero in _CONFIG_FIELDS:
+        if zero is ...:
+            if src.get(key) not in (None, "", False, [], {}):
+                out[key] = src[key]
+        elif zero == "list":
+            out[key] = nil_list(src.get(key))
+        elif zero == "map":
+            out[key] = nil_map(src.get(key))
+        else:
+            out[key] = src.get(key, zero)
+    out.update({k: v for k, v in src.items() if k not in out and k not in dict(_CONFIG_FIELDS)})
+    return out
+
 
 def _familiar(names: list[str]) -> list[str]:
     return [reference.parse(n).familiar for n in names]
@@ -28,13 +61,16 @@ def inspect(svc: ImageService, rec: ImageRecord) -> dict[str, Any]:
         "Parent": rec.parent or "",
         "Comment": _comment(cfg),
         "Created": cfg.get("created") or rfc3339_nano(rec.created),
+        "Container": cfg.get("container", ""),
+        "ContainerConfig": container_config(cfg.get("container_config")),
         "DockerVersion": cfg.get("docker_version", ""),
         "Author": cfg.get("author", ""),
-        "Config": cfg.get("config") or {},
+        "Config": container_config(cfg.get("config")),
         "Architecture": cfg.get("architecture", ""),
-        "Variant": cfg.get("variant"),
+        **({"Variant": cfg["variant"]} if cfg.get("variant") else {}),
         "Os": cfg.get("os", ""),
         "Size": rec.size,
+        "VirtualSize": rec.size,
         "GraphDriver": {
             "Name": "overlay",
             "Data": {

@@ -47,8 +47,14 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int, *, mtu: int | None = 
     No read-then-write: one netlink batch says "create (EEXIST is fine), address it
     (EEXIST is fine), up". That is idempotent, race-free between concurrent starts, and
     costs one round trip whether or not the bridge was there.
+
+    The bridge gets a fixed MAC (Docker's ``02:42`` + gateway octets), as dockerd sets
+    one: a bridge without one takes the lowest MAC of its ports, so it changed whenever
+    a container came or went, and the other containers' ARP entry for the gateway
+    pointed nowhere for up to 30 s (DNS on the gateway and all outbound traffic stalled).
     """
     from .rtnl import NetlinkError, Rtnl, new_addr, new_bridge, set_up
+    from .veth import mac_for_ip
 
     if len(name) > IFNAMSIZ:
         raise BerthError(f"bridge name {name!r} is longer than {IFNAMSIZ} characters")
@@ -56,7 +62,8 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int, *, mtu: int | None = 
         index = link_index(name)
         try:
             if index is None:
-                nl.request([new_bridge(name, mtu=mtu)], ok=(errno.EEXIST,))
+                nl.request([new_bridge(name, mtu=mtu, mac=mac_for_ip(gateway))],
+                           ok=(errno.EEXIST,))
                 index = link_index(name)
                 if index is None:
                     raise BerthError(f"creating bridge {name}: it vanished right away")
@@ -78,6 +85,21 @@ def delete_bridge(name: str) -> bool:
     except NetlinkError as e:
         raise BerthError(f"deleting bridge {name}: {e.strerror}") from e
     return code == 0
+
+
+def enable_route_localnet(ifname: str) -> None:
+    """Let DNAT'ed loopback traffic (127.0.0.1:<published port>) leave through ``ifname``.
+
+    The kernel drops packets with a 127/8 source on a non-loopback device unless the
+    device has ``route_localnet``; dockerd sets it on its bridges when its userland proxy
+    is off. Per bridge only, never host-wide.
+    """
+    path = f"/proc/sys/net/ipv4/conf/{ifname}/route_localnet"
+    try:
+        with open(path, "w") as f:
+            f.write("1")
+    except OSError as e:
+        raise BerthError(f"cannot set route_localnet on {ifname}: {e}") from None
 
 
 def enable_forwarding(ifname: str) -> None:

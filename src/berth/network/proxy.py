@@ -167,7 +167,7 @@ def _listen_socket(m: ProxyMap, family: int, addr: str) -> socket.socket:
     except OSError:
         s.close()
         shown = f"[{addr}]" if ":" in addr else addr
-        raise PortAllocated(f"Bind for {shown}:{m.host_port} failed: port is already allocated")
+        raise PortAllocated(f"Bind for {shown}:{m.host_port} failed: port is already allocated") from None
     if kind == socket.SOCK_STREAM:
         s.listen(512)
     s.setblocking(False)

@@ -31,7 +31,7 @@ class NetworkRecord:
     options: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_row(cls, row: Any) -> "NetworkRecord":
+    def from_row(cls, row: Any) -> NetworkRecord:
         return cls(id=row["id"], name=row["name"], driver=row["driver"],
                    subnet=row["subnet"] or "", gateway=row["gateway"] or "",
                    internal=bool(row["internal"]), labels=json.loads(row["labels"]),
@@ -67,7 +67,7 @@ class EndpointRecord:
     created: float
 
     @classmethod
-    def from_row(cls, row: Any) -> "EndpointRecord":
+    def from_row(cls, row: Any) -> EndpointRecord:
         return cls(container_id=row["container_id"], network_id=row["network_id"],
                    ip=row["ip"], mac=row["mac"], aliases=json.loads(row["aliases"]),
                    ifname=row["ifname"], created=row["created"])

@@ -97,9 +97,10 @@ class Message:
         self.kind, self.flags, self.body = kind, flags, body
 
 
-def new_bridge(name: str, *, mtu: int | None = None) -> Message:
-    """``ip link add NAME [mtu M] up type bridge``; EEXIST if it is there already."""
+def new_bridge(name: str, *, mtu: int | None = None, mac: str | None = None) -> Message:
+    """``ip link add NAME [mtu M] [address MAC] up type bridge``; EEXIST if it is there."""
     attrs = _str(IFLA_IFNAME, name) + (_u32(IFLA_MTU, mtu) if mtu else b"") + \
+        (attr(IFLA_ADDRESS, _mac(mac)) if mac else b"") + \
         attr(IFLA_LINKINFO, _str(IFLA_INFO_KIND, "bridge"))
     return Message(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, _ifinfo(up=True) + attrs)
 
@@ -197,7 +198,7 @@ class Rtnl:
         self.sock = _open()
         self._seq = 0
 
-    def __enter__(self) -> "Rtnl":
+    def __enter__(self) -> Rtnl:
         return self
 
     def __exit__(self, *exc: object) -> None:

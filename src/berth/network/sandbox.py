@@ -16,7 +16,6 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
-
 from typing import TYPE_CHECKING
 
 from .netns import create_netns, delete_netns, netns_path
@@ -50,11 +49,14 @@ def bring_up_network(net: NetworkRecord) -> None:
 
     existed = bridge.link_index(net.bridge) is not None
     bridge.ensure_bridge(net.bridge, net.gateway, net.prefixlen)
-    if not existed and not net.internal:
+    if not existed:
         from .firewall import open_firewall  # only here: nft is not on the common path
 
-        bridge.enable_forwarding(net.bridge)
-        open_firewall().ensure_masquerade(f"net:{net.id}", net.subnet, net.bridge)
+        if not net.internal:
+            bridge.enable_forwarding(net.bridge)
+            bridge.enable_route_localnet(net.bridge)
+        open_firewall().ensure_network(f"net:{net.id}", net.subnet, net.bridge,
+                                       internal=net.internal)
 
 
 def tear_down_network(net: NetworkRecord) -> None:
@@ -62,8 +64,7 @@ def tear_down_network(net: NetworkRecord) -> None:
     from . import bridge
     from .firewall import open_firewall
 
-    if not net.internal:
-        open_firewall().remove_owner(f"net:{net.id}")
+    open_firewall().remove_owner(f"net:{net.id}")  # internal ones have isolation rules
     bridge.delete_bridge(net.bridge)
 
 
@@ -96,38 +97,55 @@ def start(runroot: str, cid: str, seats: Sequence[Seat], requests: Sequence[Port
         mappings: list[PortMapping] = []
         pid = None
         if requests and primary is not None and not primary.network.internal:
-            mappings, pid = publish(cid, primary.endpoint.ip, requests, reserved, log_path)
+            mappings, pid = publish(cid, primary.network, primary.endpoint.ip, requests,
+                                    reserved, log_path)
         return path, pid, mappings
     except BaseException:
         stop(runroot, cid, [s.network.id for s in seats], None, had_ports=bool(requests))
         raise
 
 
-def publish(cid: str, container_ip: str, requests: Sequence[PortRequest],
-            reserved: Iterable[tuple[str, int, str]], log_path: str
-            ) -> tuple[list[PortMapping], int | None]:
-    """Choose host ports, DNAT the non-loopback ones, start one proxy for all of them."""
-    from .firewall import PortForward, open_firewall
-    from .ports import allocate
-    from .proxy import ProxyMap, start_proxy
+def publish(cid: str, net: NetworkRecord, container_ip: str,
+            requests: Sequence[PortRequest], reserved: Iterable[tuple[str, int, str]],
+            log_path: str) -> tuple[list[PortMapping], int | None]:
+    """Choose host ports and DNAT them, loopback included: no process per container.
 
-    mappings = allocate(requests, reserved)
+    Host ports DNAT'ed by *any* berth root (the nft table is host-wide) count as taken,
+    so two roots never claim one port. Only IPv6 host IPs start the userland proxy.
+    """
+    from . import bridge
+    from .firewall import PortForward, open_firewall, published_ports
+    from .ports import allocate
+
+    fw = open_firewall()
+    have = fw.tags()
+    mine = owner(cid)
+    others = published_ports(t for t in have if not t.startswith(mine + "|"))
+    mappings = allocate(requests, [*reserved, *others])
     forwards = [PortForward(m.proto, m.host_ip, m.host_port, container_ip, m.container_port)
                 for m in mappings]
     if any(_needs_dnat(m.host_ip) for m in mappings):
-        open_firewall().add_port_forwards(owner(cid), forwards)
-    maps = [ProxyMap(m.proto, m.host_ip, m.host_port, container_ip, m.container_port)
-            for m in mappings if m.proto in ("tcp", "udp")]
-    pid = start_proxy(maps, log_path=log_path, tag=owner(cid)) if maps else None
+        bridge.enable_route_localnet(net.bridge)
+        fw.add_port_forwards(mine, forwards, network=(f"net:{net.id}", net.subnet,
+                                                      net.bridge), have=have)
+    pid = None
+    maps = [m for m in mappings if not _needs_dnat(m.host_ip) and m.proto in ("tcp", "udp")]
+    if maps:
+        from .proxy import ProxyMap, start_proxy
+
+        pid = start_proxy([ProxyMap(m.proto, m.host_ip, m.host_port, container_ip,
+                                    m.container_port) for m in maps],
+                          log_path=log_path, tag=mine)
     return mappings, pid
 
 
 def _needs_dnat(host_ip: str) -> bool:
-    """Loopback and IPv6 host IPs are served by the proxy alone (no rule is made)."""
+    """Every IPv4 host IP (loopback too) is DNAT'ed; IPv6 ones need the proxy."""
     if not host_ip:
         return True
     try:
-        return not IPv4Address(host_ip).is_loopback
+        IPv4Address(host_ip)
+        return True
     except ValueError:
         return False
 

@@ -58,7 +58,7 @@ def uses_network_service(mode: str | None) -> bool:
 
 
 class NetworkService:
-    def __init__(self, store: "Store") -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
         self.db = store.db
 
@@ -279,7 +279,7 @@ class NetworkService:
         return inspect_network(net, [(EndpointRecord.from_row(r), r["cname"]) for r in rows])
 
     # -- container hooks ------------------------------------------------------------------
-    def container_created(self, rec: "ContainerRecord", opts: Any) -> None:
+    def container_created(self, rec: ContainerRecord, opts: Any) -> None:
         """Check ``--network`` and friends, then hold an address on the network."""
         host = rec.config["HostConfig"]
         mode = host.get("NetworkMode") or "bridge"
@@ -311,7 +311,7 @@ class NetworkService:
         self._check_fixed_ports(rec)
         self._add_endpoint(rec.id, net, ip, aliases)
 
-    def _check_fixed_ports(self, rec: "ContainerRecord") -> None:
+    def _check_fixed_ports(self, rec: ContainerRecord) -> None:
         """A named host port that is taken fails ``create`` now: no half-made container."""
         from .portbindings import fixed_host_ports, requests_of
         from .ports import check_port_free
@@ -366,7 +366,7 @@ class NetworkService:
             raise NotFound(f"No such container: {key}")
         return row
 
-    def etc_files(self, rec: "ContainerRecord") -> list[dict[str, Any]]:
+    def etc_files(self, rec: ContainerRecord) -> list[dict[str, Any]]:
         """hosts/hostname/resolv.conf for the spec (``container:`` shares its target's)."""
         from .etcfiles import write_etc_files, write_in_place
 
@@ -380,9 +380,10 @@ class NetworkService:
                      "destination": f"/etc/{n}"} for n in ("hosts", "resolv.conf")] + \
                 [{"type": "bind", "source": path, "destination": "/etc/hostname"}]
         ip, gw, peers = self._hosts_inputs(rec.id)
-        return write_etc_files(rec.dir, rec.config, ip, gw, peers)
+        return write_etc_files(rec.dir, rec.config, ip, gw, peers,
+                               dns_server=self.dns_server(rec))
 
-    def spec_network(self, rec: "ContainerRecord") -> str:
+    def spec_network(self, rec: ContainerRecord) -> str:
         """What the spec's network namespace is: a path the runtime joins."""
         from .netns import netns_path
 
@@ -391,7 +392,7 @@ class NetworkService:
             return netns_path(self.store.runroot, self._target(mode)["id"])
         return netns_path(self.store.runroot, rec.id)
 
-    def container_starting(self, rec: "ContainerRecord") -> None:
+    def container_starting(self, rec: ContainerRecord) -> None:
         """Bring the sandbox up before the runtime creates the container."""
         from . import sandbox
         from .portbindings import requests_of
@@ -417,7 +418,7 @@ class NetworkService:
                              had_ports=bool(reqs))
                 raise
 
-    def _join_target(self, rec: "ContainerRecord", mode: str) -> None:
+    def _join_target(self, rec: ContainerRecord, mode: str) -> None:
         """``container:NAME``: point the bundle at the target's live namespace."""
         from .netns import is_netns, netns_path
 
@@ -455,7 +456,7 @@ class NetworkService:
             out += [(m["host_ip"], m["host_port"], m["proto"]) for m in json.loads(r["ports"])]
         return out
 
-    def container_stopped(self, rec: "ContainerRecord", *, removing: bool = False) -> None:
+    def container_stopped(self, rec: ContainerRecord, *, removing: bool = False) -> None:
         """Tear the sandbox down (idempotent; also after a failed or killed start)."""
         from . import sandbox
         from .portbindings import requests_of
@@ -477,11 +478,11 @@ class NetworkService:
                     tx.execute("DELETE FROM endpoints WHERE container_id=?", (rec.id,))
             self._refresh(set(nids), gone=rec.id)
 
-    def container_removed(self, rec: "ContainerRecord") -> None:
+    def container_removed(self, rec: ContainerRecord) -> None:
         self.container_stopped(rec, removing=True)
 
     # -- connect / disconnect -----------------------------------------------------------------
-    def connect(self, key: str, rec: "ContainerRecord", *, aliases: list[str] = (),  # type: ignore[assignment]
+    def connect(self, key: str, rec: ContainerRecord, *, aliases: list[str] = (),  # type: ignore[assignment]
                 ip: str | None = None) -> None:
         """``network connect``: a new endpoint; plugged in now if the container runs."""
         from . import sandbox
@@ -513,7 +514,7 @@ class NetworkService:
                            (rec.id, net.id))
             raise
 
-    def disconnect(self, key: str, rec: "ContainerRecord") -> None:
+    def disconnect(self, key: str, rec: ContainerRecord) -> None:
         from . import sandbox
 
         net = self.get(key)
@@ -530,9 +531,15 @@ class NetworkService:
             self._refresh(others)
 
     # -- hosts files ------------------------------------------------------------------------
-    def _hosts_inputs(self, cid: str, *, starting: str | None = None, gone: str | None = None
-                      ) -> tuple[str | None, str | None, list[tuple[str, list[str]]]]:
-        """(own primary IP, its gateway, running peers on its user networks)."""
+    def _hosts_inputs(self, cid: str) -> tuple[str | None, str | None,
+                                               list[tuple[str, list[str]]]]:
+        """(own primary IP, its gateway, running peers on its user networks).
+
+        A peer is *running* when it has a sandbox row: that row is written and deleted
+        under the network lock, in the same critical section as the refresh, so parallel
+        starts always see each other (a container's status turns ``running`` only later,
+        outside the lock -- judging by it lost peers that started at the same moment).
+        """
         from .etcfiles import peer_names
 
         eps = self.endpoints(container_id=cid)
@@ -547,18 +554,24 @@ class NetworkService:
             net = nets.get(ep.network_id)
             if net is None or net.is_default:
                 continue
-            for r in self.db.query(
-                    "SELECT e.ip, e.aliases, c.id, c.name, c.status FROM endpoints e JOIN "
-                    "containers c ON c.id=e.container_id WHERE e.network_id=? AND "
-                    "e.container_id != ? ORDER BY e.created", (net.id, cid)):
-                live = r["status"] in ("running", "paused") or r["id"] == starting
-                if live and r["id"] != gone:
+            for r in self._live_seats(net.id):
+                if r["id"] != cid:
                     peers.append((r["ip"], peer_names(r["name"], r["id"], r["aliases"])))
         return eps[0].ip, primary.gateway if primary else None, peers
 
+    def _live_seats(self, network_id: str) -> list[Any]:
+        """Endpoints on a network of containers whose sandbox is up (see above)."""
+        return self.db.query(
+            "SELECT e.ip, e.aliases, c.id, c.name, c.config FROM endpoints e JOIN "
+            "containers c ON c.id=e.container_id JOIN sandboxes s ON "
+            "s.container_id=e.container_id WHERE e.network_id=? ORDER BY e.created",
+            (network_id,))
+
     def _refresh(self, network_ids: set[str], *, starting: str | None = None,
                  gone: str | None = None) -> None:
-        """Rewrite hosts of every container on these networks (user networks only)."""
+        """Rewrite hosts of every container on these networks (user networks only),
+        then bring the DNS server in line. Callers hold the network lock and have
+        already added (start) or deleted (stop) the container's sandbox row."""
         from .etcfiles import hosts_text, write_in_place
 
         if not network_ids:
@@ -581,17 +594,52 @@ class NetworkService:
             path = os.path.join(self.store.root, "containers", cid, "hosts")
             if row is None or not os.path.exists(path):
                 continue
-            ip, gw, peers = self._hosts_inputs(cid, starting=starting, gone=gone)
+            ip, gw, peers = self._hosts_inputs(cid)
             write_in_place(path, hosts_text(json.loads(row["config"]), ip, gw, peers))
+        if user:
+            self._sync_dns()
+
+    def _sync_dns(self) -> None:
+        """Every user network's running containers to aardvark-dns (see :mod:`.dns`)."""
+        from . import dns
+        from .etcfiles import peer_names
+        from .ipam import is_ipv4
+
+        nets = []
+        for row in self.db.query("SELECT * FROM networks WHERE driver='bridge' AND "
+                                 "name != 'bridge' AND id IN (SELECT network_id FROM "
+                                 "endpoints JOIN sandboxes USING (container_id))"):
+            net = NetworkRecord.from_row(row)
+            entries = []
+            for r in self._live_seats(net.id):
+                servers = json.loads(r["config"]).get("HostConfig", {}).get("Dns") or []
+                entries.append(dns.DnsEntry(
+                    r["id"], r["ip"], peer_names(r["name"], r["id"], r["aliases"]),
+                    [s for s in servers if is_ipv4(s)]))
+            nets.append(dns.DnsNetwork(net.id, net.gateway, net.internal, entries))
+        dns.sync(self.store.runroot, nets)
+
+    def dns_server(self, rec: ContainerRecord) -> str | None:
+        """The nameserver for the container's resolv.conf: its user network's gateway,
+        where aardvark-dns answers (None on the default bridge or without aardvark-dns)."""
+        from .dns import server_binary
+
+        eps = self.endpoints(container_id=rec.id)
+        if not eps:
+            return None
+        row = self.db.one("SELECT * FROM networks WHERE id=?", (eps[0].network_id,))
+        if row is None or row["name"] == "bridge" or server_binary() is None:
+            return None
+        return NetworkRecord.from_row(row).gateway
 
     # -- ports and inspect views ---------------------------------------------------------------
-    def mappings(self, cid: str) -> list["PortMapping"]:
+    def mappings(self, cid: str) -> list[PortMapping]:
         from .ports import PortMapping
 
         row = self.db.one("SELECT ports FROM sandboxes WHERE container_id=?", (cid,))
         return [PortMapping(**m) for m in json.loads(row["ports"])] if row else []
 
-    def display_ports(self, rec: "ContainerRecord") -> list[Any]:
+    def display_ports(self, rec: ContainerRecord) -> list[Any]:
         """Engine API ``Ports`` of a running container (none when not running)."""
         from .ports import display_ports
 
@@ -601,7 +649,7 @@ class NetworkService:
                              (rec.config.get("ExposedPorts") or {}).keys(),
                              ipv6=os.path.exists("/proc/net/if_inet6"))
 
-    def settings(self, rec: "ContainerRecord") -> dict[str, Any]:
+    def settings(self, rec: ContainerRecord) -> dict[str, Any]:
         """``NetworkSettings`` for container inspect."""
         from .netns import netns_path
 

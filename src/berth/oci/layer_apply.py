@@ -25,6 +25,7 @@ import shutil
 import stat
 import tarfile
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO, Literal, cast
 
@@ -35,6 +36,17 @@ from berth.oci.digest import CHUNK, TAR_STREAM_BUFSIZE, DigestingReader, validat
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
+# Rootless stores mount overlay with ``userxattr`` (trusted.* needs host root): same marker
+# under user.*. A layer may carry neither; both prefixes are overlayfs' private ones.
+USER_OPAQUE_XATTR = "user.overlay.opaque"
+OVERLAY_PRIVATE = ("trusted.overlay.", "user.overlay.")
+
+
+def opaque_xattr() -> str:
+    """The opaque-dir xattr overlay reads here: user.* in a user namespace (rootless)."""
+    from berth.procs import in_userns
+
+    return USER_OPAQUE_XATTR if in_userns() else OVERLAY_OPAQUE_XATTR
 _PAX_XATTR = "SCHILY.xattr."
 _BLOCK = 512
 _DIR_PATH = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -61,17 +73,19 @@ class ApplyResult:
 
 def apply_layer(stream: BinaryIO, dest: str, *,
                 whiteouts: Literal["overlay", "flat"] = "overlay",
-                expected_diff_id: str | None = None) -> ApplyResult:
+                expected_diff_id: str | None = None,
+                tap: Callable[[bytes], None] | None = None) -> ApplyResult:
     """Unpack the layer in ``stream`` (gzip, zstd or plain tar) into the directory ``dest``.
 
     On any error ``dest`` may hold part of the layer; the caller throws it away. Nothing is
-    ever written outside it.
+    ever written outside it. ``tap`` sees every uncompressed byte in order (the store's
+    tar-split record is made from them, see :mod:`berth.oci.tarsplit`).
     """
     if whiteouts not in ("overlay", "flat"):
         raise InvalidArgument(f"whiteouts must be 'overlay' or 'flat', not {whiteouts!r}")
     if expected_diff_id is not None:
         validate(expected_diff_id)
-    reader = DigestingReader(open_decompressed(stream))
+    reader = DigestingReader(tapped(open_decompressed(stream), tap))
     window = _TailWindow(reader)
     applier = _Applier(dest, flat=whiteouts == "flat")
     try:
@@ -94,6 +108,30 @@ def apply_layer(stream: BinaryIO, dest: str, *,
         reader.verify(expected_diff_id)
     return ApplyResult(diff_id=reader.digest, size=reader.size,
                        unpacked_size=applier.unpacked_size)
+
+
+class _Tapped:
+    """A reader that shows every byte it returns to ``tap`` (read and readinto alike)."""
+
+    def __init__(self, raw: BinaryIO, tap: Callable[[bytes], None]) -> None:
+        self._raw = raw
+        self._tap = tap
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        if data:
+            self._tap(data)
+        return data
+
+    def readinto(self, buf: bytearray | memoryview) -> int:
+        data = self.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+
+def tapped(raw: BinaryIO, tap: Callable[[bytes], None] | None) -> BinaryIO:
+    """``raw`` itself without a tap, else a reader that feeds ``tap`` as it goes."""
+    return raw if tap is None else cast(BinaryIO, _Tapped(raw, tap))
 
 
 class _TailWindow:
@@ -376,7 +414,7 @@ class _Applier:
         dfd = self.dir_fd(dparts, member, create=True)
         assert dfd is not None
         if not self.flat:
-            os.setxattr(f"/proc/self/fd/{dfd}", OVERLAY_OPAQUE_XATTR, b"y")
+            os.setxattr(f"/proc/self/fd/{dfd}", opaque_xattr(), b"y")
             return
         self.added.add(dparts)
         self._prune(dparts, dfd)
@@ -437,14 +475,14 @@ class _Applier:
     def _xattr_items(member: tarfile.TarInfo) -> list[tuple[str, bytes]]:
         """xattrs from PAX ``SCHILY.xattr.*``, minus overlayfs' private ones.
 
-        ``trusted.overlay.*`` would let a layer forge opaque dirs, redirects or metacopy
+        ``trusted.overlay.*`` (``user.overlay.*`` rootless) would let a layer forge opaque dirs, redirects or metacopy
         files that overlayfs trusts; the layer format says those things with whiteouts.
         """
         out = []
         for key, value in member.pax_headers.items():
             if key.startswith(_PAX_XATTR):
                 name = key[len(_PAX_XATTR):]
-                if name and not name.startswith("trusted.overlay."):
+                if name and not name.startswith(OVERLAY_PRIVATE):
                     out.append((name, value.encode("utf-8", "surrogateescape")))
         return out
 

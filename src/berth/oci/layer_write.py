@@ -25,7 +25,7 @@ from typing import BinaryIO, Callable, cast
 from berth.errors import BerthError, InvalidArgument
 from berth.oci.compression import open_compressor
 from berth.oci.digest import CHUNK, TAR_STREAM_BUFSIZE
-from berth.oci.layer_apply import OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX
+from berth.oci.layer_apply import OPAQUE_MARKER, OVERLAY_PRIVATE, WHITEOUT_PREFIX, opaque_xattr
 
 _PAX_XATTR = "SCHILY.xattr."
 _DIR_READ = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -163,7 +163,7 @@ class _Writer:
         try:
             ti = self._header(rel, st, tarfile.DIRTYPE)
             xattrs = _xattrs(fd)
-            opaque = self.overlay_upper and xattrs.get(OVERLAY_OPAQUE_XATTR) == b"y"
+            opaque = self.overlay_upper and xattrs.get(opaque_xattr()) == b"y"
             ti.pax_headers = _pax(xattrs)
             tf.addfile(ti)
             if opaque:
@@ -225,4 +225,4 @@ def _xattrs(target: int | str) -> dict[str, bytes]:
 def _pax(xattrs: dict[str, bytes]) -> dict[str, str]:
     """xattrs as sorted PAX records; overlayfs' own bookkeeping never leaves the host."""
     return {_PAX_XATTR + key: xattrs[key].decode("utf-8", "surrogateescape")
-            for key in sorted(xattrs) if not key.startswith("trusted.overlay.")}
+            for key in sorted(xattrs) if not key.startswith(OVERLAY_PRIVATE)}

@@ -210,6 +210,54 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE containers ADD COLUMN health TEXT
     """,
+    # Storage accounting and one copy per layer (berth.images.onecopy, berth.images.usage):
+    # the size of a layer's tar-split record (NULL: its tar blob is kept instead), each
+    # container's writable layer size as of its last exit, when each image was last used
+    # (GC's LRU order), and store-wide facts (layer format, last GC).
+    # ``blob_kept`` is the bytes of the blob a layer keeps beside (or instead of) its tree;
+    # ``usage_totals`` is kept by triggers so the budget check reads one row, not 5,000.
+    # layers(parent) is indexed: deleting a layer checks that no child row names it.
+    """
+    ALTER TABLE layers ADD COLUMN split_size INTEGER;
+    ALTER TABLE layers ADD COLUMN blob_kept INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE containers ADD COLUMN size_rw INTEGER;
+    ALTER TABLE images ADD COLUMN last_used REAL;
+    CREATE INDEX layers_parent ON layers(parent);
+    CREATE TABLE store_meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    UPDATE layers SET blob_kept = COALESCE((SELECT MAX(blob_size) FROM image_layers il
+        WHERE il.chain_id = layers.chain_id), 0);
+    CREATE TABLE usage_totals (
+        name  TEXT PRIMARY KEY,
+        bytes INTEGER NOT NULL
+    );
+    INSERT INTO usage_totals SELECT 'layers', COALESCE(SUM((CASE WHEN unpacked THEN size
+        ELSE 0 END) + COALESCE(split_size, 0) + blob_kept), 0) FROM layers;
+    INSERT INTO usage_totals SELECT 'containers', COALESCE(SUM(size_rw), 0) FROM containers;
+    CREATE TRIGGER layers_use_ins AFTER INSERT ON layers BEGIN
+        UPDATE usage_totals SET bytes = bytes + (CASE WHEN NEW.unpacked THEN NEW.size ELSE 0
+            END) + COALESCE(NEW.split_size, 0) + NEW.blob_kept WHERE name = 'layers'; END;
+    CREATE TRIGGER layers_use_del AFTER DELETE ON layers BEGIN
+        UPDATE usage_totals SET bytes = bytes - (CASE WHEN OLD.unpacked THEN OLD.size ELSE 0
+            END) - COALESCE(OLD.split_size, 0) - OLD.blob_kept WHERE name = 'layers'; END;
+    CREATE TRIGGER layers_use_upd AFTER UPDATE OF size, unpacked, split_size, blob_kept
+        ON layers BEGIN
+        UPDATE usage_totals SET bytes = bytes + (CASE WHEN NEW.unpacked THEN NEW.size ELSE 0
+            END) + COALESCE(NEW.split_size, 0) + NEW.blob_kept - (CASE WHEN OLD.unpacked
+            THEN OLD.size ELSE 0 END) - COALESCE(OLD.split_size, 0) - OLD.blob_kept
+            WHERE name = 'layers'; END;
+    CREATE TRIGGER containers_use_ins AFTER INSERT ON containers BEGIN
+        UPDATE usage_totals SET bytes = bytes + COALESCE(NEW.size_rw, 0)
+            WHERE name = 'containers'; END;
+    CREATE TRIGGER containers_use_del AFTER DELETE ON containers BEGIN
+        UPDATE usage_totals SET bytes = bytes - COALESCE(OLD.size_rw, 0)
+            WHERE name = 'containers'; END;
+    CREATE TRIGGER containers_use_upd AFTER UPDATE OF size_rw ON containers BEGIN
+        UPDATE usage_totals SET bytes = bytes + COALESCE(NEW.size_rw, 0)
+            - COALESCE(OLD.size_rw, 0) WHERE name = 'containers'; END
+    """,
 ]
 
 
@@ -329,10 +377,15 @@ class Tx:
         return self._c.executemany(sql, rows)
 
     def executescript_in_tx(self, script: str) -> None:
-        # executescript() would COMMIT first; run statements one by one inside the tx.
-        for stmt in script.split(";"):
-            if stmt.strip():
-                self._c.execute(stmt)
+        # executescript() would COMMIT first; run statements one by one inside the tx
+        # (a trigger body holds ';' too: a statement ends where SQLite says it is complete).
+        buf = ""
+        for part in script.split(";"):
+            buf += part + ";"
+            if sqlite3.complete_statement(buf):
+                if buf.strip().strip(";").strip():
+                    self._c.execute(buf)
+                buf = ""
 
     def query(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[sqlite3.Row]:
         return self._c.execute(sql, args).fetchall()

@@ -11,18 +11,26 @@ Lifecycle of a layer:
     names) is removed by :meth:`LayerStore.sweep` at the next garbage collection.
 The short links keep overlay mount options under one page even for deep images, the way
 Docker's ``overlay2/l/`` does.
+
+One copy of each layer: beside ``diff/`` a layer may hold ``tar-split.z``, the record from
+which its exact tar is rebuilt (:mod:`berth.oci.tarsplit`); it is written into the pending
+directory, so it appears with the tree in the same rename, and the tree is never written
+again after that (containers write to their own overlay upper dirs).
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import time
+from typing import BinaryIO
 
 from berth.oci.digest import hex_of
 from berth.store.db import Tx
 from berth.store.fsutil import remove_tree, syncfs
 
 LINK_LEN = 16
+SPLIT_NAME = "tar-split.z"
 
 
 class PendingLayer:
@@ -33,6 +41,12 @@ class PendingLayer:
         self.diff = os.path.join(self.dir, "diff")
         os.makedirs(self.diff)
         os.chmod(self.diff, 0o755)
+
+    def write_split(self, record: bytes) -> int:
+        """Store the layer's tar-split record beside its tree; returns its size."""
+        with open(os.path.join(self.dir, SPLIT_NAME), "xb") as f:
+            f.write(record)
+        return len(record)
 
     def discard(self) -> None:
         remove_tree(self.dir)
@@ -51,6 +65,33 @@ class LayerStore:
     def diff_dir(self, chain_id: str) -> str:
         return os.path.join(self.layer_dir(chain_id), "diff")
 
+    def split_path(self, chain_id: str) -> str:
+        return os.path.join(self.layer_dir(chain_id), SPLIT_NAME)
+
+    def open_file(self, chain_id: str, rel: bytes) -> BinaryIO:
+        """Open the regular file ``rel`` of a layer's tree, resolved inside the tree.
+
+        Each component is opened with ``O_NOFOLLOW`` from the tree's root, so a symlink
+        in the tree can never lead the read outside it.
+        """
+        parts = [p for p in rel.split(b"/") if p not in (b"", b".")]
+        if not parts or b".." in parts:
+            raise FileNotFoundError(f"bad layer path {rel!r}")
+        fd = os.open(self.diff_dir(chain_id), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for p in parts[:-1]:
+                nfd = os.open(p, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                              dir_fd=fd)
+                os.close(fd)
+                fd = nfd
+            ffd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+        finally:
+            os.close(fd)
+        if not stat.S_ISREG(os.fstat(ffd).st_mode):
+            os.close(ffd)
+            raise FileNotFoundError(f"layer path {rel!r} is not a regular file")
+        return os.fdopen(ffd, "rb")
+
     def prepare(self) -> PendingLayer:
         return PendingLayer(self.tmp)
 
@@ -59,7 +100,8 @@ class LayerStore:
         return tx_or_db.one("SELECT 1 FROM layers WHERE chain_id=?", (chain_id,)) is not None
 
     def publish(self, tx: Tx, pending: PendingLayer, *, chain_id: str, diff_id: str,
-                parent: str | None, size: int) -> None:
+                parent: str | None, size: int, split_size: int | None = None,
+                blob_kept: int = 0) -> None:
         """Make a prepared layer visible (inside ``tx``), or drop it if already there."""
         if self.exists(tx, chain_id):
             pending.discard()
@@ -70,11 +112,12 @@ class LayerStore:
         syncfs(pending.diff)
         os.rename(pending.dir, final)
         link = self._make_link(chain_id)
-        tx.execute("INSERT INTO layers(chain_id, diff_id, parent, link, size, created) "
-                   "VALUES (?,?,?,?,?,?)", (chain_id, diff_id, parent, link, size, time.time()))
+        tx.execute("INSERT INTO layers(chain_id, diff_id, parent, link, size, created, "
+                   "split_size, blob_kept) VALUES (?,?,?,?,?,?,?,?)",
+                   (chain_id, diff_id, parent, link, size, time.time(), split_size, blob_kept))
 
     def publish_packed(self, tx: Tx, *, chain_id: str, diff_id: str, parent: str | None,
-                       size: int) -> None:
+                       size: int, blob_kept: int = 0) -> None:
         """Record a verified layer whose files are not unpacked yet (``unpacked=0``)."""
         if self.exists(tx, chain_id):
             return
@@ -82,10 +125,12 @@ class LayerStore:
         if os.path.lexists(final):
             remove_tree(final)
         link = self._make_link(chain_id)
-        tx.execute("INSERT INTO layers(chain_id, diff_id, parent, link, size, created, unpacked) "
-                   "VALUES (?,?,?,?,?,?,0)", (chain_id, diff_id, parent, link, size, time.time()))
+        tx.execute("INSERT INTO layers(chain_id, diff_id, parent, link, size, created, unpacked,"
+                   " blob_kept) VALUES (?,?,?,?,?,?,0,?)",
+                   (chain_id, diff_id, parent, link, size, time.time(), blob_kept))
 
-    def finish_unpack(self, tx: Tx, pending: PendingLayer, *, chain_id: str, size: int) -> None:
+    def finish_unpack(self, tx: Tx, pending: PendingLayer, *, chain_id: str, size: int,
+                      split_size: int | None = None) -> None:
         """Publish the files of a packed layer (inside ``tx``), or drop them if beaten to it."""
         row = tx.one("SELECT unpacked FROM layers WHERE chain_id=?", (chain_id,))
         if row is None or row["unpacked"]:
@@ -96,7 +141,8 @@ class LayerStore:
             remove_tree(final)
         syncfs(pending.diff)
         os.rename(pending.dir, final)
-        tx.execute("UPDATE layers SET unpacked=1, size=? WHERE chain_id=?", (size, chain_id))
+        tx.execute("UPDATE layers SET unpacked=1, size=?, split_size=? WHERE chain_id=?",
+                   (size, split_size, chain_id))
 
     def _make_link(self, chain_id: str) -> str:
         while True:

@@ -37,3 +37,18 @@ def is_locked(path: str) -> bool:
     finally:
         os.close(fd)
     return False
+
+
+@contextmanager
+def try_flock(path: str, *, exclusive: bool) -> Iterator[bool]:
+    """Like :func:`flock` without waiting: yields whether the lock was taken."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)

@@ -32,6 +32,9 @@ DEFAULT_RUNROOT = "/run/berth"
 
 class Store:
     def __init__(self, root: str | None = None, runroot: str | None = None) -> None:
+        if not (root or os.environ.get("BERTH_ROOT")) or \
+                not (runroot or os.environ.get("BERTH_RUNROOT")):
+            root, runroot = _defaults(root, runroot)
         self.root = os.path.abspath(root or os.environ.get("BERTH_ROOT") or DEFAULT_ROOT)
         self.runroot = os.path.abspath(
             runroot or os.environ.get("BERTH_RUNROOT") or DEFAULT_RUNROOT)
@@ -40,11 +43,18 @@ class Store:
         self.tmp = os.path.join(self.root, "tmp")
         os.makedirs(self.tmp, exist_ok=True)
         self.reserve = Reserve(self.root)
+        # plain blobs of layers unpacked under a shared lock, deleted once the exclusive
+        # lock can be had (berth.images.onecopy.drop_pending)
+        self.pending_drops: set[str] = set()
         self.db = Database(os.path.join(self.root, "berth.db"), self.reserve.make_room,
                            self.reserve.take_back)
         self.content = ContentStore(self.root, self.tmp)
         self.layers = LayerStore(self.root, self.tmp)
         self._lock_path = os.path.join(self.root, "store.lock")
+
+    @property
+    def lock_path(self) -> str:
+        return self._lock_path
 
     @contextmanager
     def ingesting(self) -> Iterator[None]:
@@ -142,6 +152,17 @@ class Store:
         """Close the database, then top the reserve up if it was used and there is room."""
         self.db.close()
         self.reserve.refill()
+
+
+def _defaults(root: str | None, runroot: str | None) -> tuple[str | None, str | None]:
+    """Root's paths for root; a rootless user's (and its namespace's) XDG paths otherwise."""
+    from berth.procs import rootless  # reads /proc/self/uid_map once
+
+    if not rootless():
+        return root, runroot
+    from berth.rootless.paths import resolve
+
+    return resolve(root, runroot)
 
 
 def _make_store_dir(flag: str, path: str) -> None:

@@ -135,7 +135,7 @@ class _Exec:
             return self.call(first.name, cmd, dot, final)
         if len(cmd.args) > 1 or final is not _NO_FINAL:
             if t is _Field:
-                raise _ExecError(f"{first.names[-1]} has arguments but cannot be invoked as function", first)
+                return self.method(first, cmd, dot, final)
             raise _ExecError(f"can't give argument to non-function {first}", cmd)
         return self.arg(first, dot)
 
@@ -161,6 +161,28 @@ class _Exec:
             raise _ExecError(f"error calling {name}: {e.msg}", cmd) from None
         except (ValueError, TypeError, OverflowError, KeyError) as e:
             raise _ExecError(f"error calling {name}: {e}", cmd) from None
+
+    def method(self, node: _Field, cmd: _Command, dot: Any, final: Any) -> Any:
+        """``.Label "key"``: a method with arguments, as Go calls one on the receiver.
+
+        Only public methods a row's class defines count (a listing row that offers
+        Docker's ``Label`` method, say); a map key is never callable with arguments.
+        """
+        recv = dot
+        for name in node.names[:-1]:
+            recv = self.field(recv, name, node)
+        name = node.names[-1]
+        fn = getattr(type(recv), name, None) if not name.startswith("_") else None
+        if recv is None or fn is None or not callable(fn) or \
+                type(recv) in (dict, str, int, float, list, tuple, bytes, bool):
+            raise _ExecError(f"{name} has arguments but cannot be invoked as function", node)
+        args = [self.arg(a, dot) for a in cmd.args[1:]]
+        if final is not _NO_FINAL:
+            args.append(final)
+        try:
+            return fn(recv, *args)
+        except TypeError as e:
+            raise _ExecError(f"error calling {name}: {e}", node) from None
 
     def arg(self, node: Any, dot: Any) -> Any:
         t = type(node)

@@ -224,6 +224,10 @@ class _HeaderStr(str):
 class HeaderData(dict):  # type: ignore[type-arg]
     """Render data for a table's header row: any field name maps to its column title."""
 
+    def Label(self, name: str) -> str:  # noqa: N802 - Docker's template name
+        """``{{.Label "com.example.tier"}}``'s title: ``tier`` (``-``/``_`` as spaces)."""
+        return name.rsplit(".", 1)[-1].replace("-", " ").replace("_", " ")
+
     def __missing__(self, key: str) -> _HeaderStr:
         h = _HeaderStr(key.upper())
         h.headers = self

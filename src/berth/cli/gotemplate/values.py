@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
 
+from berth.gotypes import NilList, NilMap
+
 
 def _go_float(f: float) -> str:
     """Go's ``%v`` for float64: shortest digits, exponent form when exp < -4 or exp >= 6.
@@ -145,7 +147,7 @@ def _json_encode(v: Any, out: list[str], indent: str | None, level: int, sort_ke
     t = type(v)
     if t is str:
         out.append(_json_str(v))
-    elif v is None:
+    elif v is None or t is NilMap or t is NilList:
         out.append("null")
     elif t is bool:
         out.append("true" if v else "false")

@@ -255,7 +255,9 @@ class _Puller:
 
     def _present(self, desc: Descriptor, chain: str) -> bool:
         """Blob stored and layer unpacked: nothing to do but reuse it."""
-        return self.store.content.exists(desc.digest) and self.store.db.one(
+        from berth.images.onecopy import has_layer_blob
+
+        return has_layer_blob(self.store, desc.digest, chain) and self.store.db.one(
             "SELECT 1 FROM layers WHERE chain_id=?", (chain,)) is not None
 
     def _download(self, desc: Descriptor, diff_id: str, parent: str | None,

@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from typing import BinaryIO, Callable, Iterator
 
 from berth.errors import DigestMismatch, InvalidArgument, InvalidManifest, NotFound, RegistryError
+from berth.images.onecopy import blob_opener, materialized
 from berth.oci import mediatypes as mt
 from berth.oci import reference
 from berth.oci.digest import sha256_bytes
@@ -110,6 +111,11 @@ class _Pusher:
         self.max_concurrent = max(1, max_concurrent)
         self.scopes = [repository_scope(ref.path, "pull,push")]
         self.cancel = threading.Event()
+        self._paths: dict[str, str] = {}  # digest -> file to upload from (see _blob)
+        self._openers: dict[str, Callable[[], BinaryIO]] = {}  # decided before the workers
+
+    def _opener(self, digest: str) -> Callable[[], BinaryIO]:
+        return self._openers.get(digest) or blob_opener(self.store, digest)
 
     def run(self) -> PushResult:
         row = self.store.db.one("SELECT manifest_digest, manifest_media_type FROM images "
@@ -122,9 +128,11 @@ class _Pusher:
             raise InvalidManifest("pushing an image index is not supported")
         layers = [d for d in doc.layers if not mt.is_nondistributable(d.media_type)]
         for d in (*layers, doc.config):
-            if not self.store.content.exists(d.digest):
+            try:  # how each blob is read is decided here, in the calling thread
+                self._openers[d.digest] = blob_opener(self.store, d.digest)
+            except NotFound:
                 raise NotFound(f"blob {d.digest} of {self.ref.familiar} is missing from the "
-                               "store (run 'berth system check')")
+                               "store (run 'berth system check')") from None
         for d in layers:
             self.progress.status("Preparing", short_id(d.digest))
         media_type = row["manifest_media_type"] or doc.media_type
@@ -181,7 +189,17 @@ class _Pusher:
         if p.fmt is not None:
             self._upload_compressed(location, p, sid, quiet)
             return
-        desc = p.stored
+        # sent as stored: a layer kept as tree + record is rebuilt (and verified) to a temp
+        # file, since chunked uploads read it by ranges
+        with materialized(self.store, p.stored.digest, self._opener(p.stored.digest)) \
+                as blob_path:
+            self._paths[p.stored.digest] = blob_path
+            try:
+                self._upload(p.stored, location, sid, quiet)
+            finally:
+                self._paths.pop(p.stored.digest, None)
+
+    def _upload(self, desc: Descriptor, location: str, sid: str, quiet: bool) -> None:
         if not quiet:
             self.progress.layer_start(sid, "Pushing", desc.size)
         if desc.size > CHUNKED_THRESHOLD:
@@ -238,7 +256,7 @@ class _Pusher:
         h = hashlib.sha256()
         size = 0
         pending = bytearray()
-        with self.store.content.open(p.stored.digest) as raw:
+        with self._opener(p.stored.digest)() as raw:  # tree + record: rebuilt
             src = raw if mt.layer_compression(p.stored.media_type) == "none" \
                 else open_decompressed(raw)
             counted = _Counting(src, lambda n: None if quiet else
@@ -311,7 +329,7 @@ class _Pusher:
     def _reader(self, desc: Descriptor, start: int, end: int, sid: str,
                 quiet: bool) -> Callable[[], Iterator[bytes]]:
         """A replayable body: bytes ``start:end`` of the stored blob, read as they are sent."""
-        path = self.store.content.path(desc.digest)
+        path = self._paths.get(desc.digest) or self.store.content.path(desc.digest)
 
         def gen() -> Iterator[bytes]:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
