@@ -96,3 +96,18 @@ def test_warm_listing_thaws_a_container_a_killed_commit_left_frozen(
     assert rt.state(c.id)["status"] == "running"
     assert not os.path.exists(marker)
     assert c.exec_run(["true"]).exit_code == 0
+
+
+def test_ps_size_shows_the_virtual_size(client, docker):  # type: ignore[no-untyped-def]
+    """``docker ps -s``: the container's own bytes and, as Docker, the image's on top."""
+    client.containers.run("busybox", ["sh", "-c", "head -c 100000 /dev/zero > /f; sleep 100"],
+                          detach=True, name="sz", network_mode="none")
+    image_size = client.images.get("busybox").attrs["Size"]
+    for _ in range(100):
+        (x,) = client.api.containers(size=True)
+        if x["SizeRw"] >= 100000:
+            break
+        time.sleep(0.05)
+    assert x["SizeRw"] >= 100000 and x["SizeRootFs"] == image_size + x["SizeRw"]
+    out = docker("ps", "-s", "--format", "{{.Size}}").stdout.strip()
+    assert out.startswith("10") and "(virtual " in out, out
