@@ -328,8 +328,18 @@ class Engine(EngineApiMixin):
             wipe.unmount_all(paths)
             self.store.db.close()
             self._gone = True
+            self._stop_pause()
             wipe.remove_store_dirs(self.root, self.runroot)
         return counts
+
+    def _stop_pause(self) -> None:
+        """Rootless: end the store's pause process, as Podman's ``system reset``/``migrate``."""
+        from berth.procs import rootless
+
+        if rootless():
+            from berth.rootless.userns import stop
+
+            stop(self.store.runroot)
 
     def system_boot(self):  # type: ignore[no-untyped-def]
         """After a reboot: start the containers whose restart policy wants them running
@@ -747,6 +757,21 @@ class Engine(EngineApiMixin):
 
     def remove_all_containers(self) -> None:
         self.container_service.remove_all()
+
+    def system_migrate(self) -> list[str]:
+        """Podman's rootless ``system migrate``: stop running containers, then the pause
+        process, so the next command makes a new user namespace (after an ``/etc/subuid``
+        change). Returns the IDs stopped; as root there is no pause process: nothing to do.
+        """
+        from berth.procs import rootless
+
+        if not rootless():
+            return []
+        stopped = [rec.id for rec in self.container_service.list() if rec.running]
+        for cid in stopped:
+            self.container_service.stop(cid)
+        self._stop_pause()
+        return stopped
 
     def runtime_info(self) -> dict[str, Any]:
         """Which OCI runtime ``run`` uses here, and why (crun fallback notice)."""

@@ -69,8 +69,20 @@ def system(ctx: Ctx, argv: list[str]) -> int:
     from berth.cli.service_cmd import service
 
     subs: dict[str, Command] = {"df": df, "check": check, "info": info, "prune": prune,
-                                "reset": reset, "gc": gc, "boot": boot, "service": service}
+                                "reset": reset, "gc": gc, "boot": boot, "service": service,
+                                "migrate": migrate}
     return run_group(ctx, argv, group="system", title="Manage berth", subs=subs)
+
+
+def migrate(ctx: Ctx, argv: list[str]) -> int:
+    """Rootless: stop running containers and the pause process (Podman's ``system migrate``)."""
+    p = Parser("berth system migrate",
+               "Stop running containers and the rootless pause process, so the next command "
+               "makes a new user namespace")
+    p.parse(argv)
+    for cid in ctx.engine.system_migrate():
+        print(cid[:12])
+    return 0
 
 
 def df(ctx: Ctx, argv: list[str]) -> int:

@@ -5,7 +5,8 @@ layers: a path also present below is Changed (``C``), otherwise Added (``A``); a
 whiteout (a 0/0 char device) is Deleted (``D``). An opaque directory (``trusted.overlay.
 opaque=y``) means "everything below me was replaced": the directory is ``C``, what the
 image had inside it and the upper dir does not is ``D``, and its new children are ``A``
-(or ``C`` when the image had a node of that name too).
+(or ``C`` when the image had a node of that name too). Rootless, fuse-overlayfs' marker
+files mean the same (:mod:`berth.oci.fuse_upper`) and are never listed themselves.
 
 The upper dir belongs to the container, so it is walked through directory fds with
 ``O_NOFOLLOW``: a symlink swapped in mid-walk is listed as a symlink, never entered.
@@ -18,7 +19,8 @@ import os
 import stat
 from dataclasses import dataclass
 
-from ..oci.layer_apply import opaque_xattr
+from ..oci import fuse_upper
+from ..oci.layer_apply import WHITEOUT_PREFIX, opaque_xattr
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -123,6 +125,15 @@ class _Walker:
         self.lowers = lowers
         self.exclude = exclude
         self.out: list[Change] = []
+        self.fuse = fuse_upper.active()  # rootless: the upper may be fuse-overlayfs'
+        self._gone: set[str] = set()
+
+    def deleted(self, _dfd: int, parts: tuple[str, ...], name: str) -> None:
+        """Report ``name`` deleted once (fuse-overlayfs may mark it by device and file)."""
+        path = "/" + "/".join(parts + (name,))
+        if path not in self._gone:
+            self._gone.add(path)
+            self.out.append(Change(DELETED, path))
 
     def walk(self, dfd: int, parts: tuple[str, ...], *, new: bool) -> int:
         """Report the entries of directory ``dfd``; ``new``: nothing below existed before.
@@ -136,8 +147,10 @@ class _Walker:
             cparts = parts + (name,)
             path = "/" + "/".join(cparts)
             st = entry.stat(follow_symlinks=False)
-            if is_whiteout(st):
-                self.out.append(Change(DELETED, path))
+            gone = fuse_upper.marker(name, st) if self.fuse else None
+            if gone is not None or is_whiteout(st):
+                if gone != fuse_upper.SKIP:
+                    self.deleted(dfd, parts, gone or name)
                 continue
             existed = not new and self.lowers.has(cparts)
             if path in self.exclude and not existed and _placeholder(dfd, name, st):
@@ -149,9 +162,12 @@ class _Walker:
                 continue
             fd = os.open(name, _DIR, dir_fd=dfd)
             try:
-                opaque = existed and _opaque(fd)
+                opaque = existed and (_opaque(fd) or (self.fuse and fuse_upper.opaque(fd)))
                 if opaque:
                     present = set(os.listdir(fd))
+                    if self.fuse:  # fuse-overlayfs' ``.wh.NAME`` files: NAME is reported
+                        present |= {n[len(WHITEOUT_PREFIX):] for n in present
+                                    if n.startswith(WHITEOUT_PREFIX)}
                     for gone in sorted(self.lowers.children(cparts) - present):
                         self.out.append(Change(DELETED, f"{path}/{gone}"))
                 hidden = self.walk(fd, cparts, new=new or not existed)

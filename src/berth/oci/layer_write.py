@@ -6,7 +6,8 @@ with no user/group names, times are whole seconds (clamped to ``SOURCE_DATE_EPOC
 given) and xattrs are emitted in sorted order.
 
 An overlayfs upper dir is the usual input: its whiteout char devices and opaque xattrs
-are turned into OCI ``.wh.`` entries here, so nothing above this module needs to know
+(and, rootless, fuse-overlayfs' marker files: :mod:`berth.oci.fuse_upper`) are turned into
+OCI ``.wh.`` entries here, so nothing above this module needs to know
 how overlayfs marks deletions. Symlinks are never followed: every node is opened relative
 to its parent's fd with ``O_NOFOLLOW``.
 """
@@ -23,12 +24,14 @@ from dataclasses import dataclass
 from typing import BinaryIO, Callable, cast
 
 from berth.errors import BerthError, InvalidArgument
+from berth.oci import fuse_upper
 from berth.oci.compression import open_compressor
 from berth.oci.digest import CHUNK, TAR_STREAM_BUFSIZE
 from berth.oci.layer_apply import OPAQUE_MARKER, OVERLAY_PRIVATE, WHITEOUT_PREFIX, opaque_xattr
 
 _PAX_XATTR = "SCHILY.xattr."
 _DIR_READ = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_PRIVATE = (*OVERLAY_PRIVATE, fuse_upper.PRIVATE_XATTR)
 _FILE_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 
 
@@ -112,6 +115,8 @@ class _Writer:
         self.epoch = epoch
         self.exclude = exclude
         self.inodes: dict[tuple[int, int], str] = {}
+        # fuse-overlayfs' marker files count as whiteouts only in the rootless namespace
+        self.fuse = overlay_upper and fuse_upper.active()
 
     def _mtime(self, st: os.stat_result) -> int:
         secs = st.st_mtime_ns // 1_000_000_000
@@ -120,14 +125,20 @@ class _Writer:
     def walk(self, tf: tarfile.TarFile, dfd: int, prefix: str) -> None:
         """Emit the children of ``dfd`` in byte order, each directory before its contents."""
         names = sorted(os.listdir(dfd), key=os.fsencode)
+        whiteouts: set[str] = set()
         for name in names:
             rel = prefix + name
             if self.exclude is not None and self.exclude(rel):
                 continue
             st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
             mode = st.st_mode
-            if self.overlay_upper and stat.S_ISCHR(mode) and st.st_rdev == 0:
-                tf.addfile(self._whiteout(prefix + WHITEOUT_PREFIX + name, st))
+            gone = fuse_upper.marker(name, st) if self.fuse else None
+            if gone is not None or (self.overlay_upper and stat.S_ISCHR(mode)
+                                    and st.st_rdev == 0):
+                wh = prefix + WHITEOUT_PREFIX + (gone or name)
+                if gone != fuse_upper.SKIP and wh not in whiteouts:
+                    whiteouts.add(wh)  # fuse-overlayfs may mark one deletion both ways
+                    tf.addfile(self._whiteout(wh, st))
                 continue
             if name.startswith(WHITEOUT_PREFIX):
                 raise InvalidArgument(
@@ -163,7 +174,8 @@ class _Writer:
         try:
             ti = self._header(rel, st, tarfile.DIRTYPE)
             xattrs = _xattrs(fd)
-            opaque = self.overlay_upper and xattrs.get(opaque_xattr()) == b"y"
+            opaque = (self.overlay_upper and xattrs.get(opaque_xattr()) == b"y") or \
+                (self.fuse and fuse_upper.opaque(fd))
             ti.pax_headers = _pax(xattrs)
             tf.addfile(ti)
             if opaque:
@@ -225,4 +237,4 @@ def _xattrs(target: int | str) -> dict[str, bytes]:
 def _pax(xattrs: dict[str, bytes]) -> dict[str, str]:
     """xattrs as sorted PAX records; overlayfs' own bookkeeping never leaves the host."""
     return {_PAX_XATTR + key: xattrs[key].decode("utf-8", "surrogateescape")
-            for key in sorted(xattrs) if not key.startswith(OVERLAY_PRIVATE)}
+            for key in sorted(xattrs) if not key.startswith(_PRIVATE)}

@@ -219,7 +219,9 @@ class TarSplitter:
             if any(k.startswith(b"GNU.sparse") for k in pax):
                 self.exact = False
             self.content_size += size
-            if parts is not None and self.exact:
+            # a whiteout is no file of the tree (unpacked as a 0/0 device or an xattr):
+            # its (empty) body stays in the record as raw bytes
+            if parts is not None and self.exact and not parts[-1].startswith(_WHITEOUT):
                 self._files.add(parts)
                 self._file_frame(b"/".join(parts), size)
                 self._pad_after = pad

@@ -41,6 +41,6 @@ def enter(root: str | None, runroot: str | None) -> tuple[str, str]:
 
     root, runroot = paths.resolve(root, runroot)
     if os.geteuid() != 0:
-        userns.join(runroot)
+        userns.join(runroot, root)
     return root, runroot
 

@@ -7,7 +7,7 @@ host, as Podman's default rootless network does. Lifecycle, per container:
 
 * start: a child ``unshare``s a network namespace, which is bind-mounted on
   ``<runroot>/netns/<id>`` (the spec names that path), then ``pasta --config-net`` attaches
-  to it with the ``-p`` forwards (host ports >= ``net.ipv4.ip_unprivileged_port_start``);
+  to it with the ``-p``/``-P`` forwards decided then (:mod:`.pasta_ports`);
 * stop/remove: pasta is killed by its pid file, the bind mount is detached and the file
   removed. Nothing else is left: pasta holds no state.
 
@@ -31,14 +31,6 @@ MNT_DETACH = 2
 _HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
 
-def unprivileged_port_start() -> int:
-    try:
-        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start", encoding="ascii") as f:
-            return int(f.read().strip())
-    except (OSError, ValueError):
-        return 1024
-
-
 def usable() -> str | None:
     """None when pasta can run here, else the one-line reason it cannot."""
     from .info import tun_usable
@@ -52,31 +44,6 @@ def usable() -> str | None:
             mode = "missing"
         return f"/dev/net/tun is not usable by this user ({mode}; Debian's default is 0666)"
     return None
-
-
-def forwards(host: dict[str, Any]) -> list[str]:
-    """pasta ``-t``/``-u`` arguments for ``-p``; refuses what a user cannot bind."""
-    if host.get("PublishAllPorts"):
-        raise InvalidArgument("-P is not supported rootless yet: publish with "
-                              "-p HOSTPORT:PORT", exit_code=125)
-    low = unprivileged_port_start()
-    tcp: list[str] = []
-    udp: list[str] = []
-    for key, items in (host.get("PortBindings") or {}).items():
-        port, _, proto = key.partition("/")
-        for b in items or [{}]:
-            hp = (b or {}).get("HostPort") or ""
-            if not hp or "-" in hp or "-" in port:
-                raise InvalidArgument(f"-p {hp or ''}:{port}: rootless publishing needs one "
-                                      "explicit HOSTPORT:PORT", exit_code=125)
-            if int(hp) < low:
-                raise InvalidArgument(
-                    f"cannot publish host port {hp} rootless: ports below {low} need root "
-                    f"(net.ipv4.ip_unprivileged_port_start={low})", exit_code=125)
-            ip = (b or {}).get("HostIp") or ""
-            (udp if proto == "udp" else tcp).append(f"{ip + '/' if ip else ''}{hp}:{port}")
-    return (["-t", ",".join(tcp) if tcp else "none"] +
-            ["-u", ",".join(udp) if udp else "none"])
 
 
 class PastaNetwork:
@@ -93,7 +60,9 @@ class PastaNetwork:
         if reason:
             raise InvalidArgument(f"the rootless default network needs pasta: {reason}; "
                                   "use --network none or --network host", exit_code=125)
-        forwards(rec.config.get("HostConfig") or {})
+        from .pasta_ports import check
+
+        check(rec.config)
 
     def spec_network(self, rec: Any) -> str:
         return self._ns(rec.id)
@@ -121,7 +90,11 @@ class PastaNetwork:
         return out
 
     def container_starting(self, rec: Any) -> None:
-        attach(self._ns(rec.id), rec.config.get("HostConfig") or {})
+        from .pasta_ports import decide, pasta_args
+
+        ns = self._ns(rec.id)
+        detach(ns)  # a crash may have left the last one (and its recorded ports)
+        attach(ns, pasta_args(decide(rec.config, ns)))
 
     def container_stopped(self, rec: Any) -> None:
         detach(self._ns(rec.id))
@@ -129,18 +102,11 @@ class PastaNetwork:
     container_removed = container_stopped
 
     def display_ports(self, rec: Any) -> list[Any]:
-        """Engine API ``Ports`` from the container's ``-p`` (pasta forwards exactly those)."""
-        from ..network.ports import PortMapping, display_ports
+        """Engine API ``Ports``: the forwards decided at start (``-p``, ranges, ``-P``)."""
+        from ..network.ports import display_ports
+        from .pasta_ports import recorded
 
-        if rec.status not in ("running", "paused"):
-            return []
-        maps = []
-        for key, items in (rec.config["HostConfig"].get("PortBindings") or {}).items():
-            port, _, proto = key.partition("/")
-            for b in items or []:
-                if (b or {}).get("HostPort"):
-                    maps.append(PortMapping(int(port), proto or "tcp", b.get("HostIp") or "",
-                                            int(b["HostPort"])))
+        maps = recorded(self._ns(rec.id)) if rec.status in ("running", "paused") else []
         return display_ports(maps, (rec.config.get("ExposedPorts") or {}).keys(),
                              ipv6=os.path.exists("/proc/net/if_inet6"))
 
@@ -155,18 +121,18 @@ class PastaSeat:
 
     def __init__(self, runroot: str, cid: str) -> None:
         self.netns = os.path.join(runroot, "netns", cid)
-        attach(self.netns, {})
+        detach(self.netns)  # a crash may have left the last one
+        attach(self.netns, ["-t", "none", "-u", "none"])
 
     def close(self) -> None:
         detach(self.netns)
 
 
-def attach(ns: str, host_config: dict[str, Any]) -> None:
-    """Make the network namespace ``ns`` and start pasta on it with ``-p``'s forwards."""
-    detach(ns)  # a crash may have left the last one
-    _make_netns(ns)
+def attach(ns: str, forward: list[str]) -> None:
+    """Make the network namespace ``ns`` and start pasta on it with ``forward``'s options."""
+    _make_netns(ns)  # the caller detached what a crash may have left
     argv = ["pasta", "--config-net", "--quiet", "--no-map-gw", "-T", "none", "-U", "none",
-            *forwards(host_config), "-P", ns + ".pasta", "--netns", ns]
+            *forward, "-P", ns + ".pasta", "--netns", ns]
     p = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if p.returncode != 0:
         detach(ns)
@@ -185,7 +151,7 @@ def detach(ns: str) -> None:
 
     if os.path.exists(ns):
         unmount(ns)
-    for path in (ns, ns + ".pasta"):
+    for path in (ns, ns + ".pasta", ns + ".ports"):
         try:
             os.unlink(path)
         except FileNotFoundError:

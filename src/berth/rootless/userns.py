@@ -12,8 +12,9 @@ Lifecycle (one namespace pair per run root, like Podman's pause process):
 Containers, conmon and overlay mounts all live in that mount namespace, so every command
 must join it; ``setns`` is used rather than a re-exec because the CLI is single-threaded at
 this point and a join costs microseconds. Killing the pause process ends the namespace
-once the last process in it exits (the tests do that at teardown; berth has no command
-for it yet).
+once the last process in it exits: ``berth system migrate`` (and ``system reset``) do
+that, as Podman's do (:func:`stop`). A pause process that died while containers run is
+replaced by one joining their conmon's namespaces (:func:`join`).
 """
 
 from __future__ import annotations
@@ -67,8 +68,8 @@ def live_pause(runroot: str) -> int | None:
         pid = int(pid_s)
     except (OSError, ValueError):
         return None
-    if pid <= 0 or _start_time(pid) != start:
-        return None
+    if pid <= 0 or _start_time(pid) != start or _state(pid) in ("Z", "X", None):
+        return None  # a killed pause process may linger as a zombie: its namespaces are gone
     try:
         if os.stat(f"/proc/{pid}").st_uid != os.geteuid() and os.geteuid() != 0:
             return None
@@ -77,15 +78,87 @@ def live_pause(runroot: str) -> int | None:
     return pid
 
 
-def join(runroot: str) -> None:
-    """Join (creating if needed) the run root's namespaces; keeps the working directory."""
+def join(runroot: str, root: str | None = None) -> None:
+    """Join (creating if needed) the run root's namespaces; keeps the working directory.
+
+    When the pause process died while containers of the store ``root`` still run, their
+    conmon still holds the old namespaces: a new pause process joins those (as Podman does
+    from conmon pid files), so later commands see, stop and clean up those containers.
+    """
     pid = live_pause(runroot)
     if pid is None:
         from ..store.locks import flock
 
         with flock(os.path.join(runroot, "pause.lock"), exclusive=True):
-            pid = live_pause(runroot) or _create(runroot)
+            pid = live_pause(runroot) or _adopt(runroot, root) or _create(runroot)
     _setns(pid)
+
+
+def stop(runroot: str, timeout: float = 5.0) -> bool:
+    """Kill the run root's pause process (``system migrate``/``reset``); False if none ran.
+
+    The namespaces end once the last process in them exits; the next command makes new
+    ones, re-reading ``/etc/subuid`` and ``/etc/subgid``.
+    """
+    pid = live_pause(runroot)
+    if pid is None:
+        return False
+    start = _start_time(pid)
+    try:
+        os.kill(pid, signal.SIGKILL)  # catatonit holds nothing: no graceful stop needed
+    except ProcessLookupError:
+        pass
+    import time
+
+    end = time.monotonic() + timeout
+    while _start_time(pid) == start and _state(pid) != "Z" and time.monotonic() < end:
+        time.sleep(0.01)
+    try:
+        os.unlink(os.path.join(runroot, PAUSE))
+    except FileNotFoundError:
+        pass
+    return True
+
+
+def _adopt(runroot: str, root: str | None) -> int | None:
+    """A pause process in the namespaces a surviving conmon of ``root`` holds, if any."""
+    source = _survivor(root) if root else None
+    if source is None:
+        return None
+    try:
+        return _create(runroot, source)
+    except UsernsError:
+        return None  # it exited meanwhile: its containers are gone with the namespace
+
+
+def _state(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rpartition(")")[2].split()[0]
+    except OSError:
+        return None
+
+
+def _survivor(root: str) -> int | None:
+    """A conmon of this store still running in a user namespace of ours (the old one)."""
+    top = os.path.join(root, "containers")
+    try:
+        names = os.listdir(top)
+        ours = os.readlink("/proc/self/ns/user")
+    except OSError:
+        return None
+    for name in names:
+        try:
+            with open(os.path.join(top, name, "conmon.pid"), encoding="ascii") as f:
+                pid = int(f.read().strip())
+            with open(f"/proc/{pid}/comm", encoding="ascii", errors="replace") as f:
+                comm = f.read().strip()
+            if comm == "conmon" and os.stat(f"/proc/{pid}").st_uid == os.geteuid() and \
+                    os.readlink(f"/proc/{pid}/ns/user") != ours:
+                return pid
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def _setns(pid: int) -> None:
@@ -117,17 +190,29 @@ def _cwd_ok() -> bool:
         return False
 
 
-def _create(runroot: str) -> int:
-    """Fork the pause process, map its IDs with newuidmap/newgidmap, record it; its pid."""
+def _create(runroot: str, source: int | None = None) -> int:
+    """Fork the pause process, map its IDs with newuidmap/newgidmap, record it; its pid.
+
+    With ``source`` (a live process in the store's old namespaces) the pause process joins
+    those instead of making new ones, and needs no mapping.
+    """
+    pause = _pause_binary()
+    if source is not None:
+        return _start_pause(runroot, pause, source, [])
     uid, gid = os.geteuid(), os.getegid()
     umaps, gmaps = idmaps.user_maps(uid, gid)
     newuidmap, newgidmap = idmaps.helper("newuidmap"), idmaps.helper("newgidmap")
-    pause = _pause_binary()
+    return _start_pause(runroot, pause, None, [(newuidmap, umaps), (newgidmap, gmaps)])
+
+
+def _start_pause(runroot: str, pause: str, source: int | None,
+                 mappers: list[tuple[str, Any]]) -> int:
+    """Fork the pause child (new namespaces, or ``source``'s), run the mappers, record it."""
     up_r, up_w = os.pipe()      # child -> parent: namespaces made (or errno)
     go_r, go_w = os.pipe()      # parent -> child: maps written, exec the pause binary
     pid = os.fork()
     if pid == 0:  # pragma: no cover - child
-        _child(up_w, go_r, pause, (up_r, go_w))
+        _child(up_w, go_r, pause, (up_r, go_w), source)
     os.close(up_w)
     os.close(go_r)
     try:
@@ -137,7 +222,7 @@ def _create(runroot: str) -> int:
             raise UsernsError("cannot create a user namespace: "
                               f"{os.strerror(err) if err else 'child failed'} (is "
                               "kernel.unprivileged_userns_clone or user.max_user_namespaces 0?)")
-        for tool, maps in ((newuidmap, umaps), (newgidmap, gmaps)):
+        for tool, maps in mappers:
             p = subprocess.run(idmaps.argv(tool, pid, maps), capture_output=True, text=True)
             if p.returncode != 0:
                 msg_ = (p.stderr.strip().splitlines() or ["failed"])[-1]
@@ -161,14 +246,21 @@ def _create(runroot: str) -> int:
     return pid
 
 
-def _child(up_w: int, go_r: int, pause: str, other: tuple[int, int]) -> None:  # pragma: no cover
-    """In the forked child: new session, unshare, wait for maps, become the pause process."""
+def _child(up_w: int, go_r: int, pause: str, other: tuple[int, int],
+           source: int | None) -> None:  # pragma: no cover
+    """In the forked child: new session, unshare (or join ``source``'s namespaces), wait
+    for maps, become the pause process."""
     try:
         for fd in other:
             os.close(fd)
         os.setsid()
         libc = _libc()
-        if libc.unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0:
+        if source is None:
+            rc = libc.unshare(CLONE_NEWUSER | CLONE_NEWNS)
+        else:
+            fds = [os.open(f"/proc/{source}/ns/{n}", os.O_RDONLY) for n in ("user", "mnt")]
+            rc = libc.setns(fds[0], CLONE_NEWUSER) or libc.setns(fds[1], CLONE_NEWNS)
+        if rc != 0:
             import ctypes
 
             os.write(up_w, b"err%d" % ctypes.get_errno())
