@@ -4,7 +4,9 @@ dockerd (Debian's docker.io) runs on a private socket with its own --data-root, 
 pidfile and bridge (no iptables changes), and is stopped at the end. Both get the same busybox
 image (``docker load`` of one save). Measured: ``docker ps`` with 20 containers, ``docker
 images`` with 100 tags, ``docker run --rm busybox true``, ``docker run -d``, ``docker exec``,
-1,000 ``GET /containers/json`` over 10 concurrent connections, and ``berth run --rm`` for the
+1,000 ``GET /containers/json`` over 10 concurrent connections, one such request's latency
+on a warm connection (the server's share of ``docker ps``: the CLI's own start is most of
+its wall time and the same for both), and ``berth run --rm`` for the
 "warm service vs a fresh interpreter" comparison.
 
     .venv/bin/python bench/api.py
@@ -83,6 +85,21 @@ def list_load(sock: str, total: int = 1000, conns: int = 10) -> float:
     return took
 
 
+def list_latency(sock: str, n: int = 200) -> float:
+    """Median seconds of one ``GET /containers/json`` on a warm keep-alive connection: the
+    server's share of ``docker ps`` (whose wall time is mostly the docker CLI starting)."""
+    c = _Unix(sock)
+    samples = []
+    for _ in range(n):
+        t = time.perf_counter()
+        c.request("GET", "/v1.41/containers/json")
+        r = c.getresponse()
+        r.read()
+        samples.append(time.perf_counter() - t)
+    c.close()
+    return statistics.median(samples)
+
+
 def _docker(env: dict[str, str], *args: str) -> str:
     p = subprocess.run([DOCKER, *args], env=env, capture_output=True, text=True)
     if p.returncode != 0:
@@ -117,7 +134,11 @@ def measure(envs: dict[str, dict[str, str]], tar: str, rounds: int = 7
             run_d[k].append(time.perf_counter() - t)
     for k in envs:
         out[k]["docker run -d (20 runs)"] = statistics.median(run_d[k])
-    alternate("docker ps (20 containers)", ["ps"])
+    alternate("docker ps (20 containers)", ["ps"], n=15)
+    alternate("docker --version (the CLI alone, no request)", ["--version"])
+    for k, env in envs.items():
+        out[k]["GET /containers/json latency (20 containers)"] = list_latency(
+            env["DOCKER_HOST"][len("unix://"):])
     samples: dict[str, list[float]] = {k: [] for k in envs}
     for _ in range(rounds):
         for k, env in envs.items():
@@ -196,7 +217,8 @@ def main() -> None:
         rows = []
         b, d = results["berth service"], results["dockerd 20.10"]
         for k in b:
-            rows.append((k, f"{b[k]:.3f}s", f"{d[k]:.3f}s", f"{b[k] / d[k]:.2f}x"))
+            fmt = (lambda v: f"{v * 1000:.2f}ms") if b[k] < 0.01 else (lambda v: f"{v:.3f}s")
+            rows.append((k, fmt(b[k]), fmt(d[k]), f"{b[k] / d[k]:.2f}x"))
         rows.append(("berth run --rm (CLI, no service)", f"{berth_run:.3f}s", "", ""))
         print(table("Docker Engine API: berth service vs dockerd (same docker CLI, "
                     "interleaved)", rows, ("operation", "berth", "dockerd", "berth/dockerd")))

@@ -109,9 +109,14 @@ class EngineApiMixin:
         from berth.procs import pid_alive
 
         state = self._exec_read(eid)
-        if state["Running"] and not (state["Pid"] and pid_alive(state["Pid"])) \
-                and state.get("Owner") and not pid_alive(state["Owner"]):
-            state["Running"] = False  # the service that ran it died before recording
+        if state["Running"]:
+            code = self._exec_exit_code(state)
+            if code is not None:  # a detached exec ended: conmon wrote its exit file
+                state.update(Running=False, ExitCode=code)
+                self._exec_write(state)
+            elif not (state["Pid"] and pid_alive(state["Pid"])) \
+                    and state.get("Owner") and not pid_alive(state["Owner"]):
+                state["Running"] = False  # the service that ran it died before recording
         out = {k: v for k, v in state.items() if k not in ("Env", "WorkingDir", "Created",
                                                             "Owner")}
         return out
@@ -130,13 +135,19 @@ class EngineApiMixin:
             "exec_start: " + " ".join([pc["entrypoint"], *pc["arguments"]]), rec,
             execID=state["ID"])
         code: int | None = None
+
+        def started(pid: int) -> None:
+            """Keep the pid: Docker's inspect still shows it after the exec ended."""
+            state["Pid"] = pid
+            self._exec_write(state)
+
         try:
             code = self.container_service.exec(
                 rec.id, [pc["entrypoint"], *pc["arguments"]], detach=detach, tty=pc["tty"],
                 stdin_fd=stdin_fd if state["OpenStdin"] else None, stdout_fd=stdout_fd,
                 stderr_fd=stderr_fd, env=state["Env"], user=pc["user"] or None,
                 workdir=state["WorkingDir"] or None, privileged=pc["privileged"],
-                exec_id=state["ID"])
+                exec_id=state["ID"], on_pid=started)
         finally:
             state.update(Running=bool(detach and code is None), ExitCode=code,
                          Pid=state["Pid"] or self._exec_pid(rec, state["ID"]))
@@ -147,6 +158,18 @@ class EngineApiMixin:
             self.container_service.emit_event("exec_die", rec, execID=state["ID"],
                                               exitCode=str(code))
         return code
+
+    def _exec_exit_code(self, state: dict[str, Any]) -> int | None:
+        """conmon's exit file of a detached exec's session (kept: only attached sessions
+        are removed at their end), None while it runs. Layout: ContainerRecord.run_dir and
+        ContainerService.exec."""
+        path = os.path.join(self.store.runroot, "containers", state["ContainerID"], "exec",
+                            state["ID"], "exits", state["ContainerID"])
+        try:
+            with open(path, encoding="ascii") as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
 
     def exec_running_pid(self, eid: str) -> int:
         """The exec's process ID once its runtime wrote it (0 before)."""

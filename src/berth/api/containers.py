@@ -185,10 +185,15 @@ async def resize(request: web.Request) -> web.Response:
 
 
 async def update(request: web.Request) -> web.Response:
+    """``docker update``: resources live through the runtime, the bundle, restart policy."""
+    from .update import update_options
+
+    eng = engine(request)
     body = await body_json(request)
-    await blocking(engine(request).container, _cid(request))
-    if any(v for k, v in body.items() if k != "RestartPolicy"):
-        raise InvalidArgument("berth cannot change the resources of an existing container")
+    opts = update_options(body)
+    await blocking(eng.container, _cid(request))  # 404 before "nothing to change"
+    if not opts.empty():
+        await blocking(eng.container_update, _cid(request), opts)
     return ok_json({"Warnings": []})
 
 

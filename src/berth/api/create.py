@@ -13,6 +13,7 @@ from typing import Any
 from berth.errors import InvalidArgument
 
 from .common import typed
+from .update import nano_cpus
 
 
 def _strs(obj: dict[str, Any], key: str) -> list[str]:
@@ -67,6 +68,48 @@ def _publish(bindings: dict[str, Any]) -> list[str]:
     return out
 
 
+def _devices(items: list[Any]) -> list[str]:
+    """``HostConfig.Devices`` as ``--device`` values (the engine checks the host nodes)."""
+    out = []
+    for d in items:
+        if not isinstance(d, dict):
+            raise InvalidArgument("HostConfig.Devices entries must be objects")
+        host = typed(d, "PathOnHost", str, "")
+        if not host:
+            raise InvalidArgument("HostConfig.Devices: PathOnHost is required")
+        inside = typed(d, "PathInContainer", str, "") or host
+        perms = typed(d, "CgroupPermissions", str, "") or "rwm"
+        if ":" in host + inside:
+            raise InvalidArgument(f"invalid device path: {host}:{inside}")
+        out.append(f"{host}:{inside}:{perms}")
+    return out
+
+
+def _host_extras(opts: Any, hc: dict[str, Any]) -> None:
+    """Ulimits, sysctls, groups, shm, pid/ipc modes, logging, OOM score, cgroup parent:
+    the same ``CreateOptions`` fields ``--ulimit``, ``--sysctl``, ... fill (checked by the
+    engine like the flags)."""
+    ulimits = []
+    for u in typed(hc, "Ulimits", list, []) or []:
+        if not isinstance(u, dict):
+            raise InvalidArgument("HostConfig.Ulimits entries must be objects")
+        name = typed(u, "Name", str, "")
+        soft, hard = typed(u, "Soft", int, 0), typed(u, "Hard", int, 0)
+        ulimits.append(f"{name}={soft}:{hard}")
+    opts.ulimits = ulimits
+    sysctls = typed(hc, "Sysctls", dict, {}) or {}
+    opts.sysctls = [f"{k}={v}" for k, v in sysctls.items()]
+    opts.group_add = _strs(hc, "GroupAdd")
+    opts.shm_size = typed(hc, "ShmSize", int, 0) or None
+    opts.pid_mode = typed(hc, "PidMode", str, "") or ""
+    opts.ipc_mode = typed(hc, "IpcMode", str, "") or ""
+    log = typed(hc, "LogConfig", dict, {}) or {}
+    opts.log_driver = typed(log, "Type", str, "") or None
+    opts.log_opts = [f"{k}={v}" for k, v in (typed(log, "Config", dict, {}) or {}).items()]
+    opts.oom_score_adj = typed(hc, "OomScoreAdj", int, 0) or None
+    opts.cgroup_parent = typed(hc, "CgroupParent", str, "") or None
+
+
 def options_from_json(body: dict[str, Any], name: str | None) -> tuple[Any, list[tuple[str, dict[str, Any]]]]:
     """(CreateOptions, extra networks to connect after create as (name, endpoint config))."""
     from berth.container.create_options import CreateOptions
@@ -88,9 +131,8 @@ def options_from_json(body: dict[str, Any], name: str | None) -> tuple[Any, list
     if entry is not None:
         entrypoint = entry[0] if entry else ""
         cmd = entry[1:] + cmd
-    if typed(hc, "Devices", list, []):
-        raise InvalidArgument("devices are not supported by berth")
     opts = CreateOptions(image=image, command=cmd, name=name, entrypoint=entrypoint)
+    opts.devices = _devices(typed(hc, "Devices", list, []) or [])
     opts.env = [e for e in _strs(body, "Env") if "=" in e]  # bare NAME: the client resolves
     opts.workdir = typed(body, "WorkingDir", str, None) or None
     opts.user = typed(body, "User", str, None) or None
@@ -129,11 +171,14 @@ def options_from_json(body: dict[str, Any], name: str | None) -> tuple[Any, list
     opts.security_opt = _strs(hc, "SecurityOpt")
     opts.memory = typed(hc, "Memory", int, 0) or None
     opts.memory_swap = typed(hc, "MemorySwap", int, 0) or None
-    nano = typed(hc, "NanoCpus", int, 0)
+    opts.memory_reservation = typed(hc, "MemoryReservation", int, 0) or None
+    nano = nano_cpus(hc)
     opts.cpus = nano / 1e9 if nano else None
     opts.cpu_shares = typed(hc, "CpuShares", int, 0) or None
+    opts.cpuset_cpus = typed(hc, "CpusetCpus", str, "") or None
     opts.pids_limit = typed(hc, "PidsLimit", int, None) or None
     opts.runtime = typed(hc, "Runtime", str, None) or None
+    _host_extras(opts, hc)
     opts.publish = _publish(typed(hc, "PortBindings", dict, {}) or {})
     opts.publish_all = typed(hc, "PublishAllPorts", bool, False)
     opts.dns = _strs(hc, "Dns")

@@ -40,7 +40,10 @@ def container_summary(eng: Any, rec: Any, *, size: bool = False) -> dict[str, An
         from berth.store.fsutil import tree_size
 
         out["SizeRw"] = tree_size(rec.upper)
-        out["SizeRootFs"] = 0
+        try:  # Docker's "virtual" size: the image's plus the container's own
+            out["SizeRootFs"] = eng.image(rec.image_id).size + out["SizeRw"]
+        except Exception:  # noqa: BLE001 - the image may be gone (rmi -f): no virtual size
+            out["SizeRootFs"] = out["SizeRw"]
     return out
 
 

@@ -60,12 +60,12 @@ def paused(rec: ContainerRecord, pause: bool,
     if not pause or rec.status != "running" or in_userns():
         yield
         return
-    from berth.container.orphans import FREEZE_MARKER, thaw_if_orphaned
+    from berth.container.orphans import freeze_marker, thaw_if_orphaned
 
     rt = runtime_for(rec)
     thaw_if_orphaned(rec, lambda: rt)
-    marker = os.path.join(rec.run_dir, FREEZE_MARKER)
-    os.makedirs(rec.run_dir, mode=0o700, exist_ok=True)
+    marker = freeze_marker(rec)
+    os.makedirs(os.path.dirname(marker), mode=0o700, exist_ok=True)
     with open(marker, "w", encoding="ascii") as f:
         f.write(str(os.getpid()))
     rt.pause(rec.id)

@@ -29,6 +29,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from ..errors import RuntimeFailure
@@ -471,11 +472,14 @@ def kill_monitor(handle: MonitorHandle) -> None:
 def exec_process(runtime: OCIRuntime, cid: str, process: dict, paths: MonitorPaths, *,
                  terminal: bool = False, stdin_fd: int | None = None, stdout_fd: int = 1,
                  stderr_fd: int = 2, detach: bool = False, timeout: float = 60,
-                 detach_keys: bytes | None = DETACH_KEYS) -> int | None:
+                 detach_keys: bytes | None = DETACH_KEYS,
+                 on_pid: Callable[[int], None] | None = None) -> int | None:
     """``exec`` a process (OCI ``process`` object) in a running container via conmon.
 
     ``paths.bundle`` is a per-exec-session directory (conmon puts its attach socket and
     fifos there). Returns the exit code, or None when detached or the user detached.
+    ``on_pid`` hears the process's host pid as soon as it runs (the API's exec inspect
+    keeps it after the exit, as Docker does, when the session directory is gone).
     """
     _prepare(paths)
     spec_path = os.path.join(paths.bundle, "process.json")
@@ -513,6 +517,8 @@ def exec_process(runtime: OCIRuntime, cid: str, process: dict, paths: MonitorPat
         pid = int(msg.get("data", -1)) if msg else -1
         if pid <= 0:
             raise _fail(msg, err)
+        if on_pid is not None:
+            on_pid(pid)
         if detach:
             return None
         detached = pump(sock, stdin_fd=stdin_fd, stdout_fd=stdout_fd, stderr_fd=stderr_fd,

@@ -25,8 +25,8 @@ from ..procs import pid_alive
 from .monitor import MonitorHandle, conmon_alive
 from .records import ContainerRecord
 
-__all__ = ["FREEZE_MARKER", "conmon_alive", "container_alive", "reap", "signal_all",
-           "thaw_if_orphaned"]
+__all__ = ["FREEZE_MARKER", "conmon_alive", "container_alive", "freeze_marker", "frozen_ids",
+           "reap", "signal_all", "thaw_if_orphaned"]
 
 
 def container_alive(h: MonitorHandle) -> bool:
@@ -62,23 +62,41 @@ def reap(h: MonitorHandle) -> bool:
 
 
 FREEZE_MARKER = "frozen-by"
+FROZEN_DIR = "frozen"
+
+
+def freeze_marker(rec: ContainerRecord) -> str:
+    """Where ``commit`` notes its pid while it holds ``rec`` frozen: one directory for all
+    containers (``<runroot>/frozen/<id>``), so a listing checks every container at once
+    (:func:`frozen_ids`)."""
+    return os.path.join(rec.runroot, FROZEN_DIR, rec.id)
+
+
+def frozen_ids(runroot: str) -> set[str]:
+    """IDs with a freeze marker (usually none: one ``listdir`` of an empty directory)."""
+    try:
+        return set(os.listdir(os.path.join(runroot, FROZEN_DIR)))
+    except OSError:
+        return set()
 
 
 def thaw_if_orphaned(rec: ContainerRecord, runtime: Callable[[], Any]) -> None:
     """Resume a container that a killed ``commit`` left frozen (its marker's pid is dead).
 
-    Cheap when there is no marker (one failed ``open``), so every lookup of a running
-    container can afford it (:meth:`ContainerService.refresh`).
+    Cheap when there is no marker (failed ``open``s), so every lookup of a running
+    container can afford it (:meth:`ContainerService.refresh`). The marker's older place,
+    the container's run dir, is still honoured.
     """
-    marker = os.path.join(rec.run_dir, FREEZE_MARKER)
-    try:
-        with open(marker, encoding="ascii") as f:
-            pid = int(f.read().strip() or 0)
-    except (OSError, ValueError):
+    for marker in (freeze_marker(rec), os.path.join(rec.run_dir, FREEZE_MARKER)):
+        try:
+            with open(marker, encoding="ascii") as f:
+                pid = int(f.read().strip() or 0)
+        except (OSError, ValueError):
+            continue
+        if pid_alive(pid):
+            return
+        with suppress(Exception):
+            runtime().resume(rec.id)
+        with suppress(FileNotFoundError):
+            os.unlink(marker)
         return
-    if pid_alive(pid):
-        return
-    with suppress(Exception):
-        runtime().resume(rec.id)
-    with suppress(FileNotFoundError):
-        os.unlink(marker)

@@ -25,6 +25,7 @@ waiting (:class:`~.sessions.Sessions`).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -41,6 +42,7 @@ from ..store.fsutil import tree_size
 from . import monitor, restart
 from .create_options import CreateOptions, argv_of, merge, parse_signal
 from .exits import ExitHandling
+from .liveness import LiveSet, RowCache
 from .records import ContainerRecord
 from .sessions import Sessions
 
@@ -62,6 +64,9 @@ class ContainerService(ExitHandling, Sessions):
         self.db = store.db
         self.images = images
         self._runtimes: dict[str | None, "OCIRuntime"] = {}
+        self._live = LiveSet()
+        self._rows = RowCache()
+        self._listed = False  # proofs of life pay off from the second listing on
 
     # -- lookup -----------------------------------------------------------------------
     def _rec(self, row: Any) -> ContainerRecord:
@@ -91,11 +96,32 @@ class ContainerService(ExitHandling, Sessions):
         return self._rec(row) if row is not None else None
 
     def list(self) -> list[ContainerRecord]:
-        """Every container, newest first, reconciled with conmon's exit files."""
-        rows = self.db.query("SELECT * FROM containers ORDER BY created DESC, id")
-        return [self.refresh(self._rec(r)) if r["status"] in ("running", "paused",
-                                                              "restarting")
-                else self._rec(r) for r in rows]
+        """Every container, newest first, reconciled with conmon's exit files.
+
+        Repeated listings (the API service) reuse the parsed rows while the table is
+        unchanged and skip the per-container file and ``/proc`` checks for containers whose
+        main process is held, proven, by a pidfd (:mod:`.liveness`)."""
+        from .orphans import frozen_ids, thaw_if_orphaned
+
+        recs = self._rows.records(self.db.conn, lambda: [
+            self._rec(r) for r in
+            self.db.query("SELECT * FROM containers ORDER BY created DESC, id")])
+        handles = {r.id: monitor.MonitorHandle.from_dict(r.monitor) for r in recs
+                   if r.status in ("running", "paused") and r.monitor}
+        alive = self._live.running(handles)
+        frozen = frozen_ids(self.store.runroot) if alive else set()
+        for i, rec in enumerate(recs):
+            if rec.id in alive:
+                if rec.id in frozen and rec.status == "running":  # by a killed commit?
+                    thaw_if_orphaned(rec, lambda rec=rec: self._runtime_of(rec))
+            elif rec.running:
+                recs[i] = rec = self.refresh(copy.copy(rec))  # never edit the cached one
+                if rec.id in handles and rec.status in ("running", "paused") \
+                        and self._listed:  # a one-shot `berth ps` need not prove
+                    self._live.prove(rec.id, handles[rec.id])
+        self._live.keep_only({r.id for r in recs if r.status in ("running", "paused")})
+        self._listed = True
+        return recs
 
     # -- reconciliation -----------------------------------------------------------------
     def refresh(self, rec: ContainerRecord) -> ContainerRecord:

@@ -126,7 +126,8 @@ class Sessions:
              user: str | None = None, workdir: str | None = None,
              privileged: bool = False,
              detach_keys: bytes | None = monitor.DETACH_KEYS,
-             exec_id: str | None = None) -> int | None:
+             exec_id: str | None = None,
+             on_pid: Callable[[int], None] | None = None) -> int | None:
         from .create_options import _expand_env, merge_env
         from .users import resolve_user
 
@@ -168,7 +169,8 @@ class Sessions:
             return monitor.exec_process(self._runtime_of(rec), rec.id, proc, paths,
                                         terminal=tty, stdin_fd=stdin_fd,
                                         stdout_fd=stdout_fd, stderr_fd=stderr_fd,
-                                        detach=detach, detach_keys=detach_keys)
+                                        detach=detach, detach_keys=detach_keys,
+                                        on_pid=on_pid)
         finally:
             if not detach:
                 shutil.rmtree(d, ignore_errors=True)
