@@ -206,14 +206,11 @@ def test_pull_multi_layer_gzip_zstd_and_plain(engine, registry: Registry) -> Non
     assert res.digest == digest and res.image_id == cfg and res.layers_downloaded == 4
     layers = engine.image_service.layers(cfg)
     assert [row["diff_id"] for row in layers] == [sha(t) for t in tars]
-    # pulled layers are verified but unpacked on first use
+    # pulled layers are verified and unpacked while they download: ready to run
     assert [r["unpacked"] for r in engine.store.db.query(
         "SELECT l.unpacked FROM layers l JOIN image_layers il ON il.chain_id=l.chain_id "
-        "WHERE il.image_id=? ORDER BY il.idx", (cfg,))] == [0, 0, 0, 0]
+        "WHERE il.image_id=? ORDER BY il.idx", (cfg,))] == [1, 1, 1, 1]
     assert engine.system_check().ok
-    from berth.images.unpack import ensure_unpacked
-
-    ensure_unpacked(engine.store, cfg)
     diff = engine.store.layers.diff_dir(layers[1]["chain_id"])
     assert (Path(diff) / "m1" / "f0.txt").read_bytes().startswith(b"m1 0\n")
     assert f"{registry.host}/test/multi@{digest}" in engine.image(cfg).repo_digests
@@ -689,27 +686,52 @@ def test_pull_without_isal_uses_zlib(engine, registry: Registry, monkeypatch) ->
     assert res.image_id == cfg and engine.system_check().ok
 
 
-def test_pulled_image_runs_and_unpacks_on_first_use(berth, busybox_image, registry: Registry,
-                                                     engine) -> None:
-    """Pull stores verified blobs only; the first run unpacks them, once, for everyone."""
+def test_pull_unpacks_while_downloading(berth, busybox_image, registry: Registry,
+                                       engine) -> None:
+    """A pulled image is ready to run: its layers are unpacked during the pull, and its
+    compressed blobs are kept, so a re-push sends the same bytes."""
     ref = f"{registry.host}/lazy/bb:1"
     assert berth("tag", "busybox", ref).returncode == 0
     assert berth("push", "-q", ref).returncode == 0
+    raw = httpx.get(f"{registry.url}/v2/lazy/bb/manifests/1",
+                    headers={"Accept": OCI_MANIFEST}).content
+    pushed = json.loads(raw)
     assert berth("rmi", "busybox", ref).returncode == 0
     r = berth("pull", "-q", ref)
     assert r.returncode == 0, r.stderr
+    db = engine.store.db
+    assert db.one("SELECT COUNT(*) AS n FROM layers")["n"] == 1
+    assert db.one("SELECT COUNT(*) AS n FROM layers WHERE unpacked=0")["n"] == 0
+    (layer,) = pushed["layers"]
+    assert engine.store.content.exists(layer["digest"])  # the gzip blob, as pulled
+    r = berth("run", "--rm", "--network", "none", ref, "cat", "/etc/group")
+    assert r.returncode == 0 and r.stdout.startswith("root:x:0:"), r.stderr
+    again = f"{registry.host}/lazy/again:1"
+    assert berth("tag", ref, again).returncode == 0
+    r = berth("push", again)
+    assert r.returncode == 0 and "Mounted from lazy/bb" in r.stdout, r.stdout
+    assert f"digest: {sha(raw)} size: {len(raw)}" in r.stdout  # the very same manifest
+    rep = engine.system_check()
+    assert rep.ok and not rep.garbage, rep.garbage
+
+
+def test_two_first_uses_of_a_packed_layer_at_once(berth, busybox_image, engine) -> None:
+    """A committed layer is stored packed and unpacked on first use, once, for everyone."""
+    assert berth("run", "--name", "cc", "--network", "none", "busybox", "sh", "-c",
+                 "echo hi > /made").returncode == 0
+    assert berth("commit", "cc", "packed:1").returncode == 0
+    assert berth("rm", "cc").returncode == 0
     assert engine.store.db.one("SELECT COUNT(*) AS n FROM layers WHERE unpacked=0")["n"] == 1
-    # two first uses at once: both succeed, one unpacked copy remains
     import subprocess
     import sys
 
-    procs = [subprocess.Popen([sys.executable, "-m", "berth", "run", "--rm", ref, "cat",
-                               "/etc/group"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(2)]
+    procs = [subprocess.Popen([sys.executable, "-m", "berth", "run", "--rm", "--network",
+                               "none", "packed:1", "cat", "/made"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
     for p in procs:
         out, err = p.communicate(timeout=120)
         assert p.returncode == 0, err
-        assert out.startswith("root:x:0:")
+        assert out == "hi\n"
     assert engine.store.db.one("SELECT COUNT(*) AS n FROM layers WHERE unpacked=0")["n"] == 0
     rep = engine.system_check()
     assert rep.ok and not [g for g in rep.garbage if "layer" in g], rep.garbage

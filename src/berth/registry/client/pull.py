@@ -3,11 +3,11 @@
 How the bytes flow, and why this way. The image config is fetched first; its ``diff_ids``
 give every layer's ChainID before any layer is read, so layers need not be processed in
 order. Each layer's HTTP body is streamed into the content store while a second thread
-inflates and hashes it to check the diff ID (:mod:`berth.registry.client.unpack`), on up to
-``max_concurrent`` layers at once. Files are not written here: layers are recorded as
-verified-but-packed and unpacked on first use (:mod:`berth.images.unpack`), so a pull costs
-what ``skopeo copy`` to an OCI layout costs, and an image that is only re-pushed or saved
-is never unpacked. Only the final :func:`~berth.images.ingest.commit_image` is ordered: one
+inflates it, checks the diff ID and writes its files into the layer store
+(:mod:`berth.registry.client.unpack`), on up to ``max_concurrent`` layers at once — as
+containerd's pull with unpack does — so a ``run`` right after ``pull`` starts as fast as a
+run of a local image, with no silent unpack on first use. The compressed blob is kept (and
+counted) so a re-push sends the very same bytes. Only the final :func:`~berth.images.ingest.commit_image` is ordered: one
 transaction that records all layers bottom-up with the config, manifest, tag and digest.
 
 Resuming: a layer whose blob was committed to the content store by an interrupted pull is
@@ -233,7 +233,7 @@ class _Puller:
             return self._ingest(io.BytesIO(b""), desc, diff_id, parent)
         if content.exists(desc.digest):  # left by an interrupted pull: unpack, don't fetch
             with content.open(desc.digest) as f:
-                layer = self._ingest(f, desc, diff_id, parent)
+                layer = self._ingest(f, desc, diff_id, parent, unpack=True)
             self.progress.done(sid, "Pull complete")
             return layer
         for attempt in range(_RETRIES + 1):
@@ -271,6 +271,7 @@ class _Puller:
                                     "blob unknown: blob unknown to registry")
             raise self.session.fail(resp, f"fetching layer {desc.digest}")
         self.progress.layer_start(sid, "Downloading", desc.size)
+
         def reopen(offset: int) -> Any:
             return self.session.request(
                 "GET", f"/v2/{self.ref.path}/blobs/{desc.digest}", scopes=self.scopes,
@@ -285,12 +286,13 @@ class _Puller:
                 return self._ingest(body, desc, diff_id, parent)  # type: ignore[arg-type]
             return ingest_streamed(self.store, body, parent=parent,  # type: ignore[arg-type]
                                    media_type=desc.media_type, expected_digest=desc.digest,
-                                   expected_size=desc.size, expected_diff_id=diff_id)
+                                   expected_size=desc.size, expected_diff_id=diff_id,
+                                   unpack=True)
         finally:
             body.close()
 
     def _ingest(self, stream: BinaryIO, desc: Descriptor, diff_id: str,
-                parent: str | None) -> IngestedLayer:
+                parent: str | None, *, unpack: bool = False) -> IngestedLayer:
         return ingest_layer(self.store, stream, parent=parent, media_type=desc.media_type,
                             expected_digest=desc.digest, expected_size=desc.size,
-                            expected_diff_id=diff_id, unpack=False)
+                            expected_diff_id=diff_id, unpack=unpack)
