@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
-import tempfile
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

@@ -11,8 +11,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 
-from _common import (BERTH, berth_env, busybox_tar, median_of, podman_cmd, podman_reset,
-                     table, tempdir)
+from _common import BERTH, berth_env, busybox_tar, median_of, podman_cmd, podman_reset, table, tempdir
 
 
 def main() -> None:
@@ -34,7 +33,7 @@ def main() -> None:
         pod = podman_cmd(tmp)
 
         def pimport(i: int) -> None:
-            for attempt in range(3):  # podman's store lock sometimes refuses a quick re-entry
+            for _attempt in range(3):  # podman's store lock sometimes refuses a quick re-entry
                 r = subprocess.run([*pod, "import", "-q", "--change", f"LABEL i={i}", tar,
                                     f"bench/img{i}:v1"], capture_output=True)
                 if r.returncode == 0:

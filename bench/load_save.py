@@ -14,8 +14,7 @@ import os
 import shutil
 import statistics
 
-from _common import (BERTH, berth_env, big_rootfs_tar, podman_cmd, podman_reset, table,
-                     tempdir, timed)
+from _common import BERTH, berth_env, big_rootfs_tar, podman_cmd, podman_reset, table, tempdir, timed
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ import contextlib
 import functools
 import os
 from collections.abc import Iterator
+from datetime import UTC
 from typing import Any, BinaryIO
 
 from berth.config import StorageSection
@@ -70,7 +71,7 @@ class Engine(EngineApiMixin):
             return  # system reset removed the store: closing must not write into it again
         self.store.close()
 
-    def __enter__(self) -> "Engine":
+    def __enter__(self) -> Engine:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -708,7 +709,7 @@ class Engine(EngineApiMixin):
                        since: float | None = None, until: float | None = None,
                        cancel: Any = None):  # type: ignore[no-untyped-def]
         """(stream, datetime, line) records; with ``follow`` until the container exits."""
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         from berth.container.logs import read_logs
 
@@ -719,7 +720,7 @@ class Engine(EngineApiMixin):
 
             raise InvalidArgument("configured logging driver does not support reading",
                                   exit_code=1)
-        tz = timezone.utc
+        tz = UTC
         return read_logs(rec.log_path, follow=follow, tail=tail,
                          since=datetime.fromtimestamp(since, tz) if since else None,
                          until=datetime.fromtimestamp(until, tz) if until else None,
@@ -798,7 +799,7 @@ class Engine(EngineApiMixin):
         rec = self.container(name)
         return rec, self.container_mount(rec.id)
 
-    def container_cp(self, name: str, path: str, host: "str | BinaryIO", *,
+    def container_cp(self, name: str, path: str, host: str | BinaryIO, *,
                      to_container: bool, follow_link: bool = False, archive: bool = False):  # type: ignore[no-untyped-def]
         """``cp``: ``host`` is a host path, or a binary stream for ``-`` (a tar either way).
 
@@ -1058,7 +1059,7 @@ class Engine(EngineApiMixin):
                               "berth enables it on 'network create')"]
 
     # -- build ------------------------------------------------------------------------------
-    def build(self, context: "str | BinaryIO | None", *, dockerfile: str = "Dockerfile",
+    def build(self, context: str | BinaryIO | None, *, dockerfile: str = "Dockerfile",
               dockerfile_text: str | None = None, progress: Any = None,
               **options: Any):  # type: ignore[no-untyped-def]
         """``build``: a Dockerfile and a context become an image; a BuildResult.

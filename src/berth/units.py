@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import UTC
 
 from berth.errors import InvalidArgument
 
@@ -228,9 +229,9 @@ def rfc3339_nano(ts: float) -> str:
     else:
         total_ns = int((Decimal(repr(float(ts))) * 1_000_000_000).to_integral_value())
     secs, nanos = divmod(total_ns, 1_000_000_000)
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    stamp = datetime.fromtimestamp(secs, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    stamp = datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S")
     if nanos:
         stamp += ("." + f"{nanos:09d}").rstrip("0")
     return stamp + "Z"

@@ -12,6 +12,7 @@ import random
 import time
 
 import pytest
+
 from faults.killing import (
     check,
     kill_after,

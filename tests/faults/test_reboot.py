@@ -18,6 +18,7 @@ import subprocess
 import time
 
 import pytest
+
 from faults.killing import mounts, ok
 
 pytestmark = pytest.mark.slow

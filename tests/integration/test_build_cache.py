@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 
-
 def write(d: Path, files: dict[str, str]) -> Path:
     for name, body in files.items():
         (d / name).parent.mkdir(parents=True, exist_ok=True)

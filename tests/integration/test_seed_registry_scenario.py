@@ -20,7 +20,6 @@ import time
 import urllib.request
 
 import pytest
-
 from test_networks import leftovers  # noqa: E402 - same directory (pytest rootdir import)
 from test_published_ports import free_port  # noqa: E402
 

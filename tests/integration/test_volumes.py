@@ -10,7 +10,6 @@ import re
 import tarfile
 
 import pytest
-
 from tests.tarfactory import dir as tdir
 from tests.tarfactory import file as tfile
 from tests.tarfactory import hardlink, symlink

@@ -18,8 +18,7 @@ import pytest
 
 from berth.oci import mediatypes as mt
 from berth.oci.archive_read import open_archive
-from berth.oci.archive_write import (ExportImage, ExportLayer, write_docker_archive,
-                                     write_oci_archive)
+from berth.oci.archive_write import ExportImage, ExportLayer, write_docker_archive, write_oci_archive
 from berth.oci.compression import open_compressor
 from berth.oci.digest import sha256_bytes
 from berth.oci.image_config import new_config

@@ -41,7 +41,7 @@ def test_berth_loads_skopeo_archives(berth, busybox_image, berth_env):  # type: 
     skopeo("copy", f"docker-archive:{src}", f"oci-archive:{oci}:skopeo/bb:oci")
     skopeo("copy", f"oci-archive:{oci}:skopeo/bb:oci", f"docker-archive:{dock}:skopeo/bb:docker")
     assert berth("rmi", "busybox").returncode == 0
-    for path, tag in ((dock, "skopeo/bb:docker"), (oci, None)):
+    for path in (dock, oci):
         r = berth("load", "-i", str(path))
         assert r.returncode == 0, r.stderr
         ids = berth("images", "-a", "-q", "--no-trunc").stdout.split()

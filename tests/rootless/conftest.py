@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from rootless.rlusers import make_user, remove_user
 
 

@@ -14,6 +14,7 @@ import time
 import urllib.request
 
 import pytest
+
 from rootless.rlusers import make_user, remove_user
 
 

@@ -146,7 +146,7 @@ def test_race_swapping_dir_for_symlink(box, engine, tmp_path, secret):  # type: 
     stop.clear()
     threads = [_swapper(f"{m}/data", "/", stop)]
     try:
-        for i in range(10):
+        for _ in range(10):
             r = cli("cp", f"box:/data/dir{secret}/f", "-")
             assert b"HOST-SECRET" not in r.stdout
     finally:

@@ -8,18 +8,17 @@ import io
 import os
 import stat
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests/tarfactory.py
 
-from tarfactory import (dir, file, gzipped, hardlink, make_tar, opaque, snapshot,  # noqa: E402
-                        symlink, whiteout, zstded)
-
 from berth.errors import DigestMismatch, InvalidArchive, UnsafeLayer  # noqa: E402
 from berth.oci.layer_apply import apply_layer  # noqa: E402
+from tarfactory import dir, file, gzipped, hardlink, make_tar, opaque, snapshot, symlink, whiteout, zstded  # noqa: E402
 
 
 class Host:

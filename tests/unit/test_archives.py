@@ -13,8 +13,7 @@ import pytest
 from berth.errors import DigestMismatch, InvalidArchive
 from berth.oci import mediatypes as mt
 from berth.oci.archive_read import open_archive
-from berth.oci.archive_write import (ExportImage, ExportLayer, write_docker_archive,
-                                     write_oci_archive)
+from berth.oci.archive_write import ExportImage, ExportLayer, write_docker_archive, write_oci_archive
 from berth.oci.digest import hex_of, sha256_bytes
 from berth.oci.image_config import new_config
 from berth.oci.manifest import Descriptor, build_index, build_manifest, host_arch

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from berth.build.expand import (ExpansionError, expand, expand_heredoc, expand_words,
-                                referenced_names, split_kv)
+from berth.build.expand import (
+    ExpansionError,
+    expand,
+    expand_heredoc,
+    expand_words,
+    referenced_names,
+    split_kv,
+)
 
 ENV = {"FOO": "/bar", "str": "foobarbaz", "EMPTY": "", "PORTS": "80 443/udp", "A": "hello"}
 

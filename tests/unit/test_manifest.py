@@ -8,8 +8,15 @@ import pytest
 
 from berth.errors import InvalidManifest
 from berth.oci import mediatypes as mt
-from berth.oci.manifest import (Descriptor, Index, Manifest, build_index, build_manifest,
-                                normalize_arch, parse_manifest)
+from berth.oci.manifest import (
+    Descriptor,
+    Index,
+    Manifest,
+    build_index,
+    build_manifest,
+    normalize_arch,
+    parse_manifest,
+)
 
 D1 = "sha256:" + "a" * 64
 D2 = "sha256:" + "b" * 64

@@ -7,9 +7,19 @@ import socket
 import pytest
 
 from berth.errors import Conflict, InvalidArgument, NotFound
-from berth.network.ports import (DisplayPort, PortMapping, PortRequest, allocate,
-                                 check_port_free, display_ports, format_port_lines,
-                                 format_ports_column, parse_expose, parse_publish, publish_all)
+from berth.network.ports import (
+    DisplayPort,
+    PortMapping,
+    PortRequest,
+    allocate,
+    check_port_free,
+    display_ports,
+    format_port_lines,
+    format_ports_column,
+    parse_expose,
+    parse_publish,
+    publish_all,
+)
 
 
 @pytest.mark.parametrize("spec,want", [

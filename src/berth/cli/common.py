@@ -6,7 +6,8 @@ Kept tiny and stdlib-only: it is imported on every command, ``run`` included.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from berth.errors import InvalidArgument
 
@@ -35,7 +36,7 @@ def confirm(warning: str) -> bool:
     return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
-def run_group(ctx: "Ctx", argv: list[str], *, group: str, title: str,
+def run_group(ctx: Ctx, argv: list[str], *, group: str, title: str,
               subs: dict[str, Command], listed: Iterable[str] | None = None) -> int:
     """``berth GROUP SUBCOMMAND ...``: help for no/``--help`` argument, else dispatch."""
     if not argv or argv[0] in ("-h", "--help"):

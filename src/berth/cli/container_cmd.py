@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from berth.cli.common import confirm, err, out, run_group
 from berth.cli.main import Ctx

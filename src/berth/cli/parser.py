@@ -8,7 +8,8 @@ instead, which :func:`berth.cli.main.main` turns into Docker's output.
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn, Sequence
+from collections.abc import Sequence
+from typing import NoReturn
 
 from berth.errors import BerthError
 

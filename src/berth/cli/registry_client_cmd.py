@@ -63,8 +63,7 @@ class RichProgress:
     """Per-layer bars on a terminal (rich is imported only when this is used)."""
 
     def __init__(self) -> None:
-        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
-                                   TransferSpeedColumn)
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
         self._p = Progress(TextColumn("{task.fields[layer]}: {task.description:<18}"),
                            BarColumn(bar_width=40), DownloadColumn(), TransferSpeedColumn(),
@@ -72,7 +71,7 @@ class RichProgress:
         self._tasks: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    def __enter__(self) -> "RichProgress":
+    def __enter__(self) -> RichProgress:
         self._p.start()
         return self
 
@@ -107,7 +106,7 @@ class RichProgress:
 
 
 class _NoRender:
-    def __enter__(self) -> "_NoRender":
+    def __enter__(self) -> _NoRender:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -141,7 +140,7 @@ def _transfer_start(p: Parser, argv: list[str], trust: str):  # type: ignore[no-
     return a, ref, progress, running
 
 
-def pull(ctx: "Ctx", argv: list[str]) -> int:
+def pull(ctx: Ctx, argv: list[str]) -> int:
     """``berth pull [OPTIONS] NAME[:TAG|@DIGEST]``."""
     p = Parser("berth pull", "Download an image from a registry")
     p.add_argument("name", metavar="NAME[:TAG|@DIGEST]")
@@ -169,7 +168,7 @@ def pull(ctx: "Ctx", argv: list[str]) -> int:
     return 0
 
 
-def push(ctx: "Ctx", argv: list[str]) -> int:
+def push(ctx: Ctx, argv: list[str]) -> int:
     """``berth push [OPTIONS] NAME[:TAG]``."""
     p = Parser("berth push", "Upload an image to a registry")
     p.add_argument("name", metavar="NAME[:TAG]")
@@ -189,7 +188,7 @@ def push(ctx: "Ctx", argv: list[str]) -> int:
     return 0
 
 
-def login(ctx: "Ctx", argv: list[str]) -> int:
+def login(ctx: Ctx, argv: list[str]) -> int:
     """``berth login [OPTIONS] [SERVER]``."""
     from berth.registry.client import credentials
 
@@ -239,7 +238,7 @@ def _prompt(username: str | None, password: str | None) -> tuple[str, str]:
     return username, password
 
 
-def logout(ctx: "Ctx", argv: list[str]) -> int:
+def logout(ctx: Ctx, argv: list[str]) -> int:
     """``berth logout [SERVER]``."""
     from berth.registry.client import credentials
 

@@ -26,7 +26,7 @@ Commands:
 """
 
 
-def _default_storage(ctx: "Ctx") -> str:
+def _default_storage(ctx: Ctx) -> str:
     root = ctx.root or os.environ.get("BERTH_ROOT")
     if not root and os.geteuid() != 0:  # rootless: the user's store (berth.rootless)
         from berth.rootless.paths import default_root
@@ -36,7 +36,7 @@ def _default_storage(ctx: "Ctx") -> str:
     return os.path.join(root, "registry")
 
 
-def registry(ctx: "Ctx", argv: list[str]) -> int:
+def registry(ctx: Ctx, argv: list[str]) -> int:
     """Dispatch ``registry serve`` / ``registry gc``."""
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(HELP)
@@ -49,7 +49,7 @@ def registry(ctx: "Ctx", argv: list[str]) -> int:
     raise UsageError(f"unknown command: berth registry {sub}", "berth registry")
 
 
-def _serve(ctx: "Ctx", argv: list[str]) -> int:
+def _serve(ctx: Ctx, argv: list[str]) -> int:
     p = Parser("berth registry serve", description="Serve an OCI distribution registry")
     p.add_argument("--addr", default="127.0.0.1:5000", help="Address to listen on (HOST:PORT)")
     p.add_argument("--storage", default=None, help="Storage directory (default <root>/registry)")
@@ -84,7 +84,7 @@ def _serve(ctx: "Ctx", argv: list[str]) -> int:
     return 0
 
 
-def _gc(ctx: "Ctx", argv: list[str]) -> int:
+def _gc(ctx: Ctx, argv: list[str]) -> int:
     p = Parser("berth registry gc", description="Remove blobs no manifest references")
     p.add_argument("--storage", default=None, help="Storage directory (default <root>/registry)")
     p.add_argument("--dry-run", action="store_true", help="Only print what would be removed")

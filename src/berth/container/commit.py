@@ -17,8 +17,9 @@ import copy
 import json
 import os
 import time
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from berth.container.records import ContainerRecord
 from berth.images.ingest import CommitResult, IngestedLayer, commit_image, ingest_layer

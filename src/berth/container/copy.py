@@ -21,8 +21,9 @@ import posixpath
 import stat
 import tarfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 from berth.container.rootpath import HostFS, Node, RootFS
 from berth.errors import BerthError, InvalidArgument, NotFound

@@ -91,7 +91,7 @@ class MonitorHandle:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "MonitorHandle":
+    def from_dict(cls, d: dict) -> MonitorHandle:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
@@ -315,7 +315,7 @@ def pump(sock: socket.socket, *, stdin_fd: int | None = None, stdout_fd: int = 1
                 events = poller.poll()
             except InterruptedError:
                 continue
-            for fd, ev in events:
+            for fd, _ev in events:
                 if fd == sock.fileno():
                     data = sock.recv(65536)
                     if not data:

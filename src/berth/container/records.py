@@ -81,7 +81,7 @@ class ContainerRecord:
         return os.path.join(self.runroot, "containers", self.id)
 
     @classmethod
-    def from_row(cls, row: Any, root: str, runroot: str) -> "ContainerRecord":
+    def from_row(cls, row: Any, root: str, runroot: str) -> ContainerRecord:
         return cls(id=row["id"], name=row["name"], image_id=row["image_id"],
                    image_name=row["image_name"], created=row["created"],
                    config=json.loads(row["config"]), status=row["status"], pid=row["pid"],

@@ -59,11 +59,11 @@ _LINKS_ABOVE = 20        # beyond this many layers mount through the short links
 
 
 class ContainerService(ExitHandling, Sessions):
-    def __init__(self, store: "Store", images: "ImageService") -> None:
+    def __init__(self, store: Store, images: ImageService) -> None:
         self.store = store
         self.db = store.db
         self.images = images
-        self._runtimes: dict[str | None, "OCIRuntime"] = {}
+        self._runtimes: dict[str | None, OCIRuntime] = {}
         self._live = LiveSet()
         self._rows = RowCache()
         self._listed = False  # proofs of life pay off from the second listing on
@@ -213,14 +213,14 @@ class ContainerService(ExitHandling, Sessions):
             d = "/tmp/berth-s-" + hashlib.sha256(d.encode()).hexdigest()[:12]
         return d
 
-    def runtime(self, name: str | None = None) -> "OCIRuntime":
+    def runtime(self, name: str | None = None) -> OCIRuntime:
         if name not in self._runtimes:
             from .runtime import select_runtime
 
             self._runtimes[name] = select_runtime(name, self.store.runroot)
         return self._runtimes[name]
 
-    def _runtime_of(self, rec: ContainerRecord) -> "OCIRuntime":
+    def _runtime_of(self, rec: ContainerRecord) -> OCIRuntime:
         return self.runtime(rec.config.get("HostConfig", {}).get("Runtime") or rec.runtime)
 
     @contextmanager
@@ -555,7 +555,7 @@ class ContainerService(ExitHandling, Sessions):
                 self._set_status(rec.id, "exited")
                 self._unmount(cur)
 
-    def _signal(self, rt: "OCIRuntime", rec: ContainerRecord, sig: int) -> bool:
+    def _signal(self, rt: OCIRuntime, rec: ContainerRecord, sig: int) -> bool:
         """Signal the container; without runtime state (runroot gone) through its cgroup.
         False when no process of it was found."""
         try:

@@ -14,8 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from berth.container.cgroupfs import (cgroup_dirs, controller_dir, read_int, read_keyed,
-                                      read_text)
+from berth.container.cgroupfs import cgroup_dirs, controller_dir, read_int, read_keyed, read_text
 from berth.container.cgroups import is_v2
 from berth.container.records import ContainerRecord
 

@@ -31,7 +31,7 @@ class ImageRecord:
         return not self.tags
 
     @classmethod
-    def from_row(cls, row) -> "ImageRecord":  # type: ignore[no-untyped-def]
+    def from_row(cls, row) -> ImageRecord:  # type: ignore[no-untyped-def]
         return cls(id=row["id"], manifest_digest=row["manifest_digest"],
                    manifest_media_type=row["manifest_media_type"], created=row["created"],
                    added=row["added"], size=row["size"], labels=json.loads(row["labels"]),

@@ -18,9 +18,10 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 from berth.errors import ArchiveDigestMismatch, BerthError, InvalidArchive, InvalidDigest
 from berth.oci import mediatypes as mt
@@ -82,7 +83,7 @@ class ImageArchive:
                 pass
             self._tmp = None
 
-    def __enter__(self) -> "ImageArchive":
+    def __enter__(self) -> ImageArchive:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -19,9 +19,10 @@ import os
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 from berth.errors import DigestMismatch, InvalidArgument
 from berth.oci import mediatypes as mt

@@ -86,7 +86,7 @@ class _FramedReader(io.RawIOBase):
         self._eof = False
         self._in_frame = True  # the sniffed magic guarantees a first frame
 
-    def _new(self) -> "_Decompressor":
+    def _new(self) -> _Decompressor:
         raise NotImplementedError
 
     def _decompress(self, data: bytes) -> bytes:
@@ -149,7 +149,7 @@ class _GzipReader(_FramedReader):
     magic = GZIP_MAGIC
     name = "gzip"
 
-    def _new(self) -> "_Decompressor":
+    def _new(self) -> _Decompressor:
         return cast(_Decompressor, zlib.decompressobj(16 + zlib.MAX_WBITS))
 
     def _decompress(self, data: bytes) -> bytes:
@@ -164,7 +164,7 @@ class _ZstdReader(_FramedReader):
     name = "zstd"
     feed = 4096  # zstd can expand ~32768x; 4 KiB in keeps one step under ~128 MiB out
 
-    def _new(self) -> "_Decompressor":
+    def _new(self) -> _Decompressor:
         import zstandard  # lazy: only zstd layers pay for the import
 
         return cast(_Decompressor, zstandard.ZstdDecompressor().decompressobj())

@@ -20,8 +20,9 @@ import io
 import os
 import stat
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO, Callable, cast
+from typing import BinaryIO, cast
 
 from berth.errors import BerthError, InvalidArgument
 from berth.oci import fuse_upper

@@ -127,7 +127,7 @@ class Descriptor:
         return out
 
     @classmethod
-    def from_json(cls, obj: Any, where: str = "descriptor") -> "Descriptor":
+    def from_json(cls, obj: Any, where: str = "descriptor") -> Descriptor:
         """Validate and convert one descriptor object; ``where`` names it in errors."""
         if not isinstance(obj, dict):
             raise _fail(f"invalid manifest: {where} must be an object")

@@ -12,8 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from berth.errors import InvalidReference
-from berth.errors import InvalidDigest
+from berth.errors import InvalidDigest, InvalidReference
 from berth.oci.digest import validate
 
 DEFAULT_DOMAIN = "docker.io"
@@ -56,13 +55,13 @@ class Reference:
             return self.path
         return self.repository
 
-    def with_default_tag(self) -> "Reference":
+    def with_default_tag(self) -> Reference:
         """``busybox`` → ``busybox:latest``; a digest reference is left alone."""
         if self.tag is None and self.digest is None:
             return Reference(self.domain, self.path, DEFAULT_TAG, None)
         return self
 
-    def with_tag(self, tag: str) -> "Reference":
+    def with_tag(self, tag: str) -> Reference:
         return Reference(self.domain, self.path, tag, None)
 
     def __str__(self) -> str:

@@ -21,7 +21,7 @@ _FALSE = {"false", "0"}
 
 
 def build_predicate(filters: dict[str, list[str]], in_use: Callable[[], set[str]]
-                    ) -> Callable[["VolumeRecord"], bool]:
+                    ) -> Callable[[VolumeRecord], bool]:
     """One predicate for all filters; ``in_use`` is read once, only for ``dangling``."""
     dangling: set[bool] = set()
     for v in filters.get("dangling", []):
@@ -36,7 +36,7 @@ def build_predicate(filters: dict[str, list[str]], in_use: Callable[[], set[str]
     drivers = filters.get("driver", [])
     labels = filters.get("label", [])
 
-    def pred(v: "VolumeRecord") -> bool:
+    def pred(v: VolumeRecord) -> bool:
         if dangling and (v.name not in used) not in dangling:
             return False
         if names and not any(n in v.name for n in names):

@@ -17,7 +17,8 @@ Four calls, each made lazily by the container side only when a container has mou
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ..errors import Conflict, InvalidArgument, NotFound
 from . import specs
@@ -28,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..store.store import Store
 
 
-def planned_mounts(opts: "CreateOptions", image_config: dict[str, Any]
+def planned_mounts(opts: CreateOptions, image_config: dict[str, Any]
                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(binds for ``HostConfig.Mounts``, volume and tmpfs mounts for its ``VolumeMounts``)."""
     tmpfs = [t.partition(":")[0] for t in opts.tmpfs]
@@ -45,7 +46,7 @@ def planned_mounts(opts: "CreateOptions", image_config: dict[str, Any]
     return planned.binds, planned.volumes
 
 
-def inherit_volumes(config: dict[str, Any], find: Callable[[str], "ContainerRecord"]
+def inherit_volumes(config: dict[str, Any], find: Callable[[str], ContainerRecord]
                     ) -> None:
     """Apply ``HostConfig.VolumesFrom`` to ``config`` in place (sources must exist)."""
     host = config["HostConfig"]
@@ -62,7 +63,7 @@ def inherit_volumes(config: dict[str, Any], find: Callable[[str], "ContainerReco
                          (f":{b['Mode']}" if b.get("Mode") else "") for b in binds]
 
 
-def attach(store: "Store", rec: "ContainerRecord", mounts: list[dict[str, Any]]
+def attach(store: Store, rec: ContainerRecord, mounts: list[dict[str, Any]]
            ) -> list[dict[str, Any]]:
     """Make the container's volumes usable; ``mounts`` plus theirs, parents first.
 
@@ -114,7 +115,7 @@ def _spec_mount(mountpoint: str, options: dict[str, str], m: dict[str, Any]
     return {"type": "bind", "source": mountpoint, "destination": m["Destination"], "ro": ro}
 
 
-def _undo(store: "Store", cid: str, created: list[str]) -> None:
+def _undo(store: Store, cid: str, created: list[str]) -> None:
     from .service import VolumeService
 
     with store.db.tx() as tx:
@@ -127,7 +128,7 @@ def _undo(store: "Store", cid: str, created: list[str]) -> None:
             pass  # someone else started using it meanwhile: it is theirs now
 
 
-def release(store: "Store", rec: "ContainerRecord") -> list[str]:
+def release(store: Store, rec: ContainerRecord) -> list[str]:
     """Remove a removed container's anonymous volumes that nobody else uses; their names."""
     from .service import VolumeService
 

@@ -56,7 +56,7 @@ class VolumeRecord:
 
 
 class VolumeService:
-    def __init__(self, store: "Store") -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
         self.db = store.db
         self.dir = os.path.join(store.root, "volumes")

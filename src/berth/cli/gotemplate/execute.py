@@ -14,11 +14,22 @@ from typing import Any
 from berth.cli.gotemplate.errors import _Break, _Continue, _ExecError
 from berth.cli.gotemplate.funcs import _FuncSpec, _HeaderStr
 from berth.cli.gotemplate.nodes import (
-    _Action, _Branch, _BreakNode, _Command, _Const, _ContinueNode, _Dot, _Field, _Ident,
-    _Pipeline, _Range, _SubPipe, _Text, _Var,
+    _Action,
+    _Branch,
+    _BreakNode,
+    _Command,
+    _Const,
+    _ContinueNode,
+    _Dot,
+    _Field,
+    _Ident,
+    _Pipeline,
+    _Range,
+    _SubPipe,
+    _Text,
+    _Var,
 )
 from berth.cli.gotemplate.values import _go_type, _print_value, _sorted_keys, _truth, go_sprint
-
 
 _NO_FINAL = object()
 

@@ -12,7 +12,6 @@ from typing import Any
 
 from berth.cli.gotemplate.errors import _ParseError
 
-
 _WS = " \t\r\n"
 
 # token kinds

@@ -12,14 +12,39 @@ from typing import Any
 from berth.cli.gotemplate.errors import _ParseError
 from berth.cli.gotemplate.funcs import BASE_FUNCS
 from berth.cli.gotemplate.lexer import (
-    _ASSIGN, _CHAIN, _CHAR, _COMMA, _DECLARE, _DOT, _FIELD, _IDENT, _LPAREN, _NUMBER,
-    _PIPE, _RPAREN, _STRING, _VAR, _Lexer, _Tok,
+    _ASSIGN,
+    _CHAIN,
+    _CHAR,
+    _COMMA,
+    _DECLARE,
+    _DOT,
+    _FIELD,
+    _IDENT,
+    _LPAREN,
+    _NUMBER,
+    _PIPE,
+    _RPAREN,
+    _STRING,
+    _VAR,
+    _Lexer,
+    _Tok,
 )
 from berth.cli.gotemplate.nodes import (
-    _Action, _Branch, _BreakNode, _Command, _Const, _ContinueNode, _Dot, _Field, _Ident,
-    _Pipeline, _Range, _SubPipe, _Text, _Var,
+    _Action,
+    _Branch,
+    _BreakNode,
+    _Command,
+    _Const,
+    _ContinueNode,
+    _Dot,
+    _Field,
+    _Ident,
+    _Pipeline,
+    _Range,
+    _SubPipe,
+    _Text,
+    _Var,
 )
-
 
 _KEYWORDS = frozenset(
     {"if", "else", "end", "range", "with", "break", "continue", "define", "template", "block"}

@@ -75,7 +75,7 @@ def repository_scope(path: str, actions: str) -> str:
 class Authenticator:
     """Answers a registry's challenges for one session; thread-safe, caches tokens."""
 
-    def __init__(self, transport: "Transport", creds: "Credentials | None") -> None:
+    def __init__(self, transport: Transport, creds: Credentials | None) -> None:
         self._transport = transport
         self._creds = creds
         self._challenge: Challenge | None = None
@@ -86,7 +86,7 @@ class Authenticator:
     def scheme(self) -> str | None:
         return self._challenge.scheme if self._challenge else None
 
-    def learn(self, resp: "httpx.Response") -> bool:
+    def learn(self, resp: httpx.Response) -> bool:
         """Take the challenge from a 401; False if there is none we can answer."""
         for header in resp.headers.get_list("www-authenticate"):
             for ch in parse_challenges(header):
@@ -114,7 +114,7 @@ class Authenticator:
             self._tokens[key] = (token, time.monotonic() + max(ttl - _EXPIRY_MARGIN, 1.0))
             return f"Bearer {token}"
 
-    def on_unauthorized(self, resp: "httpx.Response", scopes: list[str]) -> bool:
+    def on_unauthorized(self, resp: httpx.Response, scopes: list[str]) -> bool:
         """A request was refused: learn the (new) challenge and drop the stale token.
 
         Returns True when a retry could succeed (we now know how to authenticate, or the
@@ -167,7 +167,7 @@ class Authenticator:
         return token, float(ttl) if isinstance(ttl, (int, float)) and ttl > 0 else 60.0
 
 
-def _reason(resp: "httpx.Response") -> str:
+def _reason(resp: httpx.Response) -> str:
     """The message of a registry/token-server error body, if it has one."""
     from berth.registry.client.errors import error_text
 

@@ -20,7 +20,8 @@ gives it one over httpx's raw chunk iterator, and on the way
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from berth.errors import BerthError, DigestMismatch, RegistryUnreachable
 
@@ -79,10 +80,10 @@ class BodyReader(ChunkReader):
     if the first response advertised ``Accept-Ranges: bytes``.
     """
 
-    def __init__(self, resp: "httpx.Response", *, limit: int, what: str,
+    def __init__(self, resp: httpx.Response, *, limit: int, what: str,
                  on_bytes: Callable[[int], None] | None = None,
                  cancel: threading.Event | None = None,
-                 reopen: Callable[[int], "httpx.Response"] | None = None) -> None:
+                 reopen: Callable[[int], httpx.Response] | None = None) -> None:
         self._resp = resp
         ranges = resp.headers.get("accept-ranges", "").lower() == "bytes"
         self._reopen = reopen if ranges else None

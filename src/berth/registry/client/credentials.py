@@ -90,7 +90,7 @@ def _candidates(domain: str) -> list[str]:
             f"https://{domain}/v1/"]
 
 
-_override: "contextvars.ContextVar[tuple[str | None, Credentials] | None]" = \
+_override: contextvars.ContextVar[tuple[str | None, Credentials] | None] = \
     contextvars.ContextVar("berth_registry_credentials", default=None)
 
 

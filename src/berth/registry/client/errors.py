@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
 _MAX_ERROR_BODY = 64 * 1024
 
 
-def error_text(resp: "httpx.Response") -> str:
+def error_text(resp: httpx.Response) -> str:
     """``code: message`` pairs from an error body, joined by ``; `` (empty if none)."""
     try:
         raw = resp.read()[:_MAX_ERROR_BODY]
@@ -37,6 +37,6 @@ def error_text(resp: "httpx.Response") -> str:
     return "; ".join(p for p in parts if p)
 
 
-def describe_status(resp: "httpx.Response") -> str:
+def describe_status(resp: httpx.Response) -> str:
     """What went wrong, from the body when it says, else from the status line."""
     return error_text(resp) or f"{resp.status_code} {resp.reason_phrase}".strip()

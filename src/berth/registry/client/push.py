@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO
 
 from berth.errors import DigestMismatch, InvalidArgument, InvalidManifest, NotFound, RegistryError
 from berth.images.onecopy import blob_opener, materialized

@@ -11,7 +11,8 @@ real request; that matters for uploads, whose streamed bodies cannot be replayed
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from berth.errors import RegistryError, Unauthorized
 from berth.registry.client.auth import Authenticator
@@ -48,7 +49,7 @@ class Session:
     def close(self) -> None:
         self.transport.close()
 
-    def __enter__(self) -> "Session":
+    def __enter__(self) -> Session:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -56,7 +57,7 @@ class Session:
 
     def request(self, method: str, path: str, *, scopes: list[str],
                 headers: dict[str, str] | None = None, content: Body = None,
-                stream: bool = False, follow_redirects: bool = False) -> "httpx.Response":
+                stream: bool = False, follow_redirects: bool = False) -> httpx.Response:
         """Send with auth; retry once after a 401 that taught us something new.
 
         ``content`` may be a callable returning a fresh iterable so a streamed body can be
@@ -78,7 +79,7 @@ class Session:
             resp.close()
         raise AssertionError("unreachable")
 
-    def fail(self, resp: "httpx.Response", what: str) -> RegistryError:
+    def fail(self, resp: httpx.Response, what: str) -> RegistryError:
         """The error to raise for an unexpected response to ``what``."""
         from berth.registry.client.errors import error_text
 

@@ -9,7 +9,7 @@ upload. We learn where blobs live from our own pulls and pushes; the table is on
 from __future__ import annotations
 
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 from berth.store.store import Store
 

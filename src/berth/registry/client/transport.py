@@ -70,7 +70,7 @@ def configured_insecure(root: str | None) -> set[str]:
     return {str(x).strip() for x in items} if isinstance(items, list) else set()
 
 
-def ssl_context(domain: str, *, verify: bool = True) -> "ssl.SSLContext":
+def ssl_context(domain: str, *, verify: bool = True) -> ssl.SSLContext:
     """System CAs plus the registry's own CA files and client certificate, if any."""
     import ssl
 
@@ -109,7 +109,7 @@ class Transport:
         self.client = self._new_client(verify=not self.insecure)
         self.base_url: str | None = None
 
-    def _new_client(self, *, verify: bool) -> "httpx.Client":
+    def _new_client(self, *, verify: bool) -> httpx.Client:
         import httpx
 
         return httpx.Client(verify=ssl_context(self.domain, verify=verify),
@@ -120,7 +120,7 @@ class Transport:
         self.client.close()
 
     # -- scheme selection ----------------------------------------------------------------
-    def ping(self) -> "httpx.Response":
+    def ping(self) -> httpx.Response:
         """``GET /v2/``; on first use also settles the scheme (https, or http if insecure)."""
         import httpx
 
@@ -154,7 +154,7 @@ class Transport:
 
     def send(self, method: str, url: str, *, headers: dict[str, str] | None = None,
              content: Any = None, stream: bool = False,
-             follow_redirects: bool = False) -> "httpx.Response":
+             follow_redirects: bool = False) -> httpx.Response:
         """One request; network failures become :class:`RegistryUnreachable`."""
         import httpx
 

@@ -28,9 +28,9 @@ from typing import Any, BinaryIO
 
 from berth.errors import InvalidArchive
 from berth.images.ingest import IngestedLayer, chain_id_of
-from berth.registry.client.body import ChunkReader
 from berth.oci.compression import GZIP_MAGIC
 from berth.oci.digest import CHUNK
+from berth.registry.client.body import ChunkReader
 from berth.store.store import Store
 
 _DEPTH = 32  # chunks in flight between the threads (~2 MiB of 64 KiB socket reads)

@@ -10,7 +10,7 @@ only ever produce a 4xx, never a stack trace.
 from __future__ import annotations
 
 import logging
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 

@@ -9,7 +9,8 @@ of raising the right class, not of each handler remembering to format a response
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 # The spec's codes (code-1 .. code-14) with its one-line descriptions as default messages.
 CODES: dict[str, str] = {

@@ -25,8 +25,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from berth.registry.server.paths import NAME_RE, TAG_RE, check_digest
 from berth.store.fsutil import atomic_write, fsync_dir
