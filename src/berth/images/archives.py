@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from berth.errors import InvalidArchive, InvalidReference
+from berth.errors import InvalidArchive, InvalidReference, NotFound
 from berth.images.ingest import (
     CommitResult,
     commit_image,
@@ -33,13 +34,13 @@ def _rfc3339(ts: float) -> str:
 
 
 def import_rootfs(store: Store, src: BinaryIO, *, ref: str | None = None,
-                  changes: list[str] = (), message: str = "",  # type: ignore[assignment]
+                  changes: Sequence[str] = (), message: str = "",
                   platform_os: str = "linux", architecture: str | None = None) -> CommitResult:
     """A rootfs tarball (plain, gzip or zstd) becomes a one-layer image."""
     from berth.oci.image_config import apply_changes, new_config
 
     tags = [parse_tag(ref)] if ref else []
-    config: dict = apply_changes({}, list(changes)) if changes else {}
+    config: dict[str, Any] = apply_changes({}, list(changes)) if changes else {}
     with store.ingesting():
         layer = ingest_layer(store, src, parent=None)
         now = _rfc3339(time.time())
@@ -139,6 +140,8 @@ def save(store: Store, images: list[tuple[str, list[str]]], out: BinaryIO,
     for image_id, tags in images:
         row = store.db.one("SELECT manifest_digest, manifest_media_type FROM images "
                            "WHERE id=?", (image_id,))
+        if row is None:
+            raise NotFound(f"No such image: {image_id}")
         layers = []
         for lr in store.db.query(
                 "SELECT il.blob_digest, il.blob_size, il.media_type, il.chain_id, l.diff_id FROM "
@@ -147,7 +150,7 @@ def save(store: Store, images: list[tuple[str, list[str]]], out: BinaryIO,
             layers.append(ExportLayer(
                 media_type=lr["media_type"], digest=lr["blob_digest"], size=lr["blob_size"],
                 diff_id=lr["diff_id"],
-                open=lambda d=lr["blob_digest"], c=lr["chain_id"]: open_layer_blob(store, d, c)))
+                open=_blob_opener(store, lr["blob_digest"], lr["chain_id"])))
         manifest = store.content.read(row["manifest_digest"])
         exports.append(ExportImage(
             config=store.content.read(image_id), config_digest=image_id, manifest=manifest,
@@ -157,3 +160,8 @@ def save(store: Store, images: list[tuple[str, list[str]]], out: BinaryIO,
         write_oci_archive(out, exports)
     else:
         write_docker_archive(out, exports, store.tmp)
+
+
+def _blob_opener(store: Store, digest: str, chain_id: str) -> Callable[[], BinaryIO]:
+    """Opens one layer's blob when the writer gets to it (bound now, not late in a loop)."""
+    return lambda: open_layer_blob(store, digest, chain_id)

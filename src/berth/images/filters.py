@@ -59,20 +59,30 @@ def build_predicate(filters: dict[str, list[str]],
         if v.lower() not in ("true", "false", "1", "0"):
             raise InvalidArgument(f"invalid filter 'dangling={v}'")
         want = v.lower() in ("true", "1")
-        checks.append(lambda r, w=want: r.dangling == w)
+        checks.append(_dangling_is(want))
     if filters.get("reference"):
         pats = filters["reference"]
         checks.append(lambda r: any(reference_matches(r, p) for p in pats))
     for v in filters.get("before", []):
-        t = resolve(v).created
-        checks.append(lambda r, t=t: r.created < t)
+        checks.append(_created_before(resolve(v).created))
     for v in filters.get("since", []):
-        t = resolve(v).created
-        checks.append(lambda r, t=t: r.created > t)
+        checks.append(_created_after(resolve(v).created))
     for v in filters.get("until", []):
-        t = parse_timestamp(v)
-        checks.append(lambda r, t=t: r.created < t)
+        checks.append(_created_before(parse_timestamp(v)))
     labels = filters.get("label", [])
     if labels:
         checks.append(lambda r: all(label_matches(r.labels, e) for e in labels))
     return lambda r: all(c(r) for c in checks)
+
+
+# one closure per filter value (a loop variable captured directly would be late-bound)
+def _dangling_is(want: bool) -> Callable[[ImageRecord], bool]:
+    return lambda r: r.dangling == want
+
+
+def _created_before(t: float) -> Callable[[ImageRecord], bool]:
+    return lambda r: r.created < t
+
+
+def _created_after(t: float) -> Callable[[ImageRecord], bool]:
+    return lambda r: r.created > t

@@ -9,14 +9,18 @@ exclusive store lock, so an import running at the same time never loses bytes it
 
 from __future__ import annotations
 
+import builtins
 import json
 import re
+import sqlite3
+from collections.abc import Sequence
 from typing import Any
 
 from berth.errors import Conflict, InvalidReference, NotFound
 from berth.images.records import ImageRecord, RemoveResult
 from berth.oci import reference
 from berth.oci.digest import hex_of
+from berth.store.db import Tx
 from berth.store.fsutil import remove_tree
 from berth.store.store import Store
 from berth.testpoints import pause
@@ -40,7 +44,8 @@ class ImageService:
             rows = self.db.query("SELECT id FROM images WHERE id >= ? AND id < ? LIMIT 2",
                                  (f"sha256:{m.group(1)}", f"sha256:{m.group(1)}g"))
             if len(rows) == 1:
-                return rows[0]["id"]
+                image_id: str = rows[0]["id"]
+                return image_id
             if len(rows) > 1:
                 raise Conflict(f"multiple IDs found with provided prefix: {name}")
         raise NotFound(f"No such image: {name}")
@@ -56,14 +61,16 @@ class ImageService:
             if row is None:
                 row = self.db.one("SELECT id AS image_id FROM images WHERE manifest_digest=? "
                                   "OR id=?", (ref.digest, ref.digest))
-            return row["image_id"] if row else None
+            by_digest: str | None = row["image_id"] if row else None
+            return by_digest
         row = self.db.one("SELECT image_id FROM tags WHERE name=?",
                           (str(ref.with_default_tag()),))
-        return row["image_id"] if row else None
+        by_tag: str | None = row["image_id"] if row else None
+        return by_tag
 
     def get(self, name_or_id: str) -> ImageRecord:
         image_id = self.resolve(name_or_id)
-        row = self.db.one("SELECT * FROM images WHERE id=?", (image_id,))
+        row = _found(self.db.one("SELECT * FROM images WHERE id=?", (image_id,)), name_or_id)
         rec = ImageRecord.from_row(row)
         rec.tags = [r["name"] for r in self.db.query(
             "SELECT name FROM tags WHERE image_id=? ORDER BY name", (image_id,))]
@@ -88,13 +95,15 @@ class ImageService:
         return list(recs.values())
 
     def config(self, image_id: str) -> dict[str, Any]:
-        return json.loads(self.store.content.read(image_id))
+        config: dict[str, Any] = json.loads(self.store.content.read(image_id))
+        return config
 
     def manifest(self, image_id: str) -> bytes:
-        row = self.db.one("SELECT manifest_digest FROM images WHERE id=?", (image_id,))
+        row = _found(self.db.one("SELECT manifest_digest FROM images WHERE id=?", (image_id,)),
+                     image_id)
         return self.store.content.read(row["manifest_digest"])
 
-    def layers(self, image_id: str) -> list[Any]:
+    def layers(self, image_id: str) -> builtins.list[Any]:
         """Rows of image_layers joined with layers, bottom first."""
         return self.db.query(
             "SELECT il.*, l.diff_id, l.size, l.link FROM image_layers il JOIN layers l "
@@ -127,19 +136,20 @@ class ImageService:
             set_tag(tx, ref, image_id, time.time())
 
     # -- containers using images (rows written by the container service) ------------------
-    def users(self, image_id: str) -> list[Any]:
+    def users(self, image_id: str) -> builtins.list[Any]:
         return self.db.query("SELECT id, status FROM containers WHERE image_id=?", (image_id,))
 
     def _container_count(self, image_id: str) -> int:
-        return self.db.one("SELECT COUNT(*) AS n FROM containers WHERE image_id=?",
-                           (image_id,))["n"]
+        row = self.db.one("SELECT COUNT(*) AS n FROM containers WHERE image_id=?", (image_id,))
+        n: int = row["n"] if row is not None else 0  # COUNT(*) always yields a row
+        return n
 
     # -- removal ------------------------------------------------------------------------
-    def remove(self, names: list[str], *, force: bool = False,
-               prune_parents: bool = True) -> tuple[RemoveResult, list[Exception]]:
+    def remove(self, names: builtins.list[str], *, force: bool = False,
+               prune_parents: bool = True) -> tuple[RemoveResult, builtins.list[Exception]]:
         """``docker rmi``: each name is handled on its own; errors are collected, not fatal."""
         result = RemoveResult()
-        errors: list[Exception] = []
+        errors: builtins.list[Exception] = []
         with self.store.collecting():
             for name in names:
                 try:
@@ -201,7 +211,7 @@ class ImageService:
                 return
             self._delete_image_rows(tx, image_id, result, prune_parents)
 
-    def _delete_image_rows(self, tx, image_id: str, result: RemoveResult,  # type: ignore[no-untyped-def]
+    def _delete_image_rows(self, tx: Tx, image_id: str, result: RemoveResult,
                            prune_parents: bool) -> None:
         while image_id:
             row = tx.one("SELECT parent FROM images WHERE id=?", (image_id,))
@@ -215,15 +225,15 @@ class ImageService:
             if not (prune_parents and parent):
                 return
             busy = tx.one(
-                "SELECT 1 FROM tags WHERE image_id=:p UNION ALL SELECT 1 FROM images WHERE "
-                "parent=:p UNION ALL SELECT 1 FROM containers WHERE image_id=:p LIMIT 1",
-                {"p": parent})
+                "SELECT 1 FROM tags WHERE image_id=? UNION ALL SELECT 1 FROM images WHERE "
+                "parent=? UNION ALL SELECT 1 FROM containers WHERE image_id=? LIMIT 1",
+                (parent, parent, parent))
             if busy or tx.one("SELECT 1 FROM images WHERE id=?", (parent,)) is None:
                 return
             image_id = parent
 
     def prune(self, *, all_unused: bool = False, until: float | None = None,
-              label_filters: list[str] = ()) -> RemoveResult:  # type: ignore[assignment]
+              label_filters: Sequence[str] = ()) -> RemoveResult:
         """``image prune``: dangling images (or every unused one with ``all_unused``)."""
         from berth.images.filters import label_matches
 
@@ -261,7 +271,7 @@ class ImageService:
     def collect_garbage(self) -> int:
         """Delete layers and blobs nothing references; caller holds the exclusive lock."""
         freed = 0
-        trash: list[str] = []
+        trash: builtins.list[str] = []
         with self.db.tx() as tx:
             from berth.images.usage import LAYER_DISK_SQL
 
@@ -282,9 +292,10 @@ class ImageService:
                 freed += self.store.content.delete(digest)
         from berth.images.onecopy import drop_rebuildable_blobs
 
-        return freed + drop_rebuildable_blobs(self.store)
+        reclaimed: int = freed + drop_rebuildable_blobs(self.store)
+        return reclaimed
 
-    def _depth(self, tx, chain_id: str) -> int:  # type: ignore[no-untyped-def]
+    def _depth(self, tx: Tx, chain_id: str | None) -> int:
         depth = 0
         while chain_id:
             row = tx.one("SELECT parent FROM layers WHERE chain_id=?", (chain_id,))
@@ -301,6 +312,13 @@ class ImageService:
         for r in self.db.query("SELECT DISTINCT blob_digest FROM image_layers"):
             live.add(r["blob_digest"])
         return live
+
+
+def _found(row: sqlite3.Row | None, name: str) -> sqlite3.Row:
+    """The row, or NotFound when the image went away (an rmi or prune won the race)."""
+    if row is None:
+        raise NotFound(f"No such image: {name}")
+    return row
 
 
 def _is_id_prefix(name: str, image_id: str) -> bool:

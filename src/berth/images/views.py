@@ -53,7 +53,8 @@ def inspect(svc: ImageService, rec: ImageRecord) -> dict[str, Any]:
     cfg = svc.config(rec.id)
     layers = svc.layers(rec.id)
     diff_dirs = [svc.store.layers.diff_dir(r["chain_id"]) for r in layers]
-    last_tag = svc.db.one("SELECT MAX(tagged) AS t FROM tags WHERE image_id=?", (rec.id,))["t"]
+    tagged = svc.db.one("SELECT MAX(tagged) AS t FROM tags WHERE image_id=?", (rec.id,))
+    last_tag = tagged["t"] if tagged is not None else None  # MAX() always yields a row
     return {
         "Id": rec.id,
         "RepoTags": _familiar(rec.tags),
