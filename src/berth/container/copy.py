@@ -161,7 +161,8 @@ def _tar_writer(node: Node, arc: str, owner: tuple[int, int] | None) -> Callable
     def write(out: BinaryIO) -> None:
         with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT,
                           bufsize=_TAR_BUF, encoding="utf-8", errors="surrogateescape") as tf:
-            tf.copybufsize = _CHUNK
+            # undocumented TarFile attribute (also an __init__ argument), missing in typeshed
+            tf.copybufsize = _CHUNK  # type: ignore[attr-defined]
             _TarOut(tf, owner).add(node.pfd, node.name, arc, node.st)
     return write
 
@@ -181,7 +182,8 @@ def _retar(src: BinaryIO, owner: tuple[int, int] | None) -> Callable[[BinaryIO],
                         m.uid, m.gid = owner
                     m.uname = m.gname = ""
                     tout.addfile(m, tin.extractfile(m) if m.isreg() else None)
-                    del tin.members[:]
+                    # forget what was streamed (memory); TarFile.members is not in typeshed
+                    del tin.members[:]  # type: ignore[attr-defined]
         except tarfile.TarError as err:
             raise InvalidArgument(f"invalid tar stream: {err}") from None
     return write

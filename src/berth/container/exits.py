@@ -12,15 +12,41 @@ from __future__ import annotations
 import os
 import sys
 import time
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BerthError
 from . import monitor, restart
 from .records import ContainerRecord
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ..store.db import Database
+    from ..store.store import Store
+    from .runtime import OCIRuntime
+
 
 class ExitHandling:
     """Mixin of :class:`~berth.container.service.ContainerService` (uses its lookup,
     lock, runtime, network and teardown helpers)."""
+
+    if TYPE_CHECKING:  # what the mixin uses of ContainerService
+        store: Store
+        db: Database
+
+        def _reload(self, cid: str) -> ContainerRecord | None: ...
+        def _lock(self, cid: str, kind: str = "") -> AbstractContextManager[None]: ...
+        def _launch(self, rec: ContainerRecord, *, stdin: bool, connect: bool = False
+                    ) -> tuple[monitor.MonitorHandle, Any]: ...
+        def _record_exit(self, rec: ContainerRecord, code: int, finished: float,
+                         oom: bool, *, lost: bool = False) -> None: ...
+        def _set_status(self, cid: str, status: str, *, only_if: str | None = None
+                        ) -> None: ...
+        def _stop_health(self, rec: ContainerRecord) -> None: ...
+        def _runtime_of(self, rec: ContainerRecord) -> OCIRuntime: ...
+        def _net(self, rec: ContainerRecord) -> Any: ...
+        def _destroy(self, rec: ContainerRecord) -> None: ...
+        def _release_volumes(self, rec: ContainerRecord) -> None: ...
+        def _unmount(self, rec: ContainerRecord) -> None: ...
 
     # -- conmon and its exit command ------------------------------------------------------
     def _conmon(self) -> str:

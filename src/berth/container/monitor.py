@@ -286,13 +286,13 @@ def pump(sock: socket.socket, *, stdin_fd: int | None = None, stdout_fd: int = 1
     saved = None
     old_winch = None
     is_tty_in = stdin_fd is not None and os.isatty(stdin_fd)
-    if tty and is_tty_in:
+    if tty and stdin_fd is not None and is_tty_in:
         import tty as _tty
         saved = termios.tcgetattr(stdin_fd)
         _tty.setraw(stdin_fd, termios.TCSANOW)  # as Docker: keep what was typed ahead
 
     def send_size(*_a: object) -> None:
-        if bundle and is_tty_in:
+        if bundle and stdin_fd is not None and is_tty_in:
             try:
                 sz = os.get_terminal_size(stdin_fd)
                 resize(bundle, sz.lines, sz.columns)
@@ -305,7 +305,7 @@ def pump(sock: socket.socket, *, stdin_fd: int | None = None, stdout_fd: int = 1
     poller = select.poll()
     poller.register(sock.fileno(), select.POLLIN)
     reading_stdin = stdin_fd is not None
-    if reading_stdin:
+    if stdin_fd is not None:
         poller.register(stdin_fd, select.POLLIN)
     escape = EscapeFilter(detach_keys) if tty and detach_keys else None
     out = {STDOUT: stdout_fd, STDERR: stderr_fd}
@@ -321,7 +321,7 @@ def pump(sock: socket.socket, *, stdin_fd: int | None = None, stdout_fd: int = 1
                     if not data:
                         return False
                     _write_all(out.get(data[0], stdout_fd), data[1:])
-                elif reading_stdin:
+                elif reading_stdin and stdin_fd is not None:
                     try:
                         data = os.read(stdin_fd, _SEND_MAX)
                     except OSError as e:
@@ -348,7 +348,7 @@ def pump(sock: socket.socket, *, stdin_fd: int | None = None, stdout_fd: int = 1
     finally:
         if old_winch is not None:
             signal.signal(signal.SIGWINCH, old_winch)
-        if saved is not None:
+        if saved is not None and stdin_fd is not None:
             termios.tcsetattr(stdin_fd, termios.TCSADRAIN, saved)
 
 
@@ -401,7 +401,9 @@ def oom_killed(handle: MonitorHandle) -> bool:
     """conmon's ``oom`` marker, else the cgroup's own OOM-kill counter (before delete)."""
     if os.path.exists(os.path.join(handle.persist_dir, "oom")):
         return True
-    return bool(handle.cgroups_path) and cgroups.oom_events(handle.cgroups_path) > 0
+    if not handle.cgroups_path:
+        return False
+    return cgroups.oom_events(handle.cgroups_path) > 0
 
 
 def wait_exit(handle: MonitorHandle, timeout: float | None = None
@@ -521,6 +523,7 @@ def exec_process(runtime: OCIRuntime, cid: str, process: dict, paths: MonitorPat
             on_pid(pid)
         if detach:
             return None
+        assert sock is not None  # attach_mode (not detach): connected above
         detached = pump(sock, stdin_fd=stdin_fd, stdout_fd=stdout_fd, stderr_fd=stderr_fd,
                         tty=terminal, bundle=paths.bundle, detach_keys=detach_keys)
         if detached:

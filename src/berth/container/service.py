@@ -25,7 +25,9 @@ waiting (:class:`~.sessions.Sessions`).
 
 from __future__ import annotations
 
+import builtins
 import copy
+import functools
 import json
 import os
 import shutil
@@ -113,7 +115,7 @@ class ContainerService(ExitHandling, Sessions):
         for i, rec in enumerate(recs):
             if rec.id in alive:
                 if rec.id in frozen and rec.status == "running":  # by a killed commit?
-                    thaw_if_orphaned(rec, lambda rec=rec: self._runtime_of(rec))
+                    thaw_if_orphaned(rec, functools.partial(self._runtime_of, rec))
             elif rec.running:
                 recs[i] = rec = self.refresh(copy.copy(rec))  # never edit the cached one
                 if rec.id in handles and rec.status in ("running", "paused") \
@@ -365,7 +367,7 @@ class ContainerService(ExitHandling, Sessions):
             json.dump(spec, f)
         os.replace(tmp, os.path.join(rec.bundle, "config.json"))
 
-    def _etc_files(self, rec: ContainerRecord) -> list[dict[str, Any]]:
+    def _etc_files(self, rec: ContainerRecord) -> builtins.list[dict[str, Any]]:
         """/etc/hosts, /etc/hostname, /etc/resolv.conf as files in the container dir."""
         net = self._net(rec)
         if net is not None:  # bridge networks: the network service renders them
@@ -678,8 +680,8 @@ class ContainerService(ExitHandling, Sessions):
         return rec
 
     # -- volume hooks (berth.volumes, imported only for containers with volumes) ----------
-    def _volume_mounts(self, rec: ContainerRecord, mounts: list[dict[str, Any]]
-                       ) -> list[dict[str, Any]]:
+    def _volume_mounts(self, rec: ContainerRecord, mounts: builtins.list[dict[str, Any]]
+                       ) -> builtins.list[dict[str, Any]]:
         """Create, record and seed the container's volumes (rootfs mounted); all mounts."""
         from ..volumes.hooks import attach
 
@@ -754,7 +756,9 @@ class ContainerService(ExitHandling, Sessions):
             time.sleep(0.02)
 
     def prune(self, *, until: float | None = None,
-              labels: list[str] = ()) -> tuple[list[str], int]:  # type: ignore[assignment]
+              # () as the empty default: immutable, and label_match only iterates it
+              labels: builtins.list[str] = ()  # type: ignore[assignment]
+              ) -> tuple[builtins.list[str], int]:
         from .views import label_match
 
         removed, space = [], 0
@@ -831,7 +835,7 @@ def _ensure_bind_source(src: str) -> None:
         os.makedirs(src, exist_ok=True)
     except OSError as e:
         raise InvalidArgument(f"error while creating mount source path '{src}': "
-                              f"mkdir {src}: {e.strerror.lower()}") from None
+                              f"mkdir {src}: {(e.strerror or str(e)).lower()}") from None
 
 
 def _read(path: str) -> str:

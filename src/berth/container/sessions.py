@@ -11,19 +11,40 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Callable
-from contextlib import ExitStack
-from typing import Any
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, ExitStack
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BerthError, Conflict, InvalidArgument, NotFound
 from ..procs import pid_alive
 from . import monitor
 from .records import ContainerRecord
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ..store.db import Database
+    from .runtime import OCIRuntime
+
 
 class Sessions:
     """Mixin of :class:`~berth.container.service.ContainerService` (uses its lookup,
     lock, launch and exit handling)."""
+
+    if TYPE_CHECKING:  # what the mixin uses of ContainerService (and of ExitHandling)
+        db: Database
+
+        def find(self, name_or_id: str) -> ContainerRecord | None: ...
+        def get(self, name_or_id: str) -> ContainerRecord: ...
+        def _reload(self, cid: str) -> ContainerRecord | None: ...
+        def _lock(self, cid: str, kind: str = "") -> AbstractContextManager[None]: ...
+        def _launch(self, rec: ContainerRecord, *, stdin: bool, connect: bool = False
+                    ) -> tuple[monitor.MonitorHandle, Any]: ...
+        def _handle(self, rec: ContainerRecord) -> monitor.MonitorHandle | None: ...
+        def _socket_dir(self) -> str: ...
+        def runtime(self, name: str | None = None) -> OCIRuntime: ...
+        def _runtime_of(self, rec: ContainerRecord) -> OCIRuntime: ...
+        def _finish(self, rec: ContainerRecord, h: monitor.MonitorHandle,
+                    got: tuple[int, float, bool]) -> ContainerRecord | None: ...
+        def _restart_later(self, rec: ContainerRecord) -> None: ...
 
     # -- foreground run -------------------------------------------------------------------
     def run_attached(self, rec: ContainerRecord, *, stdin_fd: int | None, stdout_fd: int,
@@ -78,7 +99,12 @@ class Sessions:
 
         for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             old[s] = signal.signal(s, forward)
-        return lambda: [signal.signal(s, f) for s, f in old.items()] and None
+
+        def restore() -> None:
+            for s, f in old.items():
+                signal.signal(s, f)
+
+        return restore
 
     # -- wait -----------------------------------------------------------------------------
     def wait(self, name_or_id: str) -> int:
@@ -122,7 +148,7 @@ class Sessions:
 
     def exec(self, name_or_id: str, cmd: list[str], *, detach: bool = False,
              tty: bool = False, stdin_fd: int | None = None, stdout_fd: int = 1,
-             stderr_fd: int = 2, env: list[str] = (),  # type: ignore[assignment]
+             stderr_fd: int = 2, env: Sequence[str] = (),
              user: str | None = None, workdir: str | None = None,
              privileged: bool = False,
              detach_keys: bytes | None = monitor.DETACH_KEYS,

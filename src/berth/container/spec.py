@@ -11,6 +11,7 @@ import os
 import resource
 import stat
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ..errors import InvalidArgument
 from . import caps as _caps
@@ -109,7 +110,7 @@ def _is_static(path: str) -> bool:
             head = f.read(64)
             if head[:4] != b"\x7fELF" or head[4] != 2:
                 return False
-            order = "little" if head[5] == 1 else "big"
+            order: Literal["little", "big"] = "little" if head[5] == 1 else "big"
             phoff = int.from_bytes(head[32:40], order)
             phentsize = int.from_bytes(head[54:56], order)
             phnum = int.from_bytes(head[56:58], order)
