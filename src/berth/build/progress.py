@@ -67,6 +67,8 @@ class ClassicProgress(BuildProgress):
     """Docker's classic builder text, written to ``out`` (the CLI's stdout, or the API's
     ``{"stream": ...}`` messages)."""
 
+    _cid: str | None  # set by running(); absent until the first RUN step
+
     def __init__(self, out: Any = None) -> None:
         self.out = out if out is not None else sys.stdout
         self._line_open = False

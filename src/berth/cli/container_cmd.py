@@ -369,8 +369,9 @@ def ps(ctx: Ctx, argv: list[str]) -> int:
     size = _size_of(eng) if a.size else None
     from berth.cli.output import LabeledRow
 
-    rows = [LabeledRow(ps_row(r, images(r), trunc=trunc, now=now, size=size),
-                       r.labels) for r in recs]
+    rows: list[dict[str, Any]] = [
+        LabeledRow(ps_row(r, images(r), trunc=trunc, now=now, size=size), r.labels)
+        for r in recs]
     for rec, row in zip(recs, rows):  # PORTS: published/exposed ports of running ones
         row["Ports"] = eng.ports_column(rec)
     cols = list(PS_COLUMNS) + ([("SIZE", "Size")] if a.size else [])

@@ -32,7 +32,7 @@ def _extra_image_subcommands() -> dict[str, Any]:
     """``image pull/push/build`` come from the commands that own them (when installed)."""
     from berth.cli.main import COMMANDS, _resolve
 
-    out = {}
+    out: dict[str, Any] = {}
     for name in ("pull", "push", "build"):
         if name in COMMANDS:
             out[name] = lambda ctx, argv, n=name: _resolve(n)(ctx, argv)

@@ -57,6 +57,6 @@ def inspect(ctx: Ctx, argv: list[str]) -> int:
             sys.stdout.write(tpl.render(obj) + "\n")
     else:
         sys.stdout.write(print_json(results) + "\n")
-    for e in errors:
-        sys.stderr.write(f"Error: {e}\n")
+    for err in errors:
+        sys.stderr.write(f"Error: {err}\n")
     return 1 if errors else 0

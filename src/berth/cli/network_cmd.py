@@ -8,6 +8,7 @@ given, ``ls`` is the NETWORK ID/NAME/DRIVER/SCOPE table, ``prune`` lists
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from berth.cli.common import confirm, err, out, run_group
 from berth.cli.main import Ctx
@@ -58,7 +59,7 @@ def ls(ctx: Ctx, argv: list[str]) -> int:
     nets = ctx.engine.networks(filters=parse_filters(a.filter, KEYS, p.prog))
     from berth.cli.output import LabeledRow
 
-    rows = [LabeledRow(ls_row(n, trunc=not a.no_trunc), n.labels) for n in nets]
+    rows: list[dict[str, Any]] = [LabeledRow(ls_row(n, trunc=not a.no_trunc), n.labels) for n in nets]
     if a.quiet:
         out("\n".join(r["ID"] for r in rows))
         return 0

@@ -78,7 +78,8 @@ def ls(ctx: Ctx, argv: list[str]) -> int:
     filters = parse_filters(a.filter, VOLUME_FILTERS, p.prog)
     from berth.cli.output import LabeledRow
 
-    rows = [LabeledRow(_row(v), v.labels) for v in ctx.engine.volumes(filters=filters)]
+    rows: list[dict[str, Any]] = [LabeledRow(_row(v), v.labels)
+                                  for v in ctx.engine.volumes(filters=filters)]
     out(format_rows(rows, VOLUME_COLUMNS, a.format, quiet=a.quiet, quiet_key="Name",
                      headers=VOLUME_HEADERS))
     return 0

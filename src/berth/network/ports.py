@@ -128,7 +128,7 @@ def publish_all(exposed: Iterable[str]) -> list[PortRequest]:
 
 def _bind_addrs(host_ip: str) -> list[tuple[int, str]]:
     if not host_ip:
-        fams = [(socket.AF_INET, "0.0.0.0")]
+        fams: list[tuple[int, str]] = [(socket.AF_INET, "0.0.0.0")]
         if socket.has_ipv6:
             fams.append((socket.AF_INET6, "::"))
         return fams

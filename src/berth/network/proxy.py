@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import signal
 import socket
@@ -177,7 +178,7 @@ def _listen_socket(m: ProxyMap, family: int, addr: str) -> socket.socket:
 def _addresses(host_ip: str) -> list[tuple[int, str]]:
     if host_ip:
         return [(socket.AF_INET6 if ":" in host_ip else socket.AF_INET, host_ip)]
-    out = [(socket.AF_INET, "0.0.0.0")]
+    out: list[tuple[int, str]] = [(socket.AF_INET, "0.0.0.0")]
     if socket.has_ipv6 and os.path.exists("/proc/net/if_inet6"):
         out.append((socket.AF_INET6, "::"))
     return out
@@ -185,9 +186,14 @@ def _addresses(host_ip: str) -> list[tuple[int, str]]:
 
 async def _serve(maps: Sequence[ProxyMap], ready_fd: int | None) -> None:
     loop = asyncio.get_running_loop()
-    stop = loop.create_future()
+    stop: asyncio.Future[None] = loop.create_future()
+
+    def _stop() -> None:
+        if not stop.done():
+            stop.set_result(None)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+        loop.add_signal_handler(sig, _stop)
     accepting: list[asyncio.Task[None]] = []
     transports: list[asyncio.BaseTransport] = []
     try:
@@ -197,8 +203,8 @@ async def _serve(maps: Sequence[ProxyMap], ready_fd: int | None) -> None:
                 if m.proto == "tcp":
                     accepting.append(asyncio.create_task(_accept_loop(sock, m)))
                 else:
-                    t, _ = await loop.create_datagram_endpoint(lambda m=m: _UdpFront(m),
-                                                               sock=sock)
+                    t, _ = await loop.create_datagram_endpoint(
+                        functools.partial(_UdpFront, m), sock=sock)
                     transports.append(t)
     except (BerthError, OSError) as e:
         _report(ready_fd, f"error {e}")
@@ -207,8 +213,8 @@ async def _serve(maps: Sequence[ProxyMap], ready_fd: int | None) -> None:
     await stop
     for task in accepting:
         task.cancel()
-    for t in transports:
-        t.close()
+    for tr in transports:
+        tr.close()
 
 
 def _report(fd: int | None, text: str) -> None:

@@ -31,12 +31,13 @@ containers works; only traffic leaving the host does not.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import re
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Conflict, InvalidArgument, NotFound, PortAllocated
@@ -100,14 +101,14 @@ class NetworkService:
             raise NotFound(f"network {key} not found")
         return net
 
-    def list(self) -> list[NetworkRecord]:
+    def list(self) -> builtins.list[NetworkRecord]:
         self.default_network()
         self._ensure_predefined()
         return [NetworkRecord.from_row(r) for r in
                 self.db.query("SELECT * FROM networks ORDER BY created, name")]
 
     def endpoints(self, *, container_id: str | None = None,
-                  network_id: str | None = None) -> list[EndpointRecord]:
+                  network_id: str | None = None) -> builtins.list[EndpointRecord]:
         where, args = [], []
         if container_id:
             where.append("container_id=?")
@@ -140,7 +141,7 @@ class NetworkService:
             return self._make(nid, "bridge", str(subnet), str(gateway_for(subnet)),
                               internal=False, labels={}, options={"bridge": dev})
 
-    def _subnets(self) -> list[str]:
+    def _subnets(self) -> builtins.list[str]:
         return [r["subnet"] for r in self.db.query(
             "SELECT subnet FROM networks WHERE subnet IS NOT NULL AND subnet != ''")]
 
@@ -233,7 +234,7 @@ class NetworkService:
                 tx.execute("DELETE FROM networks WHERE id=?", (net.id,))
 
     def prune(self, *, until: float | None = None, labels: Iterable[str] = ()
-              ) -> list[str]:
+              ) -> builtins.list[str]:
         """User networks no container (of any state) is attached to; their names."""
         from ..container.views import label_match
 
@@ -330,7 +331,7 @@ class NetworkService:
             check_port_free(r.host_ip, r.host_port_first, r.proto)
 
     def _add_endpoint(self, cid: str, net: NetworkRecord, ip: str | None,
-                      aliases: list[str]) -> EndpointRecord:
+                      aliases: builtins.list[str]) -> EndpointRecord:
         from .ipam import IPPool
         from .veth import mac_for_ip
 
@@ -366,7 +367,7 @@ class NetworkService:
             raise NotFound(f"No such container: {key}")
         return row
 
-    def etc_files(self, rec: ContainerRecord) -> list[dict[str, Any]]:
+    def etc_files(self, rec: ContainerRecord) -> builtins.list[dict[str, Any]]:
         """hosts/hostname/resolv.conf for the spec (``container:`` shares its target's)."""
         from .etcfiles import write_etc_files, write_in_place
 
@@ -440,7 +441,7 @@ class NetworkService:
             json.dump(spec, f)
         os.replace(tmp, cfg_path)
 
-    def _seats(self, cid: str) -> list[Any]:
+    def _seats(self, cid: str) -> builtins.list[Any]:
         from .sandbox import Seat
 
         eps = self.endpoints(container_id=cid)
@@ -450,7 +451,7 @@ class NetworkService:
         return [Seat(nets[e.network_id], e, i == 0) for i, e in enumerate(eps)
                 if e.network_id in nets]
 
-    def _reserved_ports(self, cid: str) -> list[tuple[str, int, str]]:
+    def _reserved_ports(self, cid: str) -> builtins.list[tuple[str, int, str]]:
         out = []
         for r in self.db.query("SELECT ports FROM sandboxes WHERE container_id != ?", (cid,)):
             out += [(m["host_ip"], m["host_port"], m["proto"]) for m in json.loads(r["ports"])]
@@ -482,7 +483,7 @@ class NetworkService:
         self.container_stopped(rec, removing=True)
 
     # -- connect / disconnect -----------------------------------------------------------------
-    def connect(self, key: str, rec: ContainerRecord, *, aliases: list[str] = (),  # type: ignore[assignment]
+    def connect(self, key: str, rec: ContainerRecord, *, aliases: Sequence[str] = (),
                 ip: str | None = None) -> None:
         """``network connect``: a new endpoint; plugged in now if the container runs."""
         from . import sandbox
@@ -532,7 +533,7 @@ class NetworkService:
 
     # -- hosts files ------------------------------------------------------------------------
     def _hosts_inputs(self, cid: str) -> tuple[str | None, str | None,
-                                               list[tuple[str, list[str]]]]:
+                                               builtins.list[tuple[str, builtins.list[str]]]]:
         """(own primary IP, its gateway, running peers on its user networks).
 
         A peer is *running* when it has a sandbox row: that row is written and deleted
@@ -559,7 +560,7 @@ class NetworkService:
                     peers.append((r["ip"], peer_names(r["name"], r["id"], r["aliases"])))
         return eps[0].ip, primary.gateway if primary else None, peers
 
-    def _live_seats(self, network_id: str) -> list[Any]:
+    def _live_seats(self, network_id: str) -> builtins.list[Any]:
         """Endpoints on a network of containers whose sandbox is up (see above)."""
         return self.db.query(
             "SELECT e.ip, e.aliases, c.id, c.name, c.config FROM endpoints e JOIN "
@@ -633,13 +634,13 @@ class NetworkService:
         return NetworkRecord.from_row(row).gateway
 
     # -- ports and inspect views ---------------------------------------------------------------
-    def mappings(self, cid: str) -> list[PortMapping]:
+    def mappings(self, cid: str) -> builtins.list[PortMapping]:
         from .ports import PortMapping
 
         row = self.db.one("SELECT ports FROM sandboxes WHERE container_id=?", (cid,))
         return [PortMapping(**m) for m in json.loads(row["ports"])] if row else []
 
-    def display_ports(self, rec: ContainerRecord) -> list[Any]:
+    def display_ports(self, rec: ContainerRecord) -> builtins.list[Any]:
         """Engine API ``Ports`` of a running container (none when not running)."""
         from .ports import display_ports
 

@@ -19,10 +19,12 @@ no bytes of their own; the container hooks turn them into tmpfs or bind mounts.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import sqlite3
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -79,10 +81,10 @@ class VolumeService:
             raise NotFound(f"get {name}: no such volume")
         return rec
 
-    def list(self) -> list[VolumeRecord]:
+    def list(self) -> builtins.list[VolumeRecord]:
         return [self._rec(r) for r in self.db.query("SELECT * FROM volumes ORDER BY name")]
 
-    def users(self, name: str) -> list[str]:
+    def users(self, name: str) -> builtins.list[str]:
         """IDs of the containers (any state) that mount this volume."""
         return [r["container_id"] for r in self.db.query(
             "SELECT DISTINCT container_id FROM container_volumes WHERE volume_name=? "
@@ -165,7 +167,7 @@ class VolumeService:
         return True
 
     def prune(self, *, all_unused: bool = False,
-              labels: list[str] = ()) -> tuple[list[str], int]:  # type: ignore[assignment]
+              labels: Sequence[str] = ()) -> tuple[builtins.list[str], int]:
         """Unused volumes (anonymous ones unless ``all_unused``): (names, bytes freed)."""
         used = self.in_use()
         removed, space = [], 0
@@ -188,7 +190,7 @@ class VolumeService:
 
         return tree_size(rec.mountpoint) if os.path.isdir(rec.mountpoint) else 0
 
-    def collect(self) -> list[str]:
+    def collect(self) -> builtins.list[str]:
         """Remove directories under ``volumes/`` that no row owns (crash leftovers)."""
         try:
             names = os.listdir(self.dir)
@@ -204,7 +206,7 @@ class VolumeService:
         return gone
 
     # -- container use --------------------------------------------------------------------
-    def attach(self, container_id: str, entries: list[tuple[str, str, bool]]) -> None:
+    def attach(self, container_id: str, entries: builtins.list[tuple[str, str, bool]]) -> None:
         """Record that a container mounts these (volume, destination, rw); one tx."""
         if not entries:
             return
@@ -241,7 +243,7 @@ def _check_local_options(name: str, options: dict[str, str]) -> None:
                           "type=tmpfs or o=bind volumes (got type=" + (kind or '""') + ")")
 
 
-def label_filter(labels: dict[str, str], wanted: list[str]) -> bool:
+def label_filter(labels: dict[str, str], wanted: Sequence[str]) -> bool:
     """``label=k``/``label=k=v`` must hold, ``!k``/``!k=v`` (from ``label!=``) must not."""
     for w in wanted:
         neg = w.startswith("!")
