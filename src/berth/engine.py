@@ -494,7 +494,8 @@ class Engine(EngineApiMixin):
 
         results = push(self.store, name, all_tags=all_tags, tls_verify=tls_verify,
                        progress=progress, max_concurrent=max_concurrent,
-                       compression=Compression(compression_format, compression_level))
+                       compression=Compression(compression_format,
+                                               compression_level).or_config(self.root))
         for r in results:
             self._image_event("push", r.reference.familiar)
         self._touch(*(self.image_service.resolve(str(r.reference)) for r in results))

@@ -177,3 +177,25 @@ def test_large_compressed_layers_go_in_several_patches(
     doc, _ = _manifest(registry, "comp/big", "1")
     data = _blob(registry, "comp/big", doc["layers"][0]["digest"])
     assert gzip.decompress(data) == tar.read_bytes()
+
+
+def test_push_section_of_berth_toml(berth, berth_env, busybox_image: str,
+                                    registry: Registry) -> None:
+    """``[push] compression_format`` in the root's berth.toml; a flag still wins."""
+    toml = Path(berth_env["root"]) / "berth.toml"
+    toml.write_text('[push]\ncompression_format = "zstd"\ncompression_level = 7\n')
+    ref = f"{registry.host}/comp/toml:1"
+    berth("tag", "busybox", ref)
+    assert berth("push", "-q", ref).returncode == 0
+    doc, _ = _manifest(registry, "comp/toml", "1")
+    assert doc["layers"][0]["mediaType"].endswith("+zstd")
+    ref2 = f"{registry.host}/comp/toml2:1"
+    berth("tag", "busybox", ref2)
+    assert berth("push", "-q", "--compression-format", "gzip", ref2).returncode == 0
+    doc, _ = _manifest(registry, "comp/toml2", "1")
+    assert doc["layers"][0]["mediaType"].endswith("+gzip")
+    toml.write_text('[push]\ncompression_format = "lz4"\n')
+    r = berth("push", ref)
+    assert r.returncode == 1
+    assert r.stderr == (f"Error: invalid {toml}: [push] unsupported compression format "
+                        "'lz4' (expected gzip or zstd)\n")

@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from berth.config import register_section
+from berth.errors import InvalidArgument
 from berth.oci import mediatypes as mt
 from berth.oci.manifest import Descriptor
 from berth.oci.stream_compress import check
@@ -36,6 +38,25 @@ class Compression:
 
     fmt: str | None = None
     level: int | None = None
+
+    def or_config(self, root: str) -> Compression:
+        """Flags win; what they leave open comes from berth.toml's ``[push]`` section::
+
+            [push]
+            compression_format = "zstd"
+            compression_level = 9
+        """
+        from berth import config
+
+        cfg = config.current(root)
+        section = cfg.section("push")
+        if isinstance(section, dict):  # read before this module registered the section
+            try:
+                section = _push_section(section)
+            except ValueError as e:
+                raise InvalidArgument(f"invalid {' or '.join(cfg.files)}: [push] {e}") from None
+        return Compression(self.fmt or section.fmt,
+                           self.level if self.level is not None else section.level)
 
     def validated(self) -> Compression:
         if self.fmt is None:
@@ -124,3 +145,19 @@ def rewrite_manifest(raw: bytes, media_type: str, plans: list[LayerPlan]) -> tup
         doc["config"] = {**doc["config"], "mediaType": mt.OCI_CONFIG}
     return json.dumps(doc, indent=3).encode(), media_type
 
+
+def _push_section(table: dict[str, Any]) -> Compression:
+    """berth.toml's ``[push]``: checked when the file is read, so a typo names the file."""
+    fmt = table.get("compression_format")
+    level = table.get("compression_level")
+    if fmt is not None and not isinstance(fmt, str):
+        raise ValueError("compression_format must be a string")
+    if level is not None and (isinstance(level, bool) or not isinstance(level, int)):
+        raise ValueError("compression_level must be an integer")
+    try:
+        return Compression(fmt, level).validated()
+    except InvalidArgument as e:
+        raise ValueError(e.message) from None
+
+
+register_section("push", _push_section)
