@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench._common import berth_env, podman_cmd, podman_reset, table, timed  # noqa: E402
-from tests.conftest import busybox_rootfs_tar  # noqa: E402
+from tests.testimages import busybox_rootfs_tar  # noqa: E402
 
 FILES = 5000
 # a per-container token makes every writer's files different, so each first commit is a

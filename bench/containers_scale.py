@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.conftest import busybox_rootfs_tar  # noqa: E402
+from tests.testimages import busybox_rootfs_tar  # noqa: E402
 
 PY = sys.executable
 

@@ -43,7 +43,7 @@ def _sha(path: str) -> tuple[str, int]:
 
 def _busybox_tar(out: str) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from conftest import busybox_rootfs_tar
+    from testimages import busybox_rootfs_tar
 
     busybox_rootfs_tar(Path(out))
 

@@ -17,20 +17,10 @@ from pathlib import Path
 import pytest
 
 import leaks
+from testimages import busybox_rootfs_tar
 
 BUSYBOX = "/bin/busybox"
 REPO = Path(__file__).resolve().parent.parent
-
-
-def busybox_rootfs_tar(path: Path) -> Path:
-    """A minimal rootfs: busybox-static with its applets, passwd/group, /tmp, /root."""
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        from make_busybox_rootfs import build
-    finally:
-        sys.path.pop(0)
-    build(str(path))
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -16,17 +16,36 @@ import time
 ROOT = "/sys/fs/cgroup"
 
 
+def cgroup_mounts() -> list[str]:
+    """Where cgroup filesystems (v1 hierarchies, the v2 tree) are mounted in our view.
+
+    Only these count: a directory under ``/sys/fs/cgroup`` that is *not* a cgroup mount (a
+    hierarchy unmounted in a private mount namespace, say) can hold a runtime's plain
+    ``cgroup.procs`` file listing pids long dead, which would read as a live container.
+    """
+    out = []
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                fields = line.split()
+                try:
+                    fstype = fields[fields.index("-") + 1]
+                except (ValueError, IndexError):
+                    continue
+                if fstype in ("cgroup", "cgroup2"):
+                    out.append(fields[4].replace("\\040", " "))
+    except OSError:
+        return [ROOT]
+    return out
+
+
 def cgroup_dirs(path: str) -> list[str]:
     """Every hierarchy's directory for the absolute cgroups path ``path`` that exists."""
     rel = path.strip("/")
     if not rel or ".." in rel.split("/"):
         return []
-    out = []
-    cands = [os.path.join(ROOT, rel)]
-    try:
-        cands += [os.path.join(ROOT, h, rel) for h in sorted(os.listdir(ROOT))]
-    except OSError:
-        pass
+    out: list[str] = []
+    cands = [os.path.join(m, rel) for m in cgroup_mounts()]
     for d in cands:
         if os.path.isfile(os.path.join(d, "cgroup.procs")) and d not in out:
             out.append(d)

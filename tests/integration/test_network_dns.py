@@ -37,10 +37,10 @@ def _needs_aardvark() -> None:
 
 def aardvark_pids(runroot: str) -> list[int]:
     """aardvark-dns processes serving this store's config directory."""
-    from conftest import _procs_mentioning
+    from leaks import procs_of
 
     cdir = os.path.join(runroot, "aardvark-dns")
-    return [pid for pid, cmd in _procs_mentioning(cdir) if "aardvark-dns " in cmd]
+    return [pid for pid, cmd in procs_of(cdir, set()) if "aardvark-dns " in cmd]
 
 
 def lookup(berth, ctr: str, name: str) -> str:  # type: ignore[no-untyped-def]
@@ -272,7 +272,7 @@ def _other_root(env: dict[str, str], _image: str) -> _OtherRoot:
     from pathlib import Path
 
     from berth.engine import Engine
-    from conftest import busybox_rootfs_tar  # noqa: E402
+    from testimages import busybox_rootfs_tar
 
     tar = busybox_rootfs_tar(Path(env["BERTH_RUNROOT"] + "-img.tar"))
     with Engine(root=env["BERTH_ROOT"], runroot=env["BERTH_RUNROOT"]) as eng, \

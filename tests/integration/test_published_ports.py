@@ -115,10 +115,10 @@ def test_publish_loopback_column_port_and_inspect(berth, busybox_image, berth_en
 
 def _helpers(cid: str) -> list[str]:
     """Names of host processes whose command line names the container."""
-    from conftest import _procs_mentioning
+    from leaks import procs_of
 
     names = []
-    for pid, _cmd in _procs_mentioning(cid):
+    for pid, _cmd in procs_of(cid, set()):
         try:
             with open(f"/proc/{pid}/comm") as f:
                 names.append(f.read().strip())
@@ -136,7 +136,7 @@ def test_a_port_another_root_publishes_is_taken(berth, busybox_image, berth_env,
     from pathlib import Path
 
     from berth.engine import Engine
-    from conftest import busybox_rootfs_tar
+    from testimages import busybox_rootfs_tar
 
     tar = busybox_rootfs_tar(Path(tmp_path / "bb2.tar"))
     with Engine(env["BERTH_ROOT"], env["BERTH_RUNROOT"]) as eng, open(tar, "rb") as f:
@@ -232,8 +232,9 @@ def test_port_taken_between_create_and_start(berth, busybox_image, berth_env):
     holder.listen(1)
     try:
         r = berth("start", "late")
-        assert (r.returncode, r.stderr) == (
-            1, f"Error: Bind for 127.0.0.1:{hp} failed: port is already allocated\n")
+        assert (r.returncode, r.stderr) == (  # Docker's two lines: the cause, then the summary
+            1, f"Error: Bind for 127.0.0.1:{hp} failed: port is already allocated\n"
+               "Error: failed to start containers: late\n")
         state = json.loads(berth("inspect", "late").stdout)[0]["State"]
         assert state["Status"] == "created" and state["Pid"] == 0
         assert leftovers(berth_env["root"], berth_env["runroot"], networks_gone=False) == []

@@ -65,13 +65,19 @@ class Collector:
 
 def _assert_whole(engine, ref: str) -> None:  # type: ignore[no-untyped-def]
     """The image's config, manifest and layer blobs and its layer dirs all exist."""
+    from berth.images.onecopy import has_layer_blob
+
     info = engine.image_inspect(ref)
     store = engine.store
     assert store.content.exists(info["Id"])
     for il in store.db.query("SELECT l.chain_id, il.blob_digest FROM image_layers il "
                              "JOIN layers l USING (chain_id) WHERE il.image_id=?",
                              (info["Id"],)):
-        assert store.content.exists(il["blob_digest"]), (ref, il["blob_digest"])
+        # a layer blob is a stored file, or a tree plus its tar-split record (one copy)
+        assert has_layer_blob(store, il["blob_digest"], il["chain_id"]), \
+            (ref, il["blob_digest"])
+        assert os.path.isdir(store.layers.diff_dir(il["chain_id"])) or store.db.one(
+            "SELECT 1 FROM layers WHERE chain_id=? AND unpacked=0", (il["chain_id"],))
 
 
 def _ingest_rounds(engine, tmp: Path, kind: str, ingest) -> None:  # type: ignore[no-untyped-def]

@@ -52,7 +52,7 @@ def test_host_config_fields():
     {"Image": "busybox", "Tty": "yes"},
     {"Image": "busybox", "Cmd": [1, 2]},
     {"Image": "busybox", "HostConfig": {"Memory": "lots"}},
-    {"Image": "busybox", "HostConfig": {"Devices": [{"PathOnHost": "/dev/kvm"}]}},
+    {"Image": "busybox", "HostConfig": {"Devices": "/dev/kvm"}},  # not a list
     {"Image": "busybox", "HostConfig": {"Mounts": [{"Type": "bind"}]}},
 ])
 def test_wrong_types_are_invalid_arguments(body):
