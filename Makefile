@@ -12,7 +12,7 @@ RUN_PKGS  := crun runc conmon catatonit uidmap passt fuse-overlayfs busybox-stat
 TEST_PKGS := skopeo podman slirp4netns docker-registry umoci golang-github-containers-common curl apache2-utils mmdebstrap docker.io docker-compose
 PYTEST_ARGS ?=
 
-.PHONY: demo test mutation deps-run deps-test venv clean-demo
+.PHONY: demo test lint mutation deps-run deps-test venv clean-demo
 
 deps-run:
 	@./scripts/apt-ensure $(RUN_PKGS)
@@ -31,8 +31,14 @@ $(VENV)/.installed: pyproject.toml
 venv: $(VENV)/.installed
 	@$(PY) -m compileall -q src
 
+# ruff (bugs, imports, modern syntax) and mypy (strict on store/, oci/, images/; see
+# pyproject.toml): part of every test run, so CI refuses what they refuse
+lint: venv
+	$(PY) -m ruff check src tests bench scripts
+	$(PY) -m mypy
+
 # -rs: every skip prints its reason, so a test that silently stopped running shows in CI
-test: deps-test venv
+test: deps-test venv lint
 	@# Debian's default modes (udev sets them): rootless pasta opens the tun device,
 	@# rootless fuse-overlayfs /dev/fuse
 	@test ! -c /dev/net/tun || chmod 0666 /dev/net/tun

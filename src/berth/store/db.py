@@ -261,6 +261,23 @@ MIGRATIONS: list[str] = [
 ]
 
 
+def _set_wal(c: sqlite3.Connection) -> None:
+    """``PRAGMA journal_mode=WAL``, retried: while another process switches a brand-new
+    database to WAL, SQLite answers "database is locked" at once, without waiting on the
+    busy timeout (several first commands on a fresh store race here)."""
+    import time
+
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            c.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class Database:
     """A connection per object (and per thread); cheap to open, safe across processes."""
 
@@ -297,7 +314,7 @@ class Database:
         try:
             c.row_factory = sqlite3.Row
             c.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            c.execute("PRAGMA journal_mode=WAL")
+            _set_wal(c)
             c.execute("PRAGMA synchronous=FULL")
             c.execute("PRAGMA foreign_keys=ON")
             # the first read maps the WAL index: on a full disk it fails here, not later
