@@ -22,23 +22,16 @@ from test_pull_push import (  # noqa: F401 - fixtures
     registry,
 )
 
+from berth.registry.client.progress import NullProgress
+
 ACCEPT = {"Accept": OCI_MANIFEST + ",application/vnd.docker.distribution.manifest.v2+json"}
 
 
-class Statuses:
+class Statuses(NullProgress):
     """A Progress that keeps each layer's final status (``Pushed``, ``Mounted from …``)."""
 
     def __init__(self) -> None:
         self.final: list[str] = []
-
-    def status(self, message: str, layer: str | None = None) -> None:
-        pass
-
-    def layer_start(self, layer: str, action: str, total: int | None) -> None:
-        pass
-
-    def advance(self, layer: str, n: int) -> None:
-        pass
 
     def done(self, layer: str, status: str) -> None:
         self.final.append(status)

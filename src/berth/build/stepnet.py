@@ -179,16 +179,11 @@ def _teardown(runroot: str, cid: str, network_id: str) -> None:
 
 
 def _alive(pid_text: str) -> bool:
+    """Whether the build that wrote a reservation still runs (a zombie does not)."""
+    from berth.procs import pid_alive
+
     try:
         pid = int(pid_text)
     except ValueError:
         return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid == os.getpid() or pid_alive(pid)
