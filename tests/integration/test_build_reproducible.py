@@ -52,4 +52,5 @@ def test_two_fresh_roots_same_image_id(engine, busybox_image, tmp_path, monkeypa
         assert plain.image_id != first.image_id
     finally:
         other.remove_all_containers()
+        other.remove_all_networks()  # RUN steps put the bridge up: host state to take down
         other.close()
