@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterator
 
 
 @functools.cache
@@ -57,3 +58,16 @@ def owner_alive(name: str) -> bool:
     """True when the process that made temp entry ``name`` still runs (or is us)."""
     pid = owner_pid(name)
     return pid is not None and (pid == os.getpid() or pid_alive(pid))
+
+
+def cmdlines() -> Iterator[tuple[int, bytes]]:
+    """``(pid, raw command line)`` of every process we can read (NUL-separated arguments):
+    the one walk of ``/proc`` that finds processes by what they were started with."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                yield int(name), f.read()
+        except OSError:
+            continue

@@ -187,16 +187,11 @@ def _etc_files(ws: Workspace, network: str, seat: StepNetwork | None
         resolv = _read("/etc/resolv.conf")
     else:
         hosts, resolv = _HOSTS, ""
+    from berth.etcbinds import bind_etc_files
+
     files = {"hosts": hosts, "hostname": HOSTNAME + "\n", "resolv.conf": resolv}
-    out = []
-    for name, text in files.items():
-        path = ws.path(name)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(path, 0o644)
-        out.append({"type": "bind", "source": path, "destination": f"/etc/{name}",
-                    "ro": name != "hosts"})
-    return out
+    return bind_etc_files(ws.dir, files,
+                          read_only={"hostname", "resolv.conf"})
 
 
 def _read(path: str) -> str:

@@ -382,14 +382,9 @@ class ContainerService(ExitHandling, Sessions):
             hosts += f"{ip}\t{name}\n"
         files = {"hosts": hosts, "hostname": rec.config["Hostname"] + "\n",
                  "resolv.conf": _read("/etc/resolv.conf") if hostnet else ""}
-        out = []
-        for name, text in files.items():
-            path = os.path.join(rec.dir, name)
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.chmod(path, 0o644)
-            out.append({"type": "bind", "source": path, "destination": f"/etc/{name}"})
-        return out
+        from ..etcbinds import bind_etc_files
+
+        return bind_etc_files(rec.dir, files)
 
     def _mount(self, rec: ContainerRecord, image_id: str | None = None) -> None:
         from .rootfs import is_mounted, mount_overlay

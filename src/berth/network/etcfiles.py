@@ -15,20 +15,12 @@ inode): an atomic rename would leave the container looking at the old inode fore
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from typing import Any
 
+from berth.etcbinds import bind_etc_files
+
 from .hostsfiles import parse_add_host, read_host_resolv_conf, render_hosts, render_resolv_conf
-
-
-def write_in_place(path: str, text: str) -> None:
-    """Truncate-and-write keeping the inode (see module doc); 0644 like Docker's."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
 
 
 def resolv_conf(host_config: dict[str, Any], dns_server: str | None = None) -> str:
@@ -63,12 +55,7 @@ def write_etc_files(cdir: str, config: dict[str, Any], ip: str | None, gateway: 
     files = {"hosts": hosts_text(config, ip, gateway, peers),
              "hostname": (config.get("Hostname") or "") + "\n",
              "resolv.conf": resolv_conf(config.get("HostConfig", {}), dns_server)}
-    mounts = []
-    for name, text in files.items():
-        path = os.path.join(cdir, name)
-        write_in_place(path, text)
-        mounts.append({"type": "bind", "source": path, "destination": f"/etc/{name}"})
-    return mounts
+    return bind_etc_files(cdir, files)
 
 
 def peer_names(name: str, cid: str, aliases_json: str) -> list[str]:

@@ -12,7 +12,6 @@ before the namespace, whose devices the kernel would otherwise free later), name
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
@@ -179,16 +178,8 @@ def stop(runroot: str, cid: str, network_ids: Iterable[str], proxy_pid: int | No
 
 def find_proxies(tag: str) -> list[int]:
     """Proxies started ``--for tag`` (the fallback when their pid was never recorded)."""
+    from berth.procs import cmdlines
+
     needle = f"--for\0{tag}\0".encode()
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                cmd = f.read()
-        except OSError:
-            continue
-        if b"berth.network.proxy" in cmd and needle in cmd + b"\0":
-            found.append(int(name))
-    return found
+    return [pid for pid, cmd in cmdlines()
+            if b"berth.network.proxy" in cmd and needle in cmd + b"\0"]

@@ -369,7 +369,8 @@ class NetworkService:
 
     def etc_files(self, rec: ContainerRecord) -> builtins.list[dict[str, Any]]:
         """hosts/hostname/resolv.conf for the spec (``container:`` shares its target's)."""
-        from .etcfiles import write_etc_files, write_in_place
+        from ..etcbinds import write_in_place
+        from .etcfiles import write_etc_files
 
         mode = rec.config["HostConfig"].get("NetworkMode") or "bridge"
         if mode.startswith("container:"):
@@ -573,7 +574,8 @@ class NetworkService:
         """Rewrite hosts of every container on these networks (user networks only),
         then bring the DNS server in line. Callers hold the network lock and have
         already added (start) or deleted (stop) the container's sandbox row."""
-        from .etcfiles import hosts_text, write_in_place
+        from ..etcbinds import write_in_place
+        from .etcfiles import hosts_text
 
         if not network_ids:
             return

@@ -79,15 +79,10 @@ class PastaNetwork:
                                  not ln.split()[1].startswith("127."))
         except OSError:
             resolv = ""
-        out = []
-        for name, text in (("hosts", hosts), ("hostname", rec.config["Hostname"] + "\n"),
-                           ("resolv.conf", resolv)):
-            path = os.path.join(rec.dir, name)
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.chmod(path, 0o644)
-            out.append({"type": "bind", "source": path, "destination": f"/etc/{name}"})
-        return out
+        from ..etcbinds import bind_etc_files
+
+        return bind_etc_files(rec.dir, {"hosts": hosts, "hostname": rec.config["Hostname"] + "\n",
+                                        "resolv.conf": resolv})
 
     def container_starting(self, rec: Any) -> None:
         from .pasta_ports import decide, pasta_args

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import time
 
-from berth.procs import pid_alive
+from berth.procs import cmdlines, pid_alive
 from berth.store.fsutil import remove_tree
 
 KEEP = ("berth.toml",)
@@ -28,18 +28,8 @@ def processes_naming(paths: list[str]) -> list[int]:
     """
     me = {os.getpid(), os.getppid()}
     needles = [p.encode() + b"\0" for p in paths] + [p.encode() + b"/" for p in paths]
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) in me:
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                cmd = f.read()
-        except OSError:
-            continue
-        if any(n in cmd for n in needles) and (b"berth" in cmd or b"conmon" in cmd):
-            found.append(int(name))
-    return found
+    return [pid for pid, cmd in cmdlines() if pid not in me
+            and any(n in cmd for n in needles) and (b"berth" in cmd or b"conmon" in cmd)]
 
 
 def stop_processes(paths: list[str], *, grace: float = 5.0) -> list[int]:
