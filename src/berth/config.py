@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,12 +139,18 @@ class Config:
         return self.section("gc")  # type: ignore[no-any-return]
 
     def section(self, name: str) -> Any:
-        """The typed section (defaults when absent); a raw dict for an unknown one."""
+        """The typed section (defaults when absent); a raw dict for an unknown one.
+
+        A section whose parser was registered after this file was read (its module was
+        imported later) is parsed now, with the same error as at load time."""
         if name in self.parsed:
             return self.parsed[name]
-        if name in SECTIONS:
-            return SECTIONS[name]({})
-        return self.raw.get(name, {})
+        parser = SECTIONS.get(name)
+        if parser is None:
+            return self.raw.get(name, {})
+        value = _parse(parser, name, self.raw.get(name, {}), self.files)
+        self.parsed[name] = value
+        return value
 
 
 def paths(root: str) -> list[str]:
@@ -171,16 +177,17 @@ def load(root: str) -> Config:
             if not isinstance(table, dict):
                 raise InvalidArgument(f"invalid {path}: {name} must be a [section]")
             raw.setdefault(name, {}).update(table)
-    parsed = {}
-    for name, table in raw.items():
-        parser = SECTIONS.get(name)
-        if parser is None:
-            continue
-        try:
-            parsed[name] = parser(table)
-        except (ValueError, TypeError) as e:
-            raise InvalidArgument(f"invalid {' or '.join(used)}: [{name}] {e}") from None
+    parsed = {name: _parse(parser, name, table, used) for name, table in raw.items()
+              if (parser := SECTIONS.get(name)) is not None}
     return Config(raw, parsed, tuple(used))
+
+
+def _parse(parser: Callable[[dict[str, Any]], Any], name: str, table: dict[str, Any],
+           files: Sequence[str]) -> Any:
+    try:
+        return parser(table)
+    except (ValueError, TypeError) as e:
+        raise InvalidArgument(f"invalid {' or '.join(files)}: [{name}] {e}") from None
 
 
 _cache: dict[str, tuple[tuple[tuple[str, int, int], ...], Config]] = {}

@@ -88,7 +88,6 @@ class BodyReader(ChunkReader):
         ranges = resp.headers.get("accept-ranges", "").lower() == "bytes"
         self._reopen = reopen if ranges else None
         self._resumes = 0
-        self.resumed = 0
         self._it: Iterator[bytes] = resp.iter_raw()
         self._limit = limit
         self._what = what
@@ -140,7 +139,6 @@ class BodyReader(ChunkReader):
         expect = f"bytes {self.received}-"
         if resp.status_code == 206 and resp.headers.get("content-range", "").startswith(expect):
             self._it = resp.iter_raw()
-            self.resumed += 1
             return
         resp.close()
         raise lost from None

@@ -25,7 +25,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from berth.errors import DigestMismatch, InvalidArgument, InvalidManifest, NotFound, RegistryError
@@ -137,17 +137,13 @@ class _Pusher:
         for d in layers:
             self.progress.status("Preparing", short_id(d.digest))
         media_type = row["manifest_media_type"] or doc.media_type
-        self.docker = media_type == mt.DOCKER_MANIFEST
+        self.docker = push_layers.keeps_docker_types(media_type, self.compression)
         plans = [push_layers.plan(self.store, d, self.compression, docker=self.docker)
                  for d in layers]
-        self.docker = push_layers.uses_docker_types(media_type, plans)
-        for p in plans:  # the media type follows the manifest family finally chosen
-            if p.target is not None:
-                p.target = replace(p.target, media_type=push_layers.layer_media_type(
-                    p.stored, p.fmt or "", docker=self.docker))
         self._blobs(plans)
         self._blob(LayerPlan(doc.config), quiet=True)
-        raw, media_type = push_layers.rewrite_manifest(raw, media_type, plans)
+        raw, media_type = push_layers.rewrite_manifest(raw, media_type, plans,
+                                                       docker=self.docker)
         digest = self._manifest(raw, media_type)
         with self.store.db.tx() as tx:
             tx.execute("INSERT OR REPLACE INTO repo_digests(repository, digest, image_id) "

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from berth.config import register_section
 from berth.errors import InvalidArgument
@@ -48,13 +48,7 @@ class Compression:
         """
         from berth import config
 
-        cfg = config.current(root)
-        section = cfg.section("push")
-        if isinstance(section, dict):  # read before this module registered the section
-            try:
-                section = _push_section(section)
-            except ValueError as e:
-                raise InvalidArgument(f"invalid {' or '.join(cfg.files)}: [push] {e}") from None
+        section: Compression = config.current(root).section("push")
         return Compression(self.fmt or section.fmt,
                            self.level if self.level is not None else section.level)
 
@@ -76,6 +70,12 @@ class LayerPlan:
     level: int = 0
     target: Descriptor | None = None  # the compressed descriptor, once known
 
+    def compressed(self, digest: str, size: int, *, docker: bool) -> Descriptor:
+        """The descriptor of this layer as ``fmt`` bytes with ``digest`` and ``size``."""
+        assert self.fmt is not None
+        return Descriptor(mt.layer_type(cast(mt.Compression, self.fmt), docker=docker),
+                          digest, size, annotations=self.stored.annotations)
+
     @property
     def sent(self) -> Descriptor:
         """The descriptor the pushed manifest lists for this layer."""
@@ -96,40 +96,35 @@ def plan(store: Store, desc: Descriptor, choice: Compression, *, docker: bool) -
     row = store.db.one("SELECT digest, size FROM compressed_blobs WHERE source=? AND format=? "
                        "AND level=?", (desc.digest, fmt, level))
     if row is not None:
-        p.target = Descriptor(layer_media_type(desc, fmt, docker=docker), row["digest"],
-                              row["size"], annotations=desc.annotations)
+        p.target = p.compressed(row["digest"], row["size"], docker=docker)
     return p
-
-
-def layer_media_type(desc: Descriptor, fmt: str, *, docker: bool) -> str:
-    """The media type of ``desc`` compressed as ``fmt`` (nondistributable stays so)."""
-    return mt.layer_type(fmt, docker=docker and fmt == "gzip")  # type: ignore[arg-type]
 
 
 def record(store: Store, p: LayerPlan, digest: str, size: int, *, docker: bool) -> None:
     """Remember what ``p``'s layer compressed to, and set its target descriptor."""
-    assert p.fmt is not None
-    p.target = Descriptor(layer_media_type(p.stored, p.fmt, docker=docker), digest, size,
-                          annotations=p.stored.annotations)
+    p.target = p.compressed(digest, size, docker=docker)
     with store.db.tx() as tx:
         tx.execute("INSERT OR REPLACE INTO compressed_blobs(source, format, level, digest, "
                    "size, created) VALUES (?,?,?,?,?,?)",
                    (p.stored.digest, p.fmt, p.level, digest, size, time.time()))
 
 
-def uses_docker_types(manifest_media_type: str, plans: list[LayerPlan]) -> bool:
-    """Whether the pushed manifest stays Docker schema2 (no zstd layer in it)."""
-    return manifest_media_type == mt.DOCKER_MANIFEST and not any(
-        p.fmt == "zstd" for p in plans)
+def keeps_docker_types(manifest_media_type: str, choice: Compression) -> bool:
+    """Whether a pushed manifest stays Docker schema2: it was one, and no layer becomes zstd
+    (only a zstd choice makes zstd layers; schema2 has no zstd layer type)."""
+    return manifest_media_type == mt.DOCKER_MANIFEST and choice.fmt != "zstd"
 
 
-def rewrite_manifest(raw: bytes, media_type: str, plans: list[LayerPlan]) -> tuple[bytes, str]:
-    """The manifest to push and its media type: ``raw`` unless a layer changed form."""
+def rewrite_manifest(raw: bytes, media_type: str, plans: list[LayerPlan], *,
+                     docker: bool) -> tuple[bytes, str]:
+    """The manifest to push and its media type: ``raw`` unless a layer changed form.
+
+    ``docker``: :func:`keeps_docker_types`; otherwise a schema2 manifest becomes OCI."""
     if all(p.fmt is None for p in plans):
         return raw, media_type
     doc: dict[str, Any] = json.loads(raw)
     by_digest = {p.stored.digest: p.sent for p in plans}
-    to_oci = not uses_docker_types(media_type, plans)
+    to_oci = not docker
     layers = []
     for entry in doc.get("layers", []):
         new = by_digest.get(entry.get("digest"))
