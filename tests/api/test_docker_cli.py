@@ -66,6 +66,23 @@ def test_logs_follow_streams_until_exit(docker, service):
     assert p.stdout == "line1\nline2\nline3\n"
 
 
+def _read_pty(fd: int, deadline: float, until: bytes | None = None) -> bytes:
+    """What a pty's far side prints: up to ``until`` (or more), else to its end (the
+    process closed it); never past ``deadline``."""
+    out = b""
+    while time.monotonic() < deadline and (until is None or until not in out):
+        if not select.select([fd], [], [], 1)[0]:
+            continue
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the far side is gone
+            break
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
 def test_run_it_through_a_pty(docker):
     """``docker run -it``: a real terminal, raw mode, the container's tty."""
     pid, fd = pty.fork()
@@ -75,20 +92,9 @@ def test_run_it_through_a_pty(docker):
     try:
         os.write(fd, b"tty; echo mark$((40+2))\r")
         deadline = time.monotonic() + 30
-        while b"mark42" not in out and time.monotonic() < deadline:
-            if select.select([fd], [], [], 1)[0]:
-                out += os.read(fd, 4096)
+        out += _read_pty(fd, deadline, until=b"mark42")
         os.write(fd, b"exit 7\r")
-        while time.monotonic() < deadline:
-            if not select.select([fd], [], [], 1)[0]:
-                continue
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
+        out += _read_pty(fd, deadline)
     finally:
         _, status = os.waitpid(pid, 0)
         os.close(fd)
@@ -105,20 +111,9 @@ def test_exec_it_through_a_pty(docker):
     out = b""
     deadline = time.monotonic() + 30
     try:
-        while b"/dev/pts" not in out and time.monotonic() < deadline:
-            if select.select([fd], [], [], 1)[0]:
-                out += os.read(fd, 4096)
+        out += _read_pty(fd, deadline, until=b"/dev/pts")
         os.write(fd, b"abc\r")
-        while time.monotonic() < deadline:
-            if not select.select([fd], [], [], 1)[0]:
-                continue
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
+        out += _read_pty(fd, deadline)
     finally:
         _, status = os.waitpid(pid, 0)
         os.close(fd)

@@ -10,16 +10,7 @@ import time
 
 import pytest
 
-
-def _cgroup_file(pid: int, controller: str, filename: str) -> str:
-    with open(f"/proc/{pid}/cgroup") as f:
-        for line in f:
-            _, ctrls, path = line.rstrip("\n").split(":", 2)
-            if controller in ctrls.split(","):
-                with open(f"/sys/fs/cgroup/{controller}{path}/{filename}") as g:
-                    return g.read().strip()
-    with open(f"/sys/fs/cgroup{path}/{filename}") as g:   # cgroup v2
-        return g.read().strip()
+from probes import cgroup_file as _cgroup_file
 
 
 def _pid(docker, name: str) -> int:  # type: ignore[no-untyped-def]

@@ -84,14 +84,10 @@ def ok(r) -> None:  # type: ignore[no-untyped-def]
 
 
 def mounts(path: str) -> list[str]:
-    """Mount points at or under ``path`` (read here, not with berth's own helper)."""
-    out = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            target = line.split()[4].replace("\\040", " ")
-            if target == path or target.startswith(path.rstrip("/") + "/"):
-                out.append(target)
-    return out
+    """Mount points at or under ``path`` (read by the tests' own leak check, not by berth)."""
+    from leaks import mounts_under
+
+    return mounts_under(path)
 
 
 def procs_in_cgroup_prefix(prefix: str) -> list[int]:

@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from probes import until as _until
+
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 
@@ -18,13 +20,6 @@ def _berth_popen(*args: str, stdin: int | None = subprocess.DEVNULL) -> subproce
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _until(pred, timeout: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 # the container waits for a go file, so the follower is attached before the output starts

@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from probes import until
+
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 
@@ -19,13 +21,8 @@ def _inspect(berth, name, fmt):
     return berth("inspect", "-f", fmt, name).stdout.strip()
 
 
-def _until(pred, timeout=10.0):
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return False
+def _until(pred, timeout=10.0):  # type: ignore[no-untyped-def]
+    return until(pred, timeout, interval=0.1)
 
 
 def test_run_foreground_output_and_exit_code(berth, busybox_image):

@@ -7,19 +7,14 @@ import os
 
 import pytest
 
+from probes import cgroup_file
+
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 
 def _cgroup_file(berth, name, controller, filename):
     pid = berth("inspect", "-f", "{{.State.Pid}}", name).stdout.strip()
-    with open(f"/proc/{pid}/cgroup") as f:
-        for line in f:
-            _, ctrls, path = line.rstrip("\n").split(":", 2)
-            if controller in ctrls.split(","):
-                with open(f"/sys/fs/cgroup/{controller}{path}/{filename}") as g:
-                    return g.read().strip()
-    with open(f"/sys/fs/cgroup{path}/{filename}") as g:   # cgroup v2
-        return g.read().strip()
+    return cgroup_file(pid, controller, filename)
 
 
 def test_ulimit(berth, busybox_image):

@@ -14,9 +14,10 @@ import shutil
 import socket
 import subprocess
 import threading
-import time
 
 import pytest
+
+from probes import until
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("nft"),
                                 reason="needs root and nft")
@@ -120,12 +121,7 @@ def clean(berth_env):  # type: ignore[no-untyped-def]
 
 
 def _until(pred, timeout=10.0):  # type: ignore[no-untyped-def]
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return False
+    return until(pred, timeout, interval=0.1)
 
 
 def test_default_bridge_gives_address_route_hosts_resolv(berth, busybox_image, clean):

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from probes import until as _until
+
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 
@@ -21,13 +23,6 @@ def _inspect(berth, name: str) -> dict:  # type: ignore[no-untyped-def]
     return json.loads(r.stdout)[0]
 
 
-def _until(pred, timeout: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_stop_signal(berth, busybox_image):
