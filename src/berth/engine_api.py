@@ -207,20 +207,7 @@ class EngineApiMixin:
 
         Unlike a foreground ``run`` nothing waits here: the exit command finishes it.
         """
-        from berth.container import monitor
-
-        svc = self.container_service
-        rec = svc.get(name)
-        with svc._lock(rec.id):
-            fresh = svc._reload(rec.id)
-            if fresh is None:
-                raise NotFound(f"No such container: {name}")
-            fresh = svc.refresh(fresh)
-            if fresh.status in ("running", "paused") and fresh.monitor:
-                return monitor.connect(monitor.MonitorHandle.from_dict(fresh.monitor))
-            _, sock = svc._launch(fresh, stdin=bool(fresh.config.get("OpenStdin")),
-                                  connect=True)
-        return sock
+        return self.container_service.start_connected(name)
 
     # -- archive stat -----------------------------------------------------------------
     def container_path_stat(self, name: str, path: str) -> dict[str, Any]:

@@ -419,6 +419,15 @@ class ContainerService(ExitHandling, Sessions):
 
     def start(self, name_or_id: str) -> ContainerRecord:
         """Detached start; starting a running container does nothing (as Docker)."""
+        return self._start(name_or_id, connect=False)[0]
+
+    def start_connected(self, name_or_id: str) -> Any:
+        """Start with conmon's attach socket connected before the process runs (the API's
+        ``POST /attach`` before ``/start``, so no early output is lost): the socket. A
+        container already running is attached to instead."""
+        return self._start(name_or_id, connect=True)[1]
+
+    def _start(self, name_or_id: str, *, connect: bool) -> tuple[ContainerRecord, Any]:
         rec = self.get(name_or_id)
         with self._lock(rec.id):
             fresh = self._reload(rec.id)
@@ -426,9 +435,13 @@ class ContainerService(ExitHandling, Sessions):
                 raise NotFound(f"No such container: {name_or_id}")
             fresh = self.refresh(fresh)
             if fresh.status in ("running", "paused"):
-                return fresh
-            self._launch(fresh, stdin=bool(fresh.config.get("OpenStdin")))
-            return fresh
+                if not connect:
+                    return fresh, None
+                if fresh.monitor:
+                    return fresh, monitor.connect(monitor.MonitorHandle.from_dict(fresh.monitor))
+            _, sock = self._launch(fresh, stdin=bool(fresh.config.get("OpenStdin")),
+                                   connect=connect)
+            return fresh, sock
 
     def _launch(self, rec: ContainerRecord, *, stdin: bool, connect: bool = False
                 ) -> tuple[monitor.MonitorHandle, Any]:
