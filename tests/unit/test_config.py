@@ -53,14 +53,28 @@ def test_bad_values_name_the_file(files: tuple[Path, Path], text: str) -> None:
 
 def test_other_sections_register_their_own_parser(files: tuple[Path, Path]) -> None:
     _, root = files
-    (root / "berth.toml").write_text('[push]\ncompression = "zstd"\n[unknown]\nx = 1\n')
-    config.register_section("push", lambda d: ("parsed", d["compression"]))
+    # a section of this test's own: the real [push] parser (registered by push_layers when
+    # it is imported) must not be replaced or removed for the tests that run after this one
+    (root / "berth.toml").write_text('[probe]\ncompression = "zstd"\n[unknown]\nx = 1\n')
+    config.register_section("probe", lambda d: ("parsed", d["compression"]))
     try:
         cfg = config.load(str(root))
-        assert cfg.section("push") == ("parsed", "zstd")
+        assert cfg.section("probe") == ("parsed", "zstd")
         assert cfg.section("unknown") == {"x": 1}  # kept raw, never an error
     finally:
-        del config.SECTIONS["push"]
+        del config.SECTIONS["probe"]
+
+
+def test_a_section_registered_after_loading_is_parsed_on_first_use(
+        files: tuple[Path, Path]) -> None:
+    _, root = files
+    (root / "berth.toml").write_text('[late]\nvalue = "x"\n')
+    cfg = config.load(str(root))
+    config.register_section("late", lambda d: ("parsed", d["value"]))
+    try:
+        assert cfg.section("late") == ("parsed", "x")
+    finally:
+        del config.SECTIONS["late"]
 
 
 def test_current_rereads_a_changed_file(files: tuple[Path, Path]) -> None:
